@@ -1,0 +1,398 @@
+//! c2sp.org/chunked-encryption instantiated as Cobblestone-256:
+//! `AEAD_AES_256_GCM` with HKDF-Expand SHA-512.
+//!
+//! ```text
+//! key || base nonce || commitment = HKDF-Expand(prk = input key,
+//!     info = "c2sp.org/chunked-encryption@v1+" || "AEAD_AES_256_GCM" || 0x00 || salt || context)
+//! ciphertext = salt (24) || commitment (32) || AEAD(chunk 0) || ... || AEAD(final chunk)
+//! ```
+//!
+//! Chunks are 16 KiB; the final chunk is always shorter (possibly empty). Chunk `i`
+//! is sealed under nonce `base nonce XOR i` (big-endian) with empty AAD.
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
+use aws_lc_rs::hkdf::{KeyType, Prk, HKDF_SHA512};
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::parallel;
+use crate::Error;
+
+/// Salt length.
+pub const SALT_LEN: usize = 24;
+/// Commitment length.
+pub const COMMITMENT_LEN: usize = 32;
+/// Bytes before the first chunk: salt and commitment.
+pub const PREFIX_LEN: usize = SALT_LEN + COMMITMENT_LEN;
+/// Plaintext bytes in every chunk but the last.
+pub const CHUNK_LEN: usize = 16 * 1024;
+/// Ciphertext bytes of a full chunk.
+pub const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
+/// The scheme's hard limit on the number of chunks in one message.
+pub const MAX_CHUNKS: u64 = 1 << 38;
+
+const LABEL: &[u8] = b"c2sp.org/chunked-encryption@v1+";
+const AEAD_NAME: &[u8] = b"AEAD_AES_256_GCM";
+const DERIVED_LEN: usize = KEY_LEN + NONCE_LEN + COMMITMENT_LEN;
+
+/// Messages with at least this many full chunks are spread over the thread pool.
+const PARALLEL_MIN_CHUNKS: usize = 16;
+/// Chunks handed to one worker at a time (1 MiB of plaintext).
+const CHUNKS_PER_TASK: usize = 64;
+
+struct DerivedLen;
+
+impl KeyType for DerivedLen {
+    fn len(&self) -> usize {
+        DERIVED_LEN
+    }
+}
+
+/// The per-message AEAD key and base nonce.
+pub(crate) struct MessageKeys {
+    cipher: Aes256Gcm,
+    base_nonce: [u8; NONCE_LEN],
+}
+
+impl Drop for MessageKeys {
+    fn drop(&mut self) {
+        // The AES key is wiped by aws-lc; the nonce is not secret but costs nothing to clear.
+        zeroize::Zeroize::zeroize(&mut self.base_nonce);
+    }
+}
+
+impl MessageKeys {
+    /// Nonce for chunk `index`: the base nonce XOR the index as a 96-bit big-endian integer.
+    #[inline]
+    pub(crate) fn nonce(&self, index: u64) -> [u8; NONCE_LEN] {
+        let mut nonce = self.base_nonce;
+        for (n, c) in nonce[NONCE_LEN - 8..].iter_mut().zip(index.to_be_bytes()) {
+            *n ^= c;
+        }
+        nonce
+    }
+
+    /// Seals a chunk held at the front of `out` (plaintext already copied there)
+    /// and writes its tag right after it.
+    #[inline]
+    pub(crate) fn seal_chunk(&self, index: u64, out: &mut [u8]) -> Result<(), Error> {
+        if index >= MAX_CHUNKS {
+            return Err(Error::MessageTooLong);
+        }
+        let (body, tag_out) = out.split_at_mut(out.len() - TAG_LEN);
+        let tag = self.cipher.seal_in_place(self.nonce(index), &[], body)?;
+        tag_out.copy_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Opens one sealed chunk (`ciphertext || tag`) into `out`.
+    #[inline]
+    pub(crate) fn open_chunk(
+        &self,
+        index: u64,
+        sealed: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        if index >= MAX_CHUNKS || sealed.len() < TAG_LEN {
+            return Err(Error::Decrypt);
+        }
+        let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+        self.cipher.open_to(self.nonce(index), &[], ct, tag, out)
+    }
+}
+
+/// Derives the message keys and the commitment for `(input_key, salt, context)`.
+pub(crate) fn derive(
+    input_key: &[u8],
+    salt: &[u8],
+    context: &[u8],
+) -> Result<(MessageKeys, [u8; COMMITMENT_LEN]), Error> {
+    if input_key.len() != KEY_LEN {
+        return Err(Error::InvalidKeySize);
+    }
+    if salt.len() != SALT_LEN {
+        return Err(Error::InvalidSaltSize);
+    }
+    let prk = Prk::new_less_safe(HKDF_SHA512, input_key);
+    let info: [&[u8]; 5] = [LABEL, AEAD_NAME, &[0u8], salt, context];
+    let mut okm = Zeroizing::new([0u8; DERIVED_LEN]);
+    prk.expand(&info, DerivedLen)
+        .and_then(|o| o.fill(&mut okm[..]))
+        .map_err(|_| Error::Internal)?;
+    let cipher = Aes256Gcm::new(&okm[..KEY_LEN])?;
+    let mut base_nonce = [0u8; NONCE_LEN];
+    base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
+    let mut commitment = [0u8; COMMITMENT_LEN];
+    commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
+    Ok((MessageKeys { cipher, base_nonce }, commitment))
+}
+
+/// Derives the keys for decryption and checks the commitment in constant time.
+pub(crate) fn derive_and_verify(
+    input_key: &[u8],
+    prefix: &[u8],
+    context: &[u8],
+) -> Result<MessageKeys, Error> {
+    if input_key.len() != KEY_LEN {
+        return Err(Error::Decrypt);
+    }
+    let (salt, commitment) = prefix[..PREFIX_LEN].split_at(SALT_LEN);
+    let (keys, expected) = derive(input_key, salt, context)?;
+    verify_slices_are_equal(commitment, &expected).map_err(|_| Error::Decrypt)?;
+    Ok(keys)
+}
+
+/// Ciphertext length of a message of `plaintext_len` bytes.
+///
+/// # Errors
+/// [`Error::MessageTooLong`] beyond the scheme's 2^38 chunks or `usize`.
+pub fn sealed_len(plaintext_len: usize) -> Result<usize, Error> {
+    let full = plaintext_len / CHUNK_LEN;
+    if full as u64 >= MAX_CHUNKS {
+        return Err(Error::MessageTooLong);
+    }
+    full.checked_mul(SEALED_CHUNK_LEN)
+        .and_then(|n| n.checked_add(PREFIX_LEN + plaintext_len % CHUNK_LEN + TAG_LEN))
+        .ok_or(Error::MessageTooLong)
+}
+
+/// Plaintext length of a ciphertext of `sealed_len` bytes, if that length is valid.
+///
+/// Invalid lengths (shorter than a prefix and an empty final chunk, or whose last
+/// chunk would be a full 16 KiB chunk, i.e. truncated) are rejected.
+///
+/// # Errors
+/// [`Error::Decrypt`] for an invalid length.
+pub fn opened_len(sealed_len: usize) -> Result<usize, Error> {
+    let body = sealed_len.checked_sub(PREFIX_LEN).ok_or(Error::Decrypt)?;
+    let full = body / SEALED_CHUNK_LEN;
+    let last = body % SEALED_CHUNK_LEN;
+    if last < TAG_LEN || full as u64 >= MAX_CHUNKS {
+        return Err(Error::Decrypt);
+    }
+    Ok(full * CHUNK_LEN + last - TAG_LEN)
+}
+
+/// Encrypts `plaintext` into `out`, which must be exactly [`sealed_len`] bytes.
+///
+/// `threads` = 0 uses every core, 1 stays on the calling thread.
+///
+/// # Errors
+/// [`Error::InvalidKeySize`], [`Error::InvalidSaltSize`], [`Error::OutputLength`],
+/// [`Error::MessageTooLong`].
+pub fn seal_into(
+    input_key: &[u8],
+    salt: &[u8],
+    context: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let expected = sealed_len(plaintext.len())?;
+    if out.len() != expected {
+        return Err(Error::OutputLength {
+            expected,
+            actual: out.len(),
+        });
+    }
+    let (keys, commitment) = derive(input_key, salt, context)?;
+    out[..SALT_LEN].copy_from_slice(salt);
+    out[SALT_LEN..PREFIX_LEN].copy_from_slice(&commitment);
+
+    let full = plaintext.len() / CHUNK_LEN;
+    let (pt_full, pt_last) = plaintext.split_at(full * CHUNK_LEN);
+    let (out_full, out_last) = out[PREFIX_LEN..].split_at_mut(full * SEALED_CHUNK_LEN);
+
+    let seal_one = |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| {
+        dst[..CHUNK_LEN].copy_from_slice(src);
+        keys.seal_chunk(index as u64, dst)
+    };
+    if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
+        parallel::run(threads, || {
+            out_full
+                .par_chunks_mut(SEALED_CHUNK_LEN)
+                .zip(pt_full.par_chunks(CHUNK_LEN))
+                .enumerate()
+                .with_min_len(CHUNKS_PER_TASK)
+                .try_for_each(seal_one)
+        })?;
+    } else {
+        out_full
+            .chunks_mut(SEALED_CHUNK_LEN)
+            .zip(pt_full.chunks(CHUNK_LEN))
+            .enumerate()
+            .try_for_each(seal_one)?;
+    }
+    out_last[..pt_last.len()].copy_from_slice(pt_last);
+    keys.seal_chunk(full as u64, out_last)
+}
+
+/// Encrypts `plaintext` into a new vector.
+///
+/// # Errors
+/// As [`seal_into`].
+pub fn seal(
+    input_key: &[u8],
+    salt: &[u8],
+    context: &[u8],
+    plaintext: &[u8],
+    threads: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0u8; sealed_len(plaintext.len())?];
+    seal_into(input_key, salt, context, plaintext, &mut out, threads)?;
+    Ok(out)
+}
+
+/// Decrypts `ciphertext` into `out`, which must be exactly [`opened_len`] bytes.
+///
+/// The commitment is checked before any chunk is decrypted. On any failure `out`
+/// is zeroed, so no unauthenticated or partial plaintext is left behind.
+///
+/// # Errors
+/// [`Error::Decrypt`] for every authentication or length failure (including a
+/// wrong-sized key); [`Error::OutputLength`] if `out` has the wrong size.
+pub fn open_into(
+    input_key: &[u8],
+    ciphertext: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let expected = opened_len(ciphertext.len())?;
+    if out.len() != expected {
+        return Err(Error::OutputLength {
+            expected,
+            actual: out.len(),
+        });
+    }
+    let result = open_checked(input_key, ciphertext, context, out, threads);
+    if result.is_err() {
+        out.fill(0);
+    }
+    result
+}
+
+fn open_checked(
+    input_key: &[u8],
+    ciphertext: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let keys = derive_and_verify(input_key, ciphertext, context)?;
+    let full = out.len() / CHUNK_LEN;
+    let (ct_full, ct_last) = ciphertext[PREFIX_LEN..].split_at(full * SEALED_CHUNK_LEN);
+    let (out_full, out_last) = out.split_at_mut(full * CHUNK_LEN);
+
+    let open_one =
+        |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| keys.open_chunk(index as u64, src, dst);
+    if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
+        parallel::run(threads, || {
+            out_full
+                .par_chunks_mut(CHUNK_LEN)
+                .zip(ct_full.par_chunks(SEALED_CHUNK_LEN))
+                .enumerate()
+                .with_min_len(CHUNKS_PER_TASK)
+                .try_for_each(open_one)
+        })?;
+    } else {
+        out_full
+            .chunks_mut(CHUNK_LEN)
+            .zip(ct_full.chunks(SEALED_CHUNK_LEN))
+            .enumerate()
+            .try_for_each(open_one)?;
+    }
+    keys.open_chunk(full as u64, ct_last, out_last)
+}
+
+/// Decrypts `ciphertext` into a new vector.
+///
+/// # Errors
+/// As [`open_into`].
+pub fn open(
+    input_key: &[u8],
+    ciphertext: &[u8],
+    context: &[u8],
+    threads: usize,
+) -> Result<Vec<u8>, Error> {
+    let mut out = vec![0u8; opened_len(ciphertext.len())?];
+    open_into(input_key, ciphertext, context, &mut out, threads)?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lengths_follow_the_spec_examples() {
+        // Empty message: one empty chunk.
+        assert_eq!(sealed_len(0).unwrap(), PREFIX_LEN + TAG_LEN);
+        // 16 KiB: one full chunk and one empty chunk.
+        assert_eq!(
+            sealed_len(CHUNK_LEN).unwrap(),
+            PREFIX_LEN + SEALED_CHUNK_LEN + TAG_LEN
+        );
+        for n in [
+            0,
+            1,
+            1024,
+            CHUNK_LEN - 1,
+            CHUNK_LEN,
+            CHUNK_LEN + 1,
+            20 * 1024,
+            5 * CHUNK_LEN,
+        ] {
+            assert_eq!(opened_len(sealed_len(n).unwrap()).unwrap(), n);
+        }
+    }
+
+    #[test]
+    fn invalid_lengths_are_rejected() {
+        for bad in [
+            0,
+            PREFIX_LEN,
+            PREFIX_LEN + TAG_LEN - 1,
+            PREFIX_LEN + SEALED_CHUNK_LEN,
+        ] {
+            assert_eq!(opened_len(bad), Err(Error::Decrypt), "length {bad}");
+        }
+    }
+
+    #[test]
+    fn parallel_and_serial_agree_and_round_trip() {
+        let key = [3u8; 32];
+        let salt = [9u8; 24];
+        let msg: Vec<u8> = (0..(40 * CHUNK_LEN + 77)).map(|i| (i * 31) as u8).collect();
+        let one = seal(&key, &salt, b"ctx", &msg, 1).unwrap();
+        let all = seal(&key, &salt, b"ctx", &msg, 0).unwrap();
+        let two = seal(&key, &salt, b"ctx", &msg, 2).unwrap();
+        assert_eq!(one, all);
+        assert_eq!(one, two);
+        assert_eq!(open(&key, &one, b"ctx", 0).unwrap(), msg);
+        assert_eq!(open(&key, &one, b"ctx", 1).unwrap(), msg);
+    }
+
+    #[test]
+    fn failure_zeroes_the_output() {
+        let key = [3u8; 32];
+        let msg = vec![0xAAu8; 40 * CHUNK_LEN];
+        let mut ct = seal(&key, &[1u8; 24], b"", &msg, 0).unwrap();
+        let last = ct.len() - 1;
+        ct[last] ^= 1; // final chunk's tag: every earlier chunk opens fine
+        let mut out = vec![0u8; msg.len()];
+        assert_eq!(open_into(&key, &ct, b"", &mut out, 0), Err(Error::Decrypt));
+        assert!(out.iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn chunk_nonce_xors_big_endian_index() {
+        let (keys, _) = derive(&[0u8; 32], &[0u8; 24], b"").unwrap();
+        let n0 = keys.nonce(0);
+        let n = keys.nonce(0x01_0203_0405);
+        assert_eq!(&n[..7], &n0[..7]);
+        assert_eq!(n[7] ^ n0[7], 0x01);
+        assert_eq!(n[11] ^ n0[11], 0x05);
+    }
+}

@@ -1,0 +1,20 @@
+//! The AES-256-GCM data plane of envelope.
+//!
+//! This crate knows nothing about Python, KMS providers or the envelope header:
+//! it implements [c2sp.org/chunked-encryption] ("Cobblestone") instantiated with
+//! `AEAD_AES_256_GCM` and HKDF-Expand SHA-512 on plain byte buffers, one-shot
+//! (chunks spread over a thread pool) and incrementally for streams.
+//!
+//! All primitives come from `aws-lc-rs`; nothing here is a homemade primitive.
+//!
+//! [c2sp.org/chunked-encryption]: https://c2sp.org/chunked-encryption
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod aead;
+pub mod cobblestone;
+mod error;
+mod parallel;
+pub mod stream;
+
+pub use error::Error;
