@@ -50,6 +50,30 @@ impl Aes256Gcm {
         Ok(out)
     }
 
+    /// Encrypts `plaintext` into `out` (same length) and writes the tag into `tag_out`.
+    ///
+    /// # Errors
+    /// [`Error::Internal`] if aws-lc refuses (lengths are checked by the callers).
+    pub fn seal_to(
+        &self,
+        nonce: [u8; NONCE_LEN],
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+        tag_out: &mut [u8],
+    ) -> Result<(), Error> {
+        self.key
+            .seal_out_of_place_scatter(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(aad),
+                plaintext,
+                out,
+                &[],
+                tag_out,
+            )
+            .map_err(|_| Error::Internal)
+    }
+
     /// Decrypts `ciphertext` (without tag) into `out`, which must be as long as `ciphertext`.
     /// On failure `out` is zeroed.
     ///

@@ -86,6 +86,22 @@ impl MessageKeys {
         Ok(())
     }
 
+    /// Seals `plaintext` into `out`, which is `plaintext.len() + TAG_LEN` bytes.
+    #[inline]
+    pub(crate) fn seal_chunk_to(
+        &self,
+        index: u64,
+        plaintext: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        if index >= MAX_CHUNKS {
+            return Err(Error::MessageTooLong);
+        }
+        let (body, tag_out) = out.split_at_mut(plaintext.len());
+        self.cipher
+            .seal_to(self.nonce(index), &[], plaintext, body, tag_out)
+    }
+
     /// Opens one sealed chunk (`ciphertext || tag`) into `out`.
     #[inline]
     pub(crate) fn open_chunk(
@@ -205,8 +221,7 @@ pub fn seal_into(
     let (out_full, out_last) = out[PREFIX_LEN..].split_at_mut(full * SEALED_CHUNK_LEN);
 
     let seal_one = |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| {
-        dst[..CHUNK_LEN].copy_from_slice(src);
-        keys.seal_chunk(index as u64, dst)
+        keys.seal_chunk_to(index as u64, src, dst)
     };
     if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
         parallel::run(threads, || {
@@ -224,8 +239,7 @@ pub fn seal_into(
             .enumerate()
             .try_for_each(seal_one)?;
     }
-    out_last[..pt_last.len()].copy_from_slice(pt_last);
-    keys.seal_chunk(full as u64, out_last)
+    keys.seal_chunk_to(full as u64, pt_last, out_last)
 }
 
 /// Encrypts `plaintext` into a new vector.

@@ -15,6 +15,8 @@ pub mod aead;
 pub mod cobblestone;
 mod error;
 mod parallel;
+
+pub use parallel::zero_fill;
 pub mod stream;
 
 pub use error::Error;

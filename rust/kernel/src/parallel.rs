@@ -4,6 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use std::mem::MaybeUninit;
+
+use rayon::prelude::*;
 use rayon::{ThreadPool, ThreadPoolBuilder};
 
 use crate::Error;
@@ -41,4 +44,21 @@ fn pool(threads: usize) -> Result<Arc<ThreadPool>, Error> {
     );
     map.insert(threads, Arc::clone(&p));
     Ok(p)
+}
+
+/// Zero-fills fresh (never touched) memory on `threads` workers (0 = all cores).
+///
+/// Touching a fresh allocation's pages from several threads spreads its page
+/// faults across cores, which is most of the cost of filling a large new buffer.
+/// After this returns every byte of `buf` is initialized (to zero).
+pub fn zero_fill(buf: &mut [MaybeUninit<u8>], threads: usize) {
+    const PIECE: usize = 1 << 20;
+    if threads == 1 || buf.len() < 4 * PIECE {
+        buf.fill(MaybeUninit::new(0));
+    } else {
+        run(threads, || {
+            buf.par_chunks_mut(PIECE)
+                .for_each(|piece| piece.fill(MaybeUninit::new(0)))
+        });
+    }
 }

@@ -54,11 +54,13 @@ fn wycheproof_aes_256_gcm_96_bit_iv() {
 }
 
 /// Parses a NIST CAVP .rsp file into (section headers, record fields) pairs.
-fn parse_rsp(rel: &str) -> Vec<(Vec<(String, String)>, Vec<(String, String)>)> {
+type Fields = Vec<(String, String)>;
+
+fn parse_rsp(rel: &str) -> Vec<(Fields, Fields)> {
     let text = std::fs::read_to_string(vectors_dir().join(rel)).unwrap();
     let mut out = Vec::new();
-    let mut section: Vec<(String, String)> = Vec::new();
-    let mut record: Vec<(String, String)> = Vec::new();
+    let mut section: Fields = Vec::new();
+    let mut record: Fields = Vec::new();
     let mut in_section_header = false;
     for line in text.lines().map(str::trim) {
         if line.starts_with('[') {
@@ -94,7 +96,7 @@ fn field<'a>(fields: &'a [(String, String)], k: &str) -> Option<&'a str> {
     fields.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
-fn nist_records(rel: &str) -> Vec<Vec<(String, String)>> {
+fn nist_records(rel: &str) -> Vec<Fields> {
     parse_rsp(rel)
         .into_iter()
         .filter(|(sec, _)| field(sec, "IVlen") == Some("96") && field(sec, "Taglen") == Some("128"))

@@ -1,1 +1,137 @@
+//! `envelope._native`: the PyO3 face of `envelope-kernel`.
+//!
+//! Only argument conversion, GIL release and error mapping live here; every
+//! byte of cryptography happens in the kernel crate. Authentication failures
+//! raise `envelope.errors.DecryptionError`; argument errors raise `ValueError`.
 
+mod buffers;
+mod errors;
+mod fresh;
+mod streams;
+
+use envelope_kernel::{aead, cobblestone};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::buffers::{ReadBuffer, WriteBuffer};
+use crate::errors::to_py;
+
+/// AES-256-GCM encryption (96-bit nonce); returns `ciphertext || tag`. Hazmat, for vectors.
+#[pyfunction]
+fn aes256gcm_seal<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    plaintext: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = aead::seal(key, nonce, aad, plaintext).map_err(|e| to_py(py, e))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// AES-256-GCM decryption of `ciphertext || tag`. Hazmat, for vectors.
+#[pyfunction]
+fn aes256gcm_open<'py>(
+    py: Python<'py>,
+    key: &[u8],
+    nonce: &[u8],
+    aad: &[u8],
+    sealed: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
+    let out = aead::open(key, nonce, aad, sealed).map_err(|e| to_py(py, e))?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// Ciphertext length of a Cobblestone-256 message of `plaintext_len` bytes.
+#[pyfunction]
+fn cobblestone_sealed_len(py: Python<'_>, plaintext_len: usize) -> PyResult<usize> {
+    cobblestone::sealed_len(plaintext_len).map_err(|e| to_py(py, e))
+}
+
+/// Plaintext length of a Cobblestone-256 ciphertext; `DecryptionError` if the length is invalid.
+#[pyfunction]
+fn cobblestone_opened_len(py: Python<'_>, sealed_len: usize) -> PyResult<usize> {
+    cobblestone::opened_len(sealed_len).map_err(|e| to_py(py, e))
+}
+
+/// Seals `message` (any contiguous buffer). Returns new `bytes` holding `prefix`
+/// followed by the ciphertext, or writes the ciphertext into the writable buffer
+/// `out` (exactly `cobblestone_sealed_len` bytes) and returns `None`.
+#[pyfunction]
+// Mirrors the Python signature: keyword arguments, not a parameter object.
+#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (input_key, salt, context, message, threads=0, out=None, prefix=b"".as_slice()))]
+fn cobblestone_seal<'py>(
+    py: Python<'py>,
+    input_key: &[u8],
+    salt: &[u8],
+    context: &[u8],
+    message: &Bound<'py, PyAny>,
+    threads: usize,
+    out: Option<&Bound<'py, PyAny>>,
+    prefix: &[u8],
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let message = ReadBuffer::get(message)?;
+    let pt = message.as_slice();
+    let run = |dst: &mut [u8]| cobblestone::seal_into(input_key, salt, context, pt, dst, threads);
+    match out {
+        Some(out) => {
+            let mut out = WriteBuffer::get(out)?;
+            let dst = out.as_mut_slice();
+            py.detach(|| run(dst)).map_err(|e| to_py(py, e))?;
+            Ok(None)
+        }
+        None => {
+            let len = cobblestone::sealed_len(pt.len()).map_err(|e| to_py(py, e))?;
+            fresh::new_bytes(py, prefix, len, threads, run).map(Some)
+        }
+    }
+}
+
+/// Opens a Cobblestone-256 ciphertext (any contiguous buffer). Returns new `bytes`,
+/// or writes into `out` (exactly `cobblestone_opened_len` bytes) and returns `None`.
+/// On failure `out` is zeroed and `DecryptionError` is raised.
+#[pyfunction]
+#[pyo3(signature = (input_key, ciphertext, context, threads=0, out=None))]
+fn cobblestone_open<'py>(
+    py: Python<'py>,
+    input_key: &[u8],
+    ciphertext: &Bound<'py, PyAny>,
+    context: &[u8],
+    threads: usize,
+    out: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let ciphertext = ReadBuffer::get(ciphertext)?;
+    let ct = ciphertext.as_slice();
+    let run = |dst: &mut [u8]| cobblestone::open_into(input_key, ct, context, dst, threads);
+    match out {
+        Some(out) => {
+            let mut out = WriteBuffer::get(out)?;
+            let dst = out.as_mut_slice();
+            py.detach(|| run(dst)).map_err(|e| to_py(py, e))?;
+            Ok(None)
+        }
+        None => {
+            let len = cobblestone::opened_len(ct.len()).map_err(|e| to_py(py, e))?;
+            fresh::new_bytes(py, b"", len, threads, run).map(Some)
+        }
+    }
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("CHUNK_LEN", cobblestone::CHUNK_LEN)?;
+    m.add("SEALED_CHUNK_LEN", cobblestone::SEALED_CHUNK_LEN)?;
+    m.add("PREFIX_LEN", cobblestone::PREFIX_LEN)?;
+    m.add("SALT_LEN", cobblestone::SALT_LEN)?;
+    m.add("TAG_LEN", aead::TAG_LEN)?;
+    m.add_function(wrap_pyfunction!(aes256gcm_seal, m)?)?;
+    m.add_function(wrap_pyfunction!(aes256gcm_open, m)?)?;
+    m.add_function(wrap_pyfunction!(cobblestone_sealed_len, m)?)?;
+    m.add_function(wrap_pyfunction!(cobblestone_opened_len, m)?)?;
+    m.add_function(wrap_pyfunction!(cobblestone_seal, m)?)?;
+    m.add_function(wrap_pyfunction!(cobblestone_open, m)?)?;
+    m.add_class::<streams::StreamSealer>()?;
+    m.add_class::<streams::StreamOpener>()?;
+    Ok(())
+}

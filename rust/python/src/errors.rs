@@ -1,0 +1,25 @@
+//! Kernel errors to Python exceptions.
+
+use envelope_kernel::Error;
+use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::prelude::*;
+
+/// `envelope.errors.DecryptionError` for authentication failures, `ValueError`
+/// for bad arguments, `RuntimeError` for what cannot happen on valid input.
+pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
+    match err {
+        Error::Decrypt => decryption_error(py),
+        Error::Internal => PyRuntimeError::new_err(err.to_string()),
+        _ => PyValueError::new_err(err.to_string()),
+    }
+}
+
+fn decryption_error(py: Python<'_>) -> PyErr {
+    match py
+        .import("envelope.errors")
+        .and_then(|m| m.getattr("DecryptionError"))
+    {
+        Ok(cls) => PyErr::from_type(cls.cast_into().expect("DecryptionError is a type"), ()),
+        Err(e) => e,
+    }
+}
