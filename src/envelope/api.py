@@ -1,0 +1,339 @@
+"""The Envelope class: envelope encryption of bytes, streams and files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from envelope import _native, chunked
+from envelope.atomic import atomic_output
+from envelope.cluster import ClusterSecret
+from envelope.context import Context, canonical_context
+from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
+from envelope.format import (
+    SUITE_COBBLESTONE_256,
+    Header,
+    KeySlot,
+    SplitDescriptor,
+    body_context,
+    encode_header,
+    parse_header,
+    read_header,
+)
+from envelope.keys import derive_input_key
+from envelope.kms import KmsBackend
+from envelope.kms.types import WrappedKey
+
+if TYPE_CHECKING:
+    from typing_extensions import Buffer
+
+__all__ = ["Envelope"]
+
+#: Bytes read per step by the stream and file paths (a multiple of the chunk size).
+STREAM_PIECE = 64 * chunked.CHUNK_SIZE
+
+Progress = Callable[[int], None]
+
+
+def _wipe(b: bytearray) -> None:
+    b[:] = bytes(len(b))
+
+
+class Envelope:
+    """Encrypts under a fresh data key from ``kms``, split with ``cluster_secret``.
+
+    Args:
+        kms: the backend holding this service's KEK (:class:`~envelope.kms.KmsBackend`).
+        cluster_secret: this service's cluster-secret part(s). When given, new messages
+            need both the KMS and the part to decrypt. Messages that record no split
+            decrypt without it.
+        threads: worker threads for large messages; 0 means one per core.
+
+    Decryption only ever uses ``kms`` and ``cluster_secret``: a message cannot make
+    this object contact another KMS or key, it can only fail to name the one configured.
+    """
+
+    __slots__ = ("_cluster", "_kms", "_threads")
+
+    def __init__(
+        self, kms: KmsBackend, cluster_secret: ClusterSecret | None = None, *, threads: int = 0
+    ) -> None:
+        if threads < 0:
+            raise ValueError("threads must be >= 0")
+        self._kms = kms
+        self._cluster = cluster_secret
+        self._threads = threads
+
+    def __repr__(self) -> str:
+        return f"Envelope(kms={self._kms!r}, cluster_secret={self._cluster!r})"
+
+    @property
+    def kms(self) -> KmsBackend:
+        """The KMS backend."""
+        return self._kms
+
+    # -- key handling -----------------------------------------------------------------
+
+    def _new_message(self, context: Mapping[str, str] | None) -> tuple[Header, bytes, bytearray]:
+        ctx = canonical_context(context)
+        part = self._cluster.current if self._cluster else None
+        with self._kms.generate_data_key(ctx) as data_key:
+            wrapped = data_key.wrapped
+            input_key = derive_input_key(data_key.plaintext, part.material if part else None)
+        header = Header(
+            SUITE_COBBLESTONE_256,
+            ctx,
+            SplitDescriptor(part.id if part else None),
+            (KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob),),
+        )
+        return header, encode_header(header), input_key
+
+    def _our_slot(self, header: Header) -> KeySlot:
+        for slot in header.slots:
+            if slot.provider == self._kms.provider_id and slot.key_id == self._kms.key_id:
+                return slot
+        named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in header.slots)
+        raise KeyUnavailableError(
+            f"this message's data key is wrapped by {named}; this Envelope is configured "
+            f"with {self._kms.provider_id} key {self._kms.key_id!r} only"
+        )
+
+    def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
+        if context is not None and canonical_context(context) != header.context:
+            raise DecryptionError()
+        slot = self._our_slot(header)
+        part = None
+        sid = header.split.cluster_secret_id
+        if sid is not None:
+            if self._cluster is None:
+                raise KeyUnavailableError(
+                    f"this message needs cluster-secret part {sid}, and no cluster secret is "
+                    "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
+                )
+            part = self._cluster.part(sid)
+        data_key = self._kms.unwrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context)
+        try:
+            return derive_input_key(data_key, part.material if part else None)
+        finally:
+            _wipe(data_key)
+
+    # -- bytes ------------------------------------------------------------------------
+
+    def encrypt(self, data: Buffer, context: Mapping[str, str] | None = None) -> bytes:
+        """Encrypts ``data`` (any contiguous buffer) into one envelope message.
+
+        Raises:
+            KmsError: the KMS could not generate a data key.
+            ValueError, TypeError: the context is invalid (see ``canonical_context``).
+        """
+        header, header_bytes, input_key = self._new_message(context)
+        try:
+            out = _native.cobblestone_seal(
+                bytes(input_key),
+                chunked._salt(None),
+                body_context(header),
+                data,
+                self._threads,
+                None,
+                header_bytes,
+            )
+        finally:
+            _wipe(input_key)
+        assert out is not None
+        return out
+
+    def decrypt(self, blob: Buffer, context: Mapping[str, str] | None = None) -> bytes:
+        """Decrypts an envelope message.
+
+        Args:
+            blob: the message.
+            context: if given, the message's context must equal it.
+
+        Raises:
+            DecryptionError: the message is tampered, truncated, extended, or its
+                context differs; subclasses :class:`FormatError` (not a message this
+                version reads) and :class:`KeyUnavailableError` (it needs a KMS key or
+                cluster-secret part that is not configured; the error names it).
+            KmsError: the KMS could not be used.
+        """
+        view = memoryview(blob).cast("B")
+        header, offset = parse_header(view)
+        input_key = self._input_key(header, context)
+        try:
+            out = chunked.decrypt(input_key, view[offset:], body_context(header), threads=self._threads)
+        finally:
+            _wipe(input_key)
+        return out
+
+    def rewrap(self, blob: Buffer) -> bytes:
+        """Re-wraps the message's data key under the newest KEK version.
+
+        Only the key slot changes; the body is copied unchanged and still decrypts.
+
+        Raises:
+            DecryptionError, KeyUnavailableError, FormatError, KmsError: as :meth:`decrypt`.
+        """
+        view = memoryview(blob).cast("B")
+        header, offset = parse_header(view)
+        new_header = self._rewrapped(header)
+        return encode_header(new_header) + bytes(view[offset:])
+
+    def _rewrapped(self, header: Header) -> Header:
+        slot = self._our_slot(header)
+        fresh = self._kms.rewrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context)
+        slots = tuple(
+            KeySlot(fresh.provider, fresh.key_id, fresh.blob) if s is slot else s for s in header.slots
+        )
+        return Header(header.suite, header.context, header.split, slots)
+
+    # -- streams ----------------------------------------------------------------------
+
+    def encrypt_stream(
+        self,
+        src: BinaryIO,
+        dst: BinaryIO,
+        context: Mapping[str, str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Encrypts ``src`` to ``dst`` in constant memory.
+
+        Returns:
+            The number of plaintext bytes read.
+
+        Raises:
+            KmsError, ValueError: as :meth:`encrypt`; OSError from the streams.
+        """
+        header, header_bytes, input_key = self._new_message(context)
+        try:
+            enc = chunked.Encryptor(input_key, body_context(header))
+        finally:
+            _wipe(input_key)
+        dst.write(header_bytes)
+        total = 0
+        while piece := src.read(STREAM_PIECE):
+            total += len(piece)
+            dst.write(enc.update(piece))
+            if progress:
+                progress(len(piece))
+        dst.write(enc.finalize())
+        return total
+
+    def decrypt_stream(
+        self,
+        src: BinaryIO,
+        dst: BinaryIO,
+        context: Mapping[str, str] | None = None,
+        *,
+        progress: Progress | None = None,
+    ) -> int:
+        """Decrypts ``src`` to ``dst`` in constant memory.
+
+        Only authenticated plaintext is written, chunk by chunk; if the message turns out
+        to be truncated or tampered later on, ``dst`` has received a valid prefix and
+        DecryptionError is raised. Use :meth:`decrypt_file` to get all or nothing.
+
+        Returns:
+            The number of plaintext bytes written.
+
+        Raises:
+            DecryptionError, KmsError: as :meth:`decrypt`; OSError from the streams.
+        """
+        header = read_header(src)
+        input_key = self._input_key(header, context)
+        try:
+            dec = chunked.Decryptor(input_key, body_context(header))
+        finally:
+            _wipe(input_key)
+        total = 0
+        while piece := src.read(STREAM_PIECE):
+            out = dec.update(piece)
+            total += len(out)
+            dst.write(out)
+            if progress:
+                progress(len(piece))
+        out = dec.finalize()
+        dst.write(out)
+        return total + len(out)
+
+    # -- files ------------------------------------------------------------------------
+
+    def encrypt_file(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        context: Mapping[str, str] | None = None,
+        *,
+        mode: int = 0o600,
+        progress: Progress | None = None,
+    ) -> int:
+        """Encrypts file ``src`` into ``dst``, atomically (all or nothing) with ``mode``.
+
+        Raises:
+            ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
+            KmsError, ValueError: as :meth:`encrypt`.
+        """
+        with _open_input(src) as f_in, _output(dst, mode) as f_out:
+            return self.encrypt_stream(f_in, f_out, context, progress=progress)
+
+    def decrypt_file(
+        self,
+        src: str | os.PathLike[str],
+        dst: str | os.PathLike[str],
+        context: Mapping[str, str] | None = None,
+        *,
+        mode: int = 0o600,
+        progress: Progress | None = None,
+    ) -> int:
+        """Decrypts file ``src`` into ``dst`` atomically with ``mode`` (default 0600).
+
+        ``dst`` appears only if the whole message authenticated; on any failure no
+        file, not even a partial one, is left behind.
+
+        Raises:
+            DecryptionError, KmsError: as :meth:`decrypt`.
+            ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
+        """
+        with _open_input(src) as f_in, _output(dst, mode) as f_out:
+            return self.decrypt_stream(f_in, f_out, context, progress=progress)
+
+    def rewrap_file(self, path: str | os.PathLike[str]) -> None:
+        """Rewraps the message in file ``path`` in place (atomically; body streamed).
+
+        Raises:
+            As :meth:`rewrap`; ConfigError if the file cannot be read or replaced.
+        """
+        target = Path(path)
+        with _open_input(target) as f_in:
+            header = self._rewrapped(read_header(f_in))
+            mode = os.fstat(f_in.fileno()).st_mode & 0o777
+            with _output(target, mode) as f_out:
+                f_out.write(encode_header(header))
+                while piece := f_in.read(STREAM_PIECE):
+                    f_out.write(piece)
+
+
+def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
+    try:
+        return open(path, "rb")  # noqa: SIM115 - returned to a with-statement
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+
+
+class _output:
+    """atomic_output that reports the file it could not create as a ConfigError."""
+
+    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
+        self._cm = atomic_output(path, mode=mode)
+        self._path = path
+
+    def __enter__(self) -> BinaryIO:
+        try:
+            return self._cm.__enter__()
+        except OSError as exc:
+            raise ConfigError(f"cannot write {self._path}: {exc.strerror}") from None
+
+    def __exit__(self, *exc: object) -> bool | None:
+        return self._cm.__exit__(*exc)  # type: ignore[arg-type]

@@ -1,0 +1,386 @@
+"""The local keyring: the embedded default KMS, for development and tests.
+
+A keyring file holds versioned 256-bit KEKs. New wraps use the newest version; older
+versions keep unwrapping. The file is JSON, written atomically with mode 0600, and may
+be protected by a passphrase (scrypt, from ``cryptography``). Wrapping is AES-256-GCM
+with a random 96-bit nonce and the encryption context in the AAD.
+
+Wrapped key bytes: ``0x01 | u32 version | nonce (12) | ciphertext (32) | tag (16)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from envelope.atomic import write_atomic
+from envelope.context import Context, encode_context
+from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope.kms.types import DATA_KEY_BYTES, DataKey, WrappedKey
+
+__all__ = ["KeyVersion", "LocalKms", "default_keyring_path"]
+
+FILE_FORMAT = "envelope-keyring/v1"
+_BLOB_FORMAT = 1
+_BLOB_LEN = 1 + 4 + 12 + DATA_KEY_BYTES + 16
+_WRAP_LABEL = b"envelope.dev/v1 local-kms wrap\x00"
+_FILE_LABEL = b"envelope.dev/v1 keyring file\x00"
+# scrypt cost: ~32 MiB and ~0.1 s here; stored in the file so it can be raised later.
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+MAX_VERSIONS = 10_000
+
+
+def default_keyring_path() -> Path:
+    """``$ENVELOPE_KEYRING``, else ``$XDG_CONFIG_HOME/envelope/keyring.json``
+    (``~/.config/envelope/keyring.json``)."""
+    if env := os.environ.get("ENVELOPE_KEYRING"):
+        return Path(env)
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "envelope" / "keyring.json"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyVersion:
+    """Public facts about one KEK version (never its bytes)."""
+
+    version: int
+    created: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat()
+
+
+def _b64(b: bytes | bytearray) -> str:
+    return base64.b64encode(bytes(b)).decode()
+
+
+def _unb64(s: object, what: str, path: Path) -> bytes:
+    if not isinstance(s, str):
+        raise ConfigError(f"keyring {path} is corrupt: {what} is not a string")
+    try:
+        return base64.b64decode(s, validate=True)
+    except ValueError:
+        raise ConfigError(f"keyring {path} is corrupt: {what} is not base64") from None
+
+
+def _scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
+
+
+class LocalKms:
+    """A keyring file of versioned 256-bit KEKs (see the module docstring).
+
+    Build one with :meth:`create`, :meth:`open` or :meth:`ephemeral`.
+    """
+
+    provider_id = "local"
+
+    def __init__(
+        self,
+        keyring_id: str,
+        keys: dict[int, bytearray],
+        created: dict[int, str],
+        *,
+        path: Path | None,
+        passphrase: str | None,
+    ) -> None:
+        self._id = keyring_id
+        self._keys = keys
+        self._created = created
+        self._path = path
+        self._passphrase = passphrase
+        self._ciphers = {v: AESGCM(bytes(k)) for v, k in keys.items()}
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def ephemeral(cls) -> LocalKms:
+        """A keyring that lives only in memory (tests, one-off tools)."""
+        return cls(
+            f"kr-{secrets.token_hex(8)}",
+            {1: bytearray(secrets.token_bytes(32))},
+            {1: _now()},
+            path=None,
+            passphrase=None,
+        )
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        passphrase: str | None = None,
+        overwrite: bool = False,
+    ) -> LocalKms:
+        """Creates a keyring with one KEK version and writes it (mode 0600).
+
+        Args:
+            path: the file; default :func:`default_keyring_path`.
+            passphrase: if given, the keys are stored encrypted under scrypt(passphrase).
+            overwrite: replace an existing keyring (its keys are lost).
+
+        Raises:
+            ConfigError: the file exists and ``overwrite`` is false, or it cannot be written.
+        """
+        target = Path(path) if path is not None else default_keyring_path()
+        if target.exists() and not overwrite:
+            raise ConfigError(
+                f"a keyring already exists at {target}; use it, or pass overwrite=True "
+                "(--force) to replace it and lose its keys"
+            )
+        kms = cls.ephemeral()
+        kms._path = target
+        kms._passphrase = passphrase
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigError(f"cannot create keyring directory {target.parent}: {exc.strerror}") from None
+        kms._save()
+        return kms
+
+    @classmethod
+    def open(
+        cls, path: str | os.PathLike[str] | None = None, *, passphrase: str | None = None
+    ) -> LocalKms:
+        """Loads a keyring file.
+
+        Raises:
+            ConfigError: the file is missing (says to run ``envelope keyring init``), is
+                readable by other users, is corrupt, needs a passphrase, or the
+                passphrase is wrong.
+        """
+        target = Path(path) if path is not None else default_keyring_path()
+        try:
+            st = target.stat()
+            raw = target.read_bytes()
+        except FileNotFoundError:
+            raise ConfigError(
+                f"no keyring at {target}: run `envelope keyring init` to create one "
+                "(or point --keyring / ENVELOPE_KEYRING at an existing keyring)"
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"cannot read keyring {target}: {exc.strerror}") from None
+        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(
+                f"keyring {target} is accessible by other users (mode "
+                f"{stat.S_IMODE(st.st_mode):04o}); run `chmod 600 {target}`"
+            )
+        try:
+            doc = json.loads(raw)
+        except ValueError:
+            raise ConfigError(f"keyring {target} is corrupt: not JSON") from None
+        if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
+            raise ConfigError(f"{target} is not an envelope keyring ({FILE_FORMAT})")
+        keyring_id = doc.get("id")
+        if not isinstance(keyring_id, str) or not keyring_id:
+            raise ConfigError(f"keyring {target} is corrupt: no id")
+        entries = cls._load_entries(doc, keyring_id, target, passphrase)
+        keys: dict[int, bytearray] = {}
+        created: dict[int, str] = {}
+        for e in entries:
+            if not isinstance(e, dict) or not isinstance(e.get("version"), int):
+                raise ConfigError(f"keyring {target} is corrupt: bad key entry")
+            material = bytearray(_unb64(e.get("material"), "key material", target))
+            if len(material) != 32:
+                raise ConfigError(f"keyring {target} is corrupt: a key is not 32 bytes")
+            keys[e["version"]] = material
+            created[e["version"]] = str(e.get("created", ""))
+        if not keys:
+            raise ConfigError(f"keyring {target} is corrupt: it holds no keys")
+        return cls(keyring_id, keys, created, path=target, passphrase=passphrase)
+
+    @staticmethod
+    def _load_entries(
+        doc: dict[str, Any], keyring_id: str, path: Path, passphrase: str | None
+    ) -> list[Any]:
+        protection = doc.get("protection")
+        if protection is None:
+            entries = doc.get("keys")
+            if not isinstance(entries, list):
+                raise ConfigError(f"keyring {path} is corrupt: no keys")
+            return entries
+        if not isinstance(protection, dict) or protection.get("kdf") != "scrypt":
+            raise ConfigError(f"keyring {path} uses an unknown protection scheme")
+        if passphrase is None:
+            raise ConfigError(
+                f"keyring {path} is passphrase-protected: set ENVELOPE_KEYRING_PASSPHRASE "
+                "or pass --passphrase-file"
+            )
+        salt = _unb64(protection.get("salt"), "salt", path)
+        nonce = _unb64(protection.get("nonce"), "nonce", path)
+        sealed = _unb64(doc.get("keys_encrypted"), "keys_encrypted", path)
+        try:
+            n, r, p = int(protection["n"]), int(protection["r"]), int(protection["p"])
+            key = _scrypt_key(passphrase, salt, n, r, p)
+            plain = AESGCM(key).decrypt(nonce, sealed, _FILE_LABEL + keyring_id.encode())
+        except InvalidTag:
+            raise ConfigError(f"wrong passphrase for keyring {path}") from None
+        except (KeyError, TypeError, ValueError):
+            raise ConfigError(f"keyring {path} is corrupt: bad protection parameters") from None
+        entries = json.loads(plain)
+        if not isinstance(entries, list):
+            raise ConfigError(f"keyring {path} is corrupt: bad key list")
+        return entries
+
+    def _save(self) -> None:
+        if self._path is None:
+            return
+        entries = [
+            {"version": v, "created": self._created[v], "material": _b64(k)}
+            for v, k in sorted(self._keys.items())
+        ]
+        doc: dict[str, Any] = {"format": FILE_FORMAT, "id": self._id}
+        if self._passphrase is None:
+            doc["protection"] = None
+            doc["keys"] = entries
+        else:
+            salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
+            key = _scrypt_key(self._passphrase, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
+            sealed = AESGCM(key).encrypt(
+                nonce, json.dumps(entries).encode(), _FILE_LABEL + self._id.encode()
+            )
+            doc["protection"] = {
+                "kdf": "scrypt",
+                "n": _SCRYPT_N,
+                "r": _SCRYPT_R,
+                "p": _SCRYPT_P,
+                "salt": _b64(salt),
+                "nonce": _b64(nonce),
+            }
+            doc["keys_encrypted"] = _b64(sealed)
+        try:
+            write_atomic(self._path, json.dumps(doc, indent=2).encode() + b"\n", mode=0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot write keyring {self._path}: {exc.strerror}") from None
+
+    # -- keyring management -----------------------------------------------------------
+
+    @property
+    def path(self) -> Path | None:
+        """The keyring file, or None for an ephemeral keyring."""
+        return self._path
+
+    @property
+    def current_version(self) -> int:
+        """The KEK version new wraps use."""
+        return max(self._keys)
+
+    def versions(self) -> list[KeyVersion]:
+        """Every KEK version, oldest first."""
+        return [KeyVersion(v, self._created[v]) for v in sorted(self._keys)]
+
+    def rotate(self) -> int:
+        """Adds a new KEK version (used by new wraps) and saves the keyring.
+
+        Returns:
+            The new version number.
+
+        Raises:
+            ConfigError: the keyring file cannot be written.
+            KmsError: the keyring already holds the maximum number of versions.
+        """
+        if len(self._keys) >= MAX_VERSIONS:
+            raise KmsError(f"local keyring {self._id} holds {MAX_VERSIONS} versions already")
+        version = self.current_version + 1
+        material = bytearray(secrets.token_bytes(32))
+        self._keys[version] = material
+        self._created[version] = _now()
+        self._ciphers[version] = AESGCM(bytes(material))
+        self._save()
+        return version
+
+    def __repr__(self) -> str:
+        where = str(self._path) if self._path else "memory"
+        return f"LocalKms(key_id={self._id!r}, versions={len(self._keys)}, path={where!r})"
+
+    # -- KmsBackend -------------------------------------------------------------------
+
+    @property
+    def key_id(self) -> str:
+        """The keyring id (stable across rotations)."""
+        return self._id
+
+    def _aad(self, version: int, context: Context) -> bytes:
+        return (
+            _WRAP_LABEL
+            + self._id.encode()
+            + b"\x00"
+            + struct.pack(">I", version)
+            + encode_context(context)
+        )
+
+    def wrap(self, plaintext: bytes | bytearray, context: Context) -> WrappedKey:
+        """Wraps a 32-byte data key under the newest KEK version.
+
+        Raises:
+            ValueError: ``plaintext`` is not 32 bytes.
+        """
+        if len(plaintext) != DATA_KEY_BYTES:
+            raise ValueError("a data key is 32 bytes")
+        version = self.current_version
+        nonce = secrets.token_bytes(12)
+        sealed = self._ciphers[version].encrypt(nonce, bytes(plaintext), self._aad(version, context))
+        blob = struct.pack(">BI", _BLOB_FORMAT, version) + nonce + sealed
+        return WrappedKey(self.provider_id, self._id, blob)
+
+    def generate_data_key(self, context: Context) -> DataKey:
+        """A fresh random data key, wrapped under the newest KEK version."""
+        plaintext = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
+        return DataKey(plaintext, self.wrap(plaintext, context))
+
+    def unwrap(self, wrapped: WrappedKey, context: Context) -> bytearray:
+        """Unwraps a data key.
+
+        Raises:
+            KeyUnavailableError: it was wrapped by another keyring, or by a KEK version
+                this keyring does not hold.
+            DecryptionError: the wrapped bytes or the context are wrong.
+        """
+        if wrapped.provider != self.provider_id or wrapped.key_id != self._id:
+            raise KeyUnavailableError(
+                f"the data key is wrapped by {wrapped.provider} key {wrapped.key_id!r}, "
+                f"not by this local keyring ({self._id})"
+            )
+        blob = wrapped.blob
+        if len(blob) != _BLOB_LEN or blob[0] != _BLOB_FORMAT:
+            raise DecryptionError()
+        (version,) = struct.unpack_from(">I", blob, 1)
+        cipher = self._ciphers.get(version)
+        if cipher is None:
+            raise KeyUnavailableError(
+                f"the data key is wrapped with version {version} of local keyring {self._id}, "
+                f"which the keyring at {self._path or 'memory'} does not hold "
+                f"(it has versions {min(self._keys)}..{self.current_version})"
+            )
+        try:
+            return bytearray(cipher.decrypt(blob[5:17], blob[17:], self._aad(version, context)))
+        except InvalidTag:
+            raise DecryptionError() from None
+
+    def rewrap(self, wrapped: WrappedKey, context: Context) -> WrappedKey:
+        """Re-wraps under the newest KEK version.
+
+        Raises:
+            DecryptionError, KeyUnavailableError: as :meth:`unwrap`.
+        """
+        plaintext = self.unwrap(wrapped, context)
+        try:
+            return self.wrap(plaintext, context)
+        finally:
+            plaintext[:] = bytes(len(plaintext))
+
+    def health(self) -> None:
+        """Always healthy once loaded: the keys are in memory."""
