@@ -1,0 +1,452 @@
+"""The ``envelope`` command line.
+
+Exit codes (also in ``envelope --help``):
+
+====  ======================================================================
+0     success
+1     decryption failed: tampered, truncated, wrong context, not a message
+2     usage error
+3     configuration error: missing keyring, cluster secret or key; bad file
+4     KMS error
+5     input/output error
+====  ======================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import BinaryIO, NoReturn
+
+from envelope import __version__
+from envelope.api import Envelope
+from envelope.atomic import write_atomic
+from envelope.cluster import ClusterSecret
+from envelope.errors import (
+    ConfigError,
+    DecryptionError,
+    EnvelopeError,
+    KeyUnavailableError,
+    KmsError,
+)
+from envelope.format import read_header
+from envelope.inspection import message_info
+from envelope.kms.local import LocalKms, default_keyring_path
+
+EXIT_OK, EXIT_DECRYPT, EXIT_USAGE, EXIT_CONFIG, EXIT_KMS, EXIT_IO = 0, 1, 2, 3, 4, 5
+PROGRESS_MIN_BYTES = 8 * 1024 * 1024
+
+EXIT_CODES = """exit codes:
+  0  success
+  1  decryption failed (tampered, truncated, wrong context, not an envelope message)
+  2  usage error
+  3  configuration error (missing keyring, cluster secret or key; unreadable file)
+  4  KMS error
+  5  input/output error"""
+
+
+class _Fail(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _err(message: str) -> None:
+    print(f"envelope: error: {message}", file=sys.stderr)
+
+
+# -- shared options -------------------------------------------------------------------
+
+
+def _add_keyring(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--keyring",
+        type=Path,
+        help=f"local keyring file (default: $ENVELOPE_KEYRING or {default_keyring_path()})",
+    )
+    p.add_argument(
+        "--passphrase-file",
+        type=Path,
+        help="file holding the keyring passphrase (default: $ENVELOPE_KEYRING_PASSPHRASE)",
+    )
+
+
+def _add_cluster(p: argparse.ArgumentParser, *, for_encrypt: bool) -> None:
+    p.add_argument(
+        "--cluster-secret",
+        type=Path,
+        metavar="FILE",
+        help="this service's cluster-secret part (default: $ENVELOPE_CLUSTER_SECRET_FILE)",
+    )
+    p.add_argument(
+        "--previous-cluster-secret",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an older part still accepted during rotation (repeatable)",
+    )
+    if for_encrypt:
+        p.add_argument(
+            "--no-split",
+            action="store_true",
+            help="encrypt with the KMS key alone, without a cluster-secret part",
+        )
+
+
+def _add_context(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "-c",
+        "--context",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="encryption context pair (repeatable); decryption requires the same pairs",
+    )
+
+
+def _passphrase(args: argparse.Namespace) -> str | None:
+    if args.passphrase_file is not None:
+        try:
+            return str(args.passphrase_file.read_text()).rstrip("\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read passphrase file {args.passphrase_file}: {exc.strerror}") from None
+    return os.environ.get("ENVELOPE_KEYRING_PASSPHRASE")
+
+
+def _kms(args: argparse.Namespace) -> LocalKms:
+    return LocalKms.open(args.keyring, passphrase=_passphrase(args))
+
+
+def _cluster(args: argparse.Namespace, *, required: bool) -> ClusterSecret | None:
+    path = args.cluster_secret
+    if path is None and (env := os.environ.get("ENVELOPE_CLUSTER_SECRET_FILE")):
+        path = Path(env)
+    if path is None:
+        if required:
+            raise ConfigError(
+                "no cluster secret given: pass --cluster-secret FILE (create one with "
+                "`envelope cluster-secret new --out FILE`), or --no-split to encrypt "
+                "with the KMS key alone"
+            )
+        return None
+    return ClusterSecret.from_file(path, previous=args.previous_cluster_secret)
+
+
+def _context(pairs: Sequence[str]) -> dict[str, str] | None:
+    if not pairs:
+        return None
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise _Fail(EXIT_USAGE, f"context pair {pair!r} is not KEY=VALUE")
+        if key in out:
+            raise _Fail(EXIT_USAGE, f"context key {key!r} given twice")
+        out[key] = value
+    return out
+
+
+def _progress(total: int | None, label: str, quiet: bool) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+    if quiet or total is None or total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        transient=True,
+    )
+    task = bar.add_task(label, total=total)
+    bar.start()
+    return (lambda n: bar.advance(task, n)), bar.stop
+
+
+def _size(path: str) -> int | None:
+    if path == "-":
+        return None
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
+
+
+def _open_in(path: str) -> BinaryIO:
+    if path == "-":
+        return sys.stdin.buffer
+    try:
+        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    except OSError as exc:
+        raise _Fail(EXIT_IO, f"cannot read {path}: {exc.strerror}") from None
+
+
+# -- commands -------------------------------------------------------------------------
+
+
+def cmd_encrypt(args: argparse.Namespace) -> int:
+    env = Envelope(_kms(args), _cluster(args, required=not args.no_split))
+    context = _context(args.context)
+    tick, done = _progress(_size(args.input), "encrypting", args.quiet)
+    try:
+        if args.output == "-":
+            src = _open_in(args.input)
+            try:
+                env.encrypt_stream(src, sys.stdout.buffer, context, progress=tick)
+            finally:
+                if src is not sys.stdin.buffer:
+                    src.close()
+            sys.stdout.buffer.flush()
+        elif args.input == "-":
+            from envelope.atomic import atomic_output
+
+            with atomic_output(args.output, mode=args.mode) as out:
+                env.encrypt_stream(sys.stdin.buffer, out, context, progress=tick)
+        else:
+            env.encrypt_file(args.input, args.output, context, mode=args.mode, progress=tick)
+    finally:
+        done()
+    return EXIT_OK
+
+
+def cmd_decrypt(args: argparse.Namespace) -> int:
+    env = Envelope(_kms(args), _cluster(args, required=False))
+    context = _context(args.context)
+    tick, done = _progress(_size(args.input), "decrypting", args.quiet)
+    try:
+        if args.output == "-":
+            # All or nothing on stdout too: authenticate the whole message first.
+            src = _open_in(args.input)
+            try:
+                blob = src.read()
+            finally:
+                if src is not sys.stdin.buffer:
+                    src.close()
+            plaintext = env.decrypt(blob, context)
+            sys.stdout.buffer.write(plaintext)
+            sys.stdout.buffer.flush()
+        elif args.input == "-":
+            from envelope.atomic import atomic_output
+
+            with atomic_output(args.output, mode=args.mode) as out:
+                env.decrypt_stream(sys.stdin.buffer, out, context, progress=tick)
+        else:
+            env.decrypt_file(args.input, args.output, context, mode=args.mode, progress=tick)
+    finally:
+        done()
+    return EXIT_OK
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    src = _open_in(args.input)
+    try:
+        header = read_header(src)
+        header_bytes = src.tell() if src.seekable() else None
+        rest = len(src.read()) if header_bytes is None else os.fstat(src.fileno()).st_size - header_bytes
+    finally:
+        if src is not sys.stdin.buffer:
+            src.close()
+    from envelope.format import encode_header
+
+    info = message_info(header, len(encode_header(header)), rest)
+    if args.json:
+        print(json.dumps(info.to_json(), indent=2))
+        return EXIT_OK
+    print(f"envelope message v{info.version}, suite {info.suite}")
+    print(f"  context:        {json.dumps(info.context, ensure_ascii=False) if info.context else '(none)'}")
+    print(f"  cluster secret: {info.cluster_secret_id or '(none: KMS key alone)'}")
+    for w in info.wrapped_keys:
+        print(f"  wrapped key:    {w.provider} {w.key_id} ({w.wrapped_bytes} bytes)")
+    size = "invalid length" if info.plaintext_bytes is None else f"{info.plaintext_bytes} bytes"
+    print(f"  plaintext:      {size} (header {info.header_bytes} B, body {info.body_bytes} B)")
+    return EXIT_OK
+
+
+def cmd_rewrap(args: argparse.Namespace) -> int:
+    env = Envelope(_kms(args))
+    failed = 0
+    for path in args.files:
+        try:
+            env.rewrap_file(path)
+            if not args.quiet:
+                print(f"rewrapped {path}")
+        except EnvelopeError as exc:
+            failed += 1
+            _err(f"{path}: {exc}")
+    if failed:
+        raise _Fail(EXIT_DECRYPT, f"{failed} of {len(args.files)} files were not rewrapped")
+    return EXIT_OK
+
+
+def cmd_keyring_init(args: argparse.Namespace) -> int:
+    kms = LocalKms.create(args.keyring, passphrase=_passphrase(args), overwrite=args.force)
+    print(f"created keyring {kms.key_id} at {kms.path}")
+    return EXIT_OK
+
+
+def cmd_keyring_rotate(args: argparse.Namespace) -> int:
+    kms = _kms(args)
+    version = kms.rotate()
+    print(f"keyring {kms.key_id}: new wraps now use version {version}")
+    return EXIT_OK
+
+
+def cmd_keyring_list(args: argparse.Namespace) -> int:
+    kms = _kms(args)
+    versions = kms.versions()
+    if args.json:
+        print(json.dumps({
+            "id": kms.key_id,
+            "path": str(kms.path),
+            "current": kms.current_version,
+            "versions": [{"version": v.version, "created": v.created} for v in versions],
+        }, indent=2))
+        return EXIT_OK
+    print(f"keyring {kms.key_id} ({kms.path})")
+    for v in versions:
+        mark = "  (current)" if v.version == kms.current_version else ""
+        print(f"  version {v.version}  created {v.created}{mark}")
+    return EXIT_OK
+
+
+def cmd_cluster_secret_new(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise ConfigError(f"{out} exists; pass --force to replace it (messages made with it become unreadable)")
+    secret = ClusterSecret.generate()
+    try:
+        write_atomic(out, bytes(secret.current.material), mode=0o600)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+    print(f"wrote cluster-secret part {secret.current.id} to {out}")
+    print(f"  kubectl create secret generic <service>-cluster-secret --from-file=part={out}")
+    return EXIT_OK
+
+
+def cmd_cluster_secret_id(args: argparse.Namespace) -> int:
+    print(ClusterSecret.from_file(args.file).current.id)
+    return EXIT_OK
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from envelope.quickstart import run
+
+    return run(args.dir)
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    raw = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="envelope",
+        description="Envelope encryption with a KMS-wrapped data key split with a cluster secret.",
+        epilog="examples:\n  envelope quickstart\n  envelope encrypt secret.txt -o secret.env "
+        "--cluster-secret cluster.key -c service=billing\n\n" + EXIT_CODES,
+        formatter_class=raw,
+    )
+    parser.add_argument("--version", action="version", version=f"envelope {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_: str, example: str, func: Callable[[argparse.Namespace], int],
+            parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub) -> argparse.ArgumentParser:
+        p = parent.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
+                              formatter_class=raw)
+        p.set_defaults(func=func)
+        return p
+
+    q = add("quickstart", "encrypt and decrypt a real secret with a local keyring and a cluster-secret part",
+            "envelope quickstart --dir ./envelope-demo", cmd_quickstart)
+    q.add_argument("--dir", type=Path, help="keep the demo files here (default: a temporary directory)")
+
+    kr = sub.add_parser("keyring", help="manage the local keyring (the embedded KMS)")
+    krs = kr.add_subparsers(dest="keyring_command", required=True, metavar="ACTION")
+    p = add("init", "create a local keyring", "envelope keyring init --keyring ./keyring.json",
+            cmd_keyring_init, krs)
+    _add_keyring(p)
+    p.add_argument("--force", action="store_true", help="replace an existing keyring (its keys are lost)")
+    p = add("rotate", "add a new KEK version; old versions keep decrypting",
+            "envelope keyring rotate && envelope rewrap *.env", cmd_keyring_rotate, krs)
+    _add_keyring(p)
+    p = add("list", "list the keyring's KEK versions (never key bytes)", "envelope keyring list --json",
+            cmd_keyring_list, krs)
+    _add_keyring(p)
+    p.add_argument("--json", action="store_true")
+
+    cs = sub.add_parser("cluster-secret", help="create or identify cluster-secret parts")
+    css = cs.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
+    p = add("new", "write a new random 32-byte part (mode 0600)", "envelope cluster-secret new --out cluster.key",
+            cmd_cluster_secret_new, css)
+    p.add_argument("--out", required=True, help="file to write")
+    p.add_argument("--force", action="store_true", help="replace an existing file")
+    p = add("id", "print a part's id (safe to share)", "envelope cluster-secret id cluster.key",
+            cmd_cluster_secret_id, css)
+    p.add_argument("file", type=Path)
+
+    for name, func, verb in (("encrypt", cmd_encrypt, "encrypt"), ("decrypt", cmd_decrypt, "decrypt")):
+        example = (
+            "envelope encrypt secret.txt -o secret.env --cluster-secret cluster.key -c service=billing"
+            if name == "encrypt"
+            else "envelope decrypt secret.env -o secret.txt --cluster-secret cluster.key -c service=billing"
+        )
+        p = add(name, f"{verb} a file or stdin", example, func)
+        p.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
+        p.add_argument("-o", "--output", default="-", help="output file, written atomically (default: stdout)")
+        p.add_argument("--mode", type=lambda s: int(s, 8), default=0o600, help="output file mode (default 0600)")
+        _add_context(p)
+        _add_keyring(p)
+        _add_cluster(p, for_encrypt=name == "encrypt")
+
+    p = add("inspect", "show a message's header: context, key ids, sizes (no keys needed)",
+            "envelope inspect secret.env --json", cmd_inspect)
+    p.add_argument("input", nargs="?", default="-")
+    p.add_argument("--json", action="store_true")
+
+    p = add("rewrap", "re-wrap messages' data keys under the newest KEK version, in place",
+            "envelope rewrap secrets/*.env", cmd_rewrap)
+    p.add_argument("files", nargs="+", type=Path)
+    _add_keyring(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    """Entry point of the ``envelope`` command."""
+    sys.exit(run(argv))
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Runs the CLI and returns its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+        return code
+    except _Fail as exc:
+        _err(str(exc))
+        return exc.code
+    except KeyUnavailableError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    except DecryptionError as exc:
+        _err(str(exc))
+        return EXIT_DECRYPT
+    except ConfigError as exc:
+        _err(str(exc))
+        return EXIT_CONFIG
+    except KmsError as exc:
+        _err(str(exc))
+        return EXIT_KMS
+    except (ValueError, TypeError) as exc:
+        _err(str(exc))
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_IO
+    except OSError as exc:
+        _err(f"{exc.filename or 'I/O'}: {exc.strerror or exc}")
+        return EXIT_IO
