@@ -28,18 +28,55 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def encrypt(*extra: str) -> int:
-    return cli.run(["encrypt", "secret.txt", "-o", "secret.env", "--cluster-secret", "cluster.key",
-                    "-c", "service=billing", *extra])
+    return cli.run(
+        [
+            "encrypt",
+            "secret.txt",
+            "-o",
+            "secret.env",
+            "--cluster-secret",
+            "cluster.key",
+            "-c",
+            "service=billing",
+            *extra,
+        ]
+    )
 
 
 def test_round_trip(home: Path) -> None:
     assert encrypt() == 0
-    assert cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key",
-                    "-c", "service=billing"]) == 0
+    assert (
+        cli.run(
+            [
+                "decrypt",
+                "secret.env",
+                "-o",
+                "out.txt",
+                "--cluster-secret",
+                "cluster.key",
+                "-c",
+                "service=billing",
+            ]
+        )
+        == 0
+    )
     assert Path("out.txt").read_bytes() == Path("secret.txt").read_bytes()
     assert stat.S_IMODE(Path("out.txt").stat().st_mode) == 0o600
-    assert cli.run(["decrypt", "secret.env", "-o", "ro.txt", "--mode", "400",
-                    "--cluster-secret", "cluster.key"]) == 0
+    assert (
+        cli.run(
+            [
+                "decrypt",
+                "secret.env",
+                "-o",
+                "ro.txt",
+                "--mode",
+                "400",
+                "--cluster-secret",
+                "cluster.key",
+            ]
+        )
+        == 0
+    )
     assert stat.S_IMODE(Path("ro.txt").stat().st_mode) == 0o400
 
 
@@ -71,19 +108,41 @@ def test_tampered_input_writes_nothing(home: Path, capsys: pytest.CaptureFixture
 
 def test_wrong_context(home: Path) -> None:
     assert encrypt() == 0
-    code = cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key",
-                    "-c", "service=payroll"])
+    code = cli.run(
+        [
+            "decrypt",
+            "secret.env",
+            "-o",
+            "out.txt",
+            "--cluster-secret",
+            "cluster.key",
+            "-c",
+            "service=payroll",
+        ]
+    )
     assert code == cli.EXIT_DECRYPT and not Path("out.txt").exists()
 
 
 def test_missing_keyring_says_what_to_run(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli.run(["encrypt", "secret.txt", "-o", "x", "--keyring", "absent.json",
-                    "--cluster-secret", "cluster.key"])
+    code = cli.run(
+        [
+            "encrypt",
+            "secret.txt",
+            "-o",
+            "x",
+            "--keyring",
+            "absent.json",
+            "--cluster-secret",
+            "cluster.key",
+        ]
+    )
     assert code == cli.EXIT_CONFIG
     assert "envelope keyring init" in capsys.readouterr().err
 
 
-def test_missing_cluster_secret_says_what_to_run(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_cluster_secret_says_what_to_run(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert cli.run(["encrypt", "secret.txt", "-o", "x"]) == cli.EXIT_CONFIG
     assert "envelope cluster-secret new" in capsys.readouterr().err
     assert cli.run(["encrypt", "secret.txt", "-o", "x", "--no-split"]) == 0
@@ -129,20 +188,35 @@ def test_keyring_rotate_list_and_rewrap(home: Path, capsys: pytest.CaptureFixtur
     listing = json.loads(capsys.readouterr().out)
     assert listing["current"] == 2 and len(listing["versions"]) == 2
     kms = LocalKms.open()
-    for key in kms._keys.values():  # noqa: SLF001
+    for key in kms._keys.values():
         assert bytes(key).hex() not in json.dumps(listing)
     body_before = Path("secret.env").read_bytes()[-60:]
     assert cli.run(["rewrap", "secret.env"]) == 0
     assert Path("secret.env").read_bytes()[-60:] == body_before
-    assert cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key"]) == 0
+    assert (
+        cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key"]) == 0
+    )
     assert cli.run(["rewrap", "secret.txt"]) == cli.EXIT_DECRYPT
 
 
 def test_previous_cluster_secret(home: Path) -> None:
     assert encrypt() == 0
     assert cli.run(["cluster-secret", "new", "--out", "new.key"]) == 0
-    assert cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "new.key",
-                    "--previous-cluster-secret", "cluster.key"]) == 0
+    assert (
+        cli.run(
+            [
+                "decrypt",
+                "secret.env",
+                "-o",
+                "out.txt",
+                "--cluster-secret",
+                "new.key",
+                "--previous-cluster-secret",
+                "cluster.key",
+            ]
+        )
+        == 0
+    )
 
 
 def test_passphrase_protected_keyring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -161,10 +235,22 @@ def test_bad_context_pair_is_usage_error(home: Path, pair: str) -> None:
 
 @pytest.mark.parametrize(
     "verb",
-    [["quickstart"], ["encrypt"], ["decrypt"], ["inspect"], ["rewrap"], ["keyring", "init"],
-     ["keyring", "rotate"], ["keyring", "list"], ["cluster-secret", "new"], ["cluster-secret", "id"]],
+    [
+        ["quickstart"],
+        ["encrypt"],
+        ["decrypt"],
+        ["inspect"],
+        ["rewrap"],
+        ["keyring", "init"],
+        ["keyring", "rotate"],
+        ["keyring", "list"],
+        ["cluster-secret", "new"],
+        ["cluster-secret", "id"],
+    ],
 )
-def test_help_has_an_example_and_exit_codes(verb: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_has_an_example_and_exit_codes(
+    verb: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as info:
         cli.run([*verb, "--help"])
     assert info.value.code == 0
@@ -174,13 +260,25 @@ def test_help_has_an_example_and_exit_codes(verb: list[str], capsys: pytest.Capt
 
 def test_real_executable_quickstart_and_pipes(tmp_path: Path) -> None:
     envelope = [sys.executable, "-m", "envelope"]
-    done = subprocess.run([*envelope, "quickstart"], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*envelope, "quickstart"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     assert "OK: the secret was encrypted and decrypted" in done.stdout
     environ = {**os.environ, "ENVELOPE_KEYRING": str(tmp_path / "k.json")}
     subprocess.run([*envelope, "keyring", "init"], check=True, env=environ, capture_output=True)
-    sealed = subprocess.run([*envelope, "encrypt", "--no-split", "-c", "a=b"], input=b"piped secret",
-                            env=environ, capture_output=True, check=True).stdout
-    opened = subprocess.run([*envelope, "decrypt", "-c", "a=b"], input=sealed, env=environ,
-                            capture_output=True, check=True).stdout
+    sealed = subprocess.run(
+        [*envelope, "encrypt", "--no-split", "-c", "a=b"],
+        input=b"piped secret",
+        env=environ,
+        capture_output=True,
+        check=True,
+    ).stdout
+    opened = subprocess.run(
+        [*envelope, "decrypt", "-c", "a=b"],
+        input=sealed,
+        env=environ,
+        capture_output=True,
+        check=True,
+    ).stdout
     assert opened == b"piped secret"

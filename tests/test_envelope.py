@@ -115,10 +115,12 @@ def test_neither_part_alone_decrypts(kms: LocalKms, cluster: ClusterSecret) -> N
     key = derive_input_key(data_key, cluster.current.material)
     assert chunked.decrypt(key, body, body_context(header)) == b"split"
     # ...the KMS part alone does not, nor with another cluster part...
-    for wrong in (derive_input_key(data_key, None),
-                  derive_input_key(data_key, ClusterSecret.generate().current.material),
-                  # ...nor the cluster part with another data key.
-                  derive_input_key(os.urandom(32), cluster.current.material)):
+    for wrong in (
+        derive_input_key(data_key, None),
+        derive_input_key(data_key, ClusterSecret.generate().current.material),
+        # ...nor the cluster part with another data key.
+        derive_input_key(os.urandom(32), cluster.current.material),
+    ):
         with pytest.raises(DecryptionError):
             chunked.decrypt(wrong, body, body_context(header))
 
@@ -229,7 +231,7 @@ def test_reprs_hide_secrets(kms: LocalKms, cluster: ClusterSecret) -> None:
     env = Envelope(kms, cluster)
     text = repr(env) + repr(kms) + repr(cluster)
     assert cluster.current.material.hex() not in text
-    for key in kms._keys.values():  # noqa: SLF001 - checking what must not leak
+    for key in kms._keys.values():
         assert bytes(key).hex() not in text
 
 

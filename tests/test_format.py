@@ -33,7 +33,9 @@ def header(**kw: object) -> Header:
 
 
 def test_round_trip() -> None:
-    h = header(slots=(KeySlot("local", "kr-1", b"w" * 65), KeySlot("aws-kms", "arn:aws:kms:x", b"z" * 200)))
+    h = header(
+        slots=(KeySlot("local", "kr-1", b"w" * 65), KeySlot("aws-kms", "arn:aws:kms:x", b"z" * 200))
+    )
     raw = encode_header(h)
     parsed, end = parse_header(raw + b"BODY")
     assert parsed == h and end == len(raw)
@@ -70,7 +72,9 @@ def test_format_error_is_a_decryption_error() -> None:
     assert issubclass(FormatError, DecryptionError)
 
 
-@pytest.mark.parametrize("blob", [b"", b"\x89EN", b"PK\x03\x04\x01\x00\x00\x00\x00", b"\x89ENV\x01\x00"])
+@pytest.mark.parametrize(
+    "blob", [b"", b"\x89EN", b"PK\x03\x04\x01\x00\x00\x00\x00", b"\x89ENV\x01\x00"]
+)
 def test_not_a_message(blob: bytes) -> None:
     with pytest.raises(FormatError, match="not an envelope message"):
         parse_header(blob)
@@ -115,8 +119,12 @@ def _raw_with(body: bytes) -> bytes:
 def test_non_canonical_context_order_is_refused() -> None:
     body = (
         struct.pack(">HH", 1, 2)
-        + struct.pack(">H", 1) + b"b" + struct.pack(">H", 0)
-        + struct.pack(">H", 1) + b"a" + struct.pack(">H", 0)
+        + struct.pack(">H", 1)
+        + b"b"
+        + struct.pack(">H", 0)
+        + struct.pack(">H", 1)
+        + b"a"
+        + struct.pack(">H", 0)
         + b"\x00\x01\x05local\x00\x01k\x00\x01w"
     )
     with pytest.raises(FormatError, match="canonical order"):
@@ -160,8 +168,14 @@ def test_encoder_enforces_bounds(bad: dict[str, object]) -> None:
 
 @pytest.mark.parametrize(
     "ctx",
-    [{"": "v"}, {"k" * 256: "v"}, {"k": "v" * 4097}, {f"k{i}": "" for i in range(65)},
-     {"envelope:internal": "x"}, {"k": "\ud800"}],
+    [
+        {"": "v"},
+        {"k" * 256: "v"},
+        {"k": "v" * 4097},
+        {f"k{i}": "" for i in range(65)},
+        {"envelope:internal": "x"},
+        {"k": "\ud800"},
+    ],
 )
 def test_context_bounds(ctx: dict[str, str]) -> None:
     with pytest.raises(ValueError):

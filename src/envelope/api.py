@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from envelope import _native, chunked
 from envelope.atomic import atomic_output
 from envelope.cluster import ClusterSecret
-from envelope.context import Context, canonical_context
+from envelope.context import canonical_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
 from envelope.format import (
     SUITE_COBBLESTONE_256,
@@ -113,7 +113,9 @@ class Envelope:
                     "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
                 )
             part = self._cluster.part(sid)
-        data_key = self._kms.unwrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context)
+        data_key = self._kms.unwrap(
+            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
+        )
         try:
             return derive_input_key(data_key, part.material if part else None)
         finally:
@@ -162,7 +164,9 @@ class Envelope:
         header, offset = parse_header(view)
         input_key = self._input_key(header, context)
         try:
-            out = chunked.decrypt(input_key, view[offset:], body_context(header), threads=self._threads)
+            out = chunked.decrypt(
+                input_key, view[offset:], body_context(header), threads=self._threads
+            )
         finally:
             _wipe(input_key)
         return out
@@ -182,9 +186,12 @@ class Envelope:
 
     def _rewrapped(self, header: Header) -> Header:
         slot = self._our_slot(header)
-        fresh = self._kms.rewrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context)
+        fresh = self._kms.rewrap(
+            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
+        )
         slots = tuple(
-            KeySlot(fresh.provider, fresh.key_id, fresh.blob) if s is slot else s for s in header.slots
+            KeySlot(fresh.provider, fresh.key_id, fresh.blob) if s is slot else s
+            for s in header.slots
         )
         return Header(header.suite, header.context, header.split, slots)
 
@@ -317,7 +324,7 @@ class Envelope:
 
 def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
     try:
-        return open(path, "rb")  # noqa: SIM115 - returned to a with-statement
+        return open(path, "rb")
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
 

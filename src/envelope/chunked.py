@@ -15,7 +15,6 @@ import secrets
 from typing import TYPE_CHECKING
 
 from envelope import _native
-from envelope.errors import DecryptionError
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -83,9 +82,7 @@ def encrypt(
     Raises:
         ValueError: the key is not 32 bytes, the salt not 24, or the message too long.
     """
-    out = _native.cobblestone_seal(
-        bytes(input_key), _salt(salt), bytes(context), message, threads
-    )
+    out = _native.cobblestone_seal(bytes(input_key), _salt(salt), bytes(context), message, threads)
     assert out is not None
     return out
 
@@ -104,9 +101,7 @@ def encrypt_into(
     Raises:
         ValueError: bad key or salt size, or ``out`` has the wrong length or is read-only.
     """
-    _native.cobblestone_seal(
-        bytes(input_key), _salt(salt), bytes(context), message, threads, out
-    )
+    _native.cobblestone_seal(bytes(input_key), _salt(salt), bytes(context), message, threads, out)
 
 
 def decrypt(input_key: Buffer, ciphertext: Buffer, context: Buffer, *, threads: int = 0) -> bytes:
@@ -189,5 +184,3 @@ class Decryptor:
     def finalize(self) -> bytes:
         """Ends the message; returns the last plaintext or raises DecryptionError."""
         return self._opener.finalize()
-
-

@@ -24,7 +24,7 @@ from typing import BinaryIO, NoReturn
 
 from envelope import __version__
 from envelope.api import Envelope
-from envelope.atomic import write_atomic
+from envelope.atomic import atomic_output, write_atomic
 from envelope.cluster import ClusterSecret
 from envelope.errors import (
     ConfigError,
@@ -33,7 +33,7 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
-from envelope.format import read_header
+from envelope.format import encode_header, read_header
 from envelope.inspection import message_info
 from envelope.kms.local import LocalKms, default_keyring_path
 
@@ -114,7 +114,9 @@ def _passphrase(args: argparse.Namespace) -> str | None:
         try:
             return str(args.passphrase_file.read_text()).rstrip("\n")
         except OSError as exc:
-            raise ConfigError(f"cannot read passphrase file {args.passphrase_file}: {exc.strerror}") from None
+            raise ConfigError(
+                f"cannot read passphrase file {args.passphrase_file}: {exc.strerror}"
+            ) from None
     return os.environ.get("ENVELOPE_KEYRING_PASSPHRASE")
 
 
@@ -151,10 +153,18 @@ def _context(pairs: Sequence[str]) -> dict[str, str] | None:
     return out
 
 
-def _progress(total: int | None, label: str, quiet: bool) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
+def _progress(
+    total: int | None, label: str, quiet: bool
+) -> tuple[Callable[[int], None] | None, Callable[[], None]]:
     if quiet or total is None or total < PROGRESS_MIN_BYTES or not sys.stderr.isatty():
         return None, lambda: None
-    from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+    # Imported only when a bar is shown: rich is slow to import.
+    from rich.progress import (  # noqa: PLC0415
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TransferSpeedColumn,
+    )
 
     bar = Progress(
         "[progress.description]{task.description}",
@@ -181,7 +191,7 @@ def _open_in(path: str) -> BinaryIO:
     if path == "-":
         return sys.stdin.buffer
     try:
-        return open(path, "rb")  # noqa: SIM115 - closed by the caller
+        return open(path, "rb")
     except OSError as exc:
         raise _Fail(EXIT_IO, f"cannot read {path}: {exc.strerror}") from None
 
@@ -203,8 +213,6 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
                     src.close()
             sys.stdout.buffer.flush()
         elif args.input == "-":
-            from envelope.atomic import atomic_output
-
             with atomic_output(args.output, mode=args.mode) as out:
                 env.encrypt_stream(sys.stdin.buffer, out, context, progress=tick)
         else:
@@ -231,8 +239,6 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(plaintext)
             sys.stdout.buffer.flush()
         elif args.input == "-":
-            from envelope.atomic import atomic_output
-
             with atomic_output(args.output, mode=args.mode) as out:
                 env.decrypt_stream(sys.stdin.buffer, out, context, progress=tick)
         else:
@@ -247,18 +253,21 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     try:
         header = read_header(src)
         header_bytes = src.tell() if src.seekable() else None
-        rest = len(src.read()) if header_bytes is None else os.fstat(src.fileno()).st_size - header_bytes
+        rest = (
+            len(src.read())
+            if header_bytes is None
+            else os.fstat(src.fileno()).st_size - header_bytes
+        )
     finally:
         if src is not sys.stdin.buffer:
             src.close()
-    from envelope.format import encode_header
-
     info = message_info(header, len(encode_header(header)), rest)
     if args.json:
         print(json.dumps(info.to_json(), indent=2))
         return EXIT_OK
     print(f"envelope message v{info.version}, suite {info.suite}")
-    print(f"  context:        {json.dumps(info.context, ensure_ascii=False) if info.context else '(none)'}")
+    context = json.dumps(info.context, ensure_ascii=False) if info.context else "(none)"
+    print(f"  context:        {context}")
     print(f"  cluster secret: {info.cluster_secret_id or '(none: KMS key alone)'}")
     for w in info.wrapped_keys:
         print(f"  wrapped key:    {w.provider} {w.key_id} ({w.wrapped_bytes} bytes)")
@@ -300,12 +309,17 @@ def cmd_keyring_list(args: argparse.Namespace) -> int:
     kms = _kms(args)
     versions = kms.versions()
     if args.json:
-        print(json.dumps({
-            "id": kms.key_id,
-            "path": str(kms.path),
-            "current": kms.current_version,
-            "versions": [{"version": v.version, "created": v.created} for v in versions],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "id": kms.key_id,
+                    "path": str(kms.path),
+                    "current": kms.current_version,
+                    "versions": [{"version": v.version, "created": v.created} for v in versions],
+                },
+                indent=2,
+            )
+        )
         return EXIT_OK
     print(f"keyring {kms.key_id} ({kms.path})")
     for v in versions:
@@ -317,7 +331,9 @@ def cmd_keyring_list(args: argparse.Namespace) -> int:
 def cmd_cluster_secret_new(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and not args.force:
-        raise ConfigError(f"{out} exists; pass --force to replace it (messages made with it become unreadable)")
+        raise ConfigError(
+            f"{out} exists; pass --force to replace it (messages made with it become unreadable)"
+        )
     secret = ClusterSecret.generate()
     try:
         write_atomic(out, bytes(secret.current.material), mode=0o600)
@@ -334,7 +350,7 @@ def cmd_cluster_secret_id(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from envelope.quickstart import run
+    from envelope.quickstart import run  # noqa: PLC0415 - only this command needs it
 
     return run(args.dir)
 
@@ -355,62 +371,120 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_: str, example: str, func: Callable[[argparse.Namespace], int],
-            parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub) -> argparse.ArgumentParser:
-        p = parent.add_parser(name, help=help_, description=help_, epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
-                              formatter_class=raw)
+    def add(
+        name: str,
+        help_: str,
+        example: str,
+        func: Callable[[argparse.Namespace], int],
+        parent: argparse._SubParsersAction[argparse.ArgumentParser] = sub,
+    ) -> argparse.ArgumentParser:
+        p = parent.add_parser(
+            name,
+            help=help_,
+            description=help_,
+            epilog=f"example:\n  {example}\n\n{EXIT_CODES}",
+            formatter_class=raw,
+        )
         p.set_defaults(func=func)
         return p
 
-    q = add("quickstart", "encrypt and decrypt a real secret with a local keyring and a cluster-secret part",
-            "envelope quickstart --dir ./envelope-demo", cmd_quickstart)
-    q.add_argument("--dir", type=Path, help="keep the demo files here (default: a temporary directory)")
+    q = add(
+        "quickstart",
+        "encrypt and decrypt a real secret with a local keyring and a cluster-secret part",
+        "envelope quickstart --dir ./envelope-demo",
+        cmd_quickstart,
+    )
+    q.add_argument(
+        "--dir", type=Path, help="keep the demo files here (default: a temporary directory)"
+    )
 
     kr = sub.add_parser("keyring", help="manage the local keyring (the embedded KMS)")
     krs = kr.add_subparsers(dest="keyring_command", required=True, metavar="ACTION")
-    p = add("init", "create a local keyring", "envelope keyring init --keyring ./keyring.json",
-            cmd_keyring_init, krs)
+    p = add(
+        "init",
+        "create a local keyring",
+        "envelope keyring init --keyring ./keyring.json",
+        cmd_keyring_init,
+        krs,
+    )
     _add_keyring(p)
-    p.add_argument("--force", action="store_true", help="replace an existing keyring (its keys are lost)")
-    p = add("rotate", "add a new KEK version; old versions keep decrypting",
-            "envelope keyring rotate && envelope rewrap *.env", cmd_keyring_rotate, krs)
+    p.add_argument(
+        "--force", action="store_true", help="replace an existing keyring (its keys are lost)"
+    )
+    p = add(
+        "rotate",
+        "add a new KEK version; old versions keep decrypting",
+        "envelope keyring rotate && envelope rewrap *.env",
+        cmd_keyring_rotate,
+        krs,
+    )
     _add_keyring(p)
-    p = add("list", "list the keyring's KEK versions (never key bytes)", "envelope keyring list --json",
-            cmd_keyring_list, krs)
+    p = add(
+        "list",
+        "list the keyring's KEK versions (never key bytes)",
+        "envelope keyring list --json",
+        cmd_keyring_list,
+        krs,
+    )
     _add_keyring(p)
     p.add_argument("--json", action="store_true")
 
     cs = sub.add_parser("cluster-secret", help="create or identify cluster-secret parts")
     css = cs.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
-    p = add("new", "write a new random 32-byte part (mode 0600)", "envelope cluster-secret new --out cluster.key",
-            cmd_cluster_secret_new, css)
+    p = add(
+        "new",
+        "write a new random 32-byte part (mode 0600)",
+        "envelope cluster-secret new --out cluster.key",
+        cmd_cluster_secret_new,
+        css,
+    )
     p.add_argument("--out", required=True, help="file to write")
     p.add_argument("--force", action="store_true", help="replace an existing file")
-    p = add("id", "print a part's id (safe to share)", "envelope cluster-secret id cluster.key",
-            cmd_cluster_secret_id, css)
+    p = add(
+        "id",
+        "print a part's id (safe to share)",
+        "envelope cluster-secret id cluster.key",
+        cmd_cluster_secret_id,
+        css,
+    )
     p.add_argument("file", type=Path)
 
-    for name, func, verb in (("encrypt", cmd_encrypt, "encrypt"), ("decrypt", cmd_decrypt, "decrypt")):
-        example = (
-            "envelope encrypt secret.txt -o secret.env --cluster-secret cluster.key -c service=billing"
-            if name == "encrypt"
-            else "envelope decrypt secret.env -o secret.txt --cluster-secret cluster.key -c service=billing"
-        )
+    for name, func, verb in (
+        ("encrypt", cmd_encrypt, "encrypt"),
+        ("decrypt", cmd_decrypt, "decrypt"),
+    ):
+        files = "secret.txt -o secret.env" if name == "encrypt" else "secret.env -o secret.txt"
+        example = f"envelope {name} {files} --cluster-secret cluster.key -c service=billing"
         p = add(name, f"{verb} a file or stdin", example, func)
         p.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
-        p.add_argument("-o", "--output", default="-", help="output file, written atomically (default: stdout)")
-        p.add_argument("--mode", type=lambda s: int(s, 8), default=0o600, help="output file mode (default 0600)")
+        p.add_argument(
+            "-o", "--output", default="-", help="output file, written atomically (default: stdout)"
+        )
+        p.add_argument(
+            "--mode",
+            type=lambda s: int(s, 8),
+            default=0o600,
+            help="output file mode (default 0600)",
+        )
         _add_context(p)
         _add_keyring(p)
         _add_cluster(p, for_encrypt=name == "encrypt")
 
-    p = add("inspect", "show a message's header: context, key ids, sizes (no keys needed)",
-            "envelope inspect secret.env --json", cmd_inspect)
+    p = add(
+        "inspect",
+        "show a message's header: context, key ids, sizes (no keys needed)",
+        "envelope inspect secret.env --json",
+        cmd_inspect,
+    )
     p.add_argument("input", nargs="?", default="-")
     p.add_argument("--json", action="store_true")
 
-    p = add("rewrap", "re-wrap messages' data keys under the newest KEK version, in place",
-            "envelope rewrap secrets/*.env", cmd_rewrap)
+    p = add(
+        "rewrap",
+        "re-wrap messages' data keys under the newest KEK version, in place",
+        "envelope rewrap secrets/*.env",
+        cmd_rewrap,
+    )
     p.add_argument("files", nargs="+", type=Path)
     _add_keyring(p)
     return parser

@@ -81,7 +81,9 @@ class ClusterSecret:
 
     __slots__ = ("_parts",)
 
-    def __init__(self, current: ClusterSecretPart, previous: Iterable[ClusterSecretPart] = ()) -> None:
+    def __init__(
+        self, current: ClusterSecretPart, previous: Iterable[ClusterSecretPart] = ()
+    ) -> None:
         parts = [current, *previous]
         ids = [p.id for p in parts]
         if len(set(ids)) != len(ids):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 __all__ = [
-    "MAX_CONTEXT_PAIRS",
     "MAX_CONTEXT_KEY_BYTES",
+    "MAX_CONTEXT_PAIRS",
     "MAX_CONTEXT_VALUE_BYTES",
     "Context",
     "canonical_context",

@@ -76,7 +76,10 @@ class KeySlot:
     wrapped: bytes
 
     def __repr__(self) -> str:
-        return f"KeySlot(provider={self.provider!r}, key_id={self.key_id!r}, wrapped=<{len(self.wrapped)} bytes>)"
+        return (
+            f"KeySlot(provider={self.provider!r}, key_id={self.key_id!r}, "
+            f"wrapped=<{len(self.wrapped)} bytes>)"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,7 +250,9 @@ def _parse_body(buf: memoryview) -> Header:
         raise FormatError(f"unsupported split descriptor kind {split_kind}")
     n_slots = r.u8("key slot count")
     if not 1 <= n_slots <= MAX_KEY_SLOTS:
-        raise FormatError(f"malformed header: {n_slots} wrapped keys (1 to {MAX_KEY_SLOTS} allowed)")
+        raise FormatError(
+            f"malformed header: {n_slots} wrapped keys (1 to {MAX_KEY_SLOTS} allowed)"
+        )
     slots = []
     for _ in range(n_slots):
         plen = r.u8("provider id length")

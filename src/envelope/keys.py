@@ -11,7 +11,9 @@ _LABEL_SPLIT = b"envelope.dev/v1 input key: kms part || cluster part"
 _LABEL_KMS_ONLY = b"envelope.dev/v1 input key: kms part"
 
 
-def derive_input_key(data_key: bytes | bytearray, cluster_part: bytes | bytearray | None) -> bytearray:
+def derive_input_key(
+    data_key: bytes | bytearray, cluster_part: bytes | bytearray | None
+) -> bytearray:
     """HKDF-SHA512 (extract with an all-zero salt, then expand) to 32 bytes.
 
     With a cluster part the IKM is ``data_key || cluster_part``; without, ``data_key``.

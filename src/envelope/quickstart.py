@@ -96,7 +96,9 @@ def _run(work: Path, *, keep: bool) -> int:
         return 1
     shown = recovered.decode().replace(password, _mask(password)).strip()
     print(f"    {out} (mode 0400): {shown}")
-    print("\nOK: the secret was encrypted and decrypted with the local KMS and a cluster-secret part.")
+    print(
+        "\nOK: the secret was encrypted and decrypted with the local KMS and a cluster-secret part."
+    )
     if keep:
         print(f"Files kept in {work}. Next: envelope --help")
     return 0

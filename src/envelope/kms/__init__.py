@@ -82,7 +82,7 @@ class KmsBackend(Protocol):
 
 def __getattr__(name: str) -> object:
     if name == "LocalKms":
-        from envelope.kms.local import LocalKms
+        from envelope.kms.local import LocalKms  # noqa: PLC0415 - lazy, keeps imports light
 
         return LocalKms
     raise AttributeError(name)

@@ -147,7 +147,9 @@ class LocalKms:
         try:
             target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         except OSError as exc:
-            raise ConfigError(f"cannot create keyring directory {target.parent}: {exc.strerror}") from None
+            raise ConfigError(
+                f"cannot create keyring directory {target.parent}: {exc.strerror}"
+            ) from None
         kms._save()
         return kms
 
@@ -332,7 +334,9 @@ class LocalKms:
             raise ValueError("a data key is 32 bytes")
         version = self.current_version
         nonce = secrets.token_bytes(12)
-        sealed = self._ciphers[version].encrypt(nonce, bytes(plaintext), self._aad(version, context))
+        sealed = self._ciphers[version].encrypt(
+            nonce, bytes(plaintext), self._aad(version, context)
+        )
         blob = struct.pack(">BI", _BLOB_FORMAT, version) + nonce + sealed
         return WrappedKey(self.provider_id, self._id, blob)
 

@@ -18,7 +18,10 @@ class WrappedKey:
     blob: bytes
 
     def __repr__(self) -> str:
-        return f"WrappedKey(provider={self.provider!r}, key_id={self.key_id!r}, blob=<{len(self.blob)} bytes>)"
+        return (
+            f"WrappedKey(provider={self.provider!r}, key_id={self.key_id!r}, "
+            f"blob=<{len(self.blob)} bytes>)"
+        )
 
 
 class DataKey:
