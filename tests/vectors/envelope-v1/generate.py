@@ -1,0 +1,144 @@
+"""Regenerates envelope-v1.json: known-answer messages made with fixed randomness.
+
+Run once, from the repository root: ``python tests/vectors/envelope-v1/generate.py``.
+The output is committed; every later version of envelope must keep decrypting it.
+Fixed "random" values come from SHA-256 of a label, so the file is reproducible.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import struct
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from envelope import chunked
+from envelope.cluster import ClusterSecretPart
+from envelope.context import canonical_context, encode_context
+from envelope.format import (
+    SUITE_COBBLESTONE_256,
+    Header,
+    KeySlot,
+    SplitDescriptor,
+    body_context,
+    encode_header,
+)
+from envelope.keys import derive_input_key
+
+HERE = Path(__file__).parent
+KEYRING_ID = "kr-0000000000000001"
+
+
+def fixed(label: str, n: int) -> bytes:
+    out = b""
+    counter = 0
+    while len(out) < n:
+        out += hashlib.sha256(f"envelope-v1 vectors/{label}/{counter}".encode()).digest()
+        counter += 1
+    return out[:n]
+
+
+KEKS = {1: fixed("kek-1", 32), 2: fixed("kek-2", 32)}
+PARTS = {"a": fixed("cluster-part-a", 32)}
+
+
+def local_wrap(
+    version: int, data_key: bytes, context: tuple[tuple[str, str], ...], label: str
+) -> bytes:
+    nonce = fixed(f"wrap-nonce/{label}", 12)
+    aad = (
+        b"envelope.dev/v1 local-kms wrap\x00"
+        + KEYRING_ID.encode()
+        + b"\x00"
+        + struct.pack(">I", version)
+        + encode_context(context)
+    )
+    return (
+        struct.pack(">BI", 1, version) + nonce + AESGCM(KEKS[version]).encrypt(nonce, data_key, aad)
+    )
+
+
+def case(
+    name: str,
+    plaintext: bytes,
+    context: dict[str, str],
+    part: str | None,
+    kek_version: int = 1,
+    foreign_slot: bool = False,
+) -> dict[str, object]:
+    ctx = canonical_context(context)
+    data_key = fixed(f"data-key/{name}", 32)
+    slots = [KeySlot("local", KEYRING_ID, local_wrap(kek_version, data_key, ctx, name))]
+    if foreign_slot:
+        slots.insert(
+            0, KeySlot("aws-kms", "arn:aws:kms:eu-west-1:111122223333:key/example", b"\x01" * 184)
+        )
+    split = SplitDescriptor(None)
+    part_bytes = None
+    if part is not None:
+        part_bytes = PARTS[part]
+        split = SplitDescriptor(ClusterSecretPart(part_bytes).id)
+    header = Header(SUITE_COBBLESTONE_256, ctx, split, tuple(slots))
+    input_key = derive_input_key(data_key, part_bytes)
+    body = chunked.encrypt(
+        input_key, plaintext, body_context(header), salt=fixed(f"salt/{name}", 24)
+    )
+    return {
+        "name": name,
+        "context": context,
+        "cluster_part": part,
+        "plaintext_hex": plaintext.hex(),
+        "data_key_hex": data_key.hex(),
+        "input_key_hex": bytes(input_key).hex(),
+        "body_context_hex": body_context(header).hex(),
+        "message_hex": (encode_header(header) + body).hex(),
+    }
+
+
+def main() -> None:
+    cases = [
+        case("empty-no-context-no-split", b"", {}, None),
+        case(
+            "short-secret-split",
+            b"DATABASE_URL=postgres://app:pw@db/app\n",
+            {"service": "billing", "env": "prod"},
+            "a",
+        ),
+        case(
+            "three-chunks-unicode-context",
+            fixed("plaintext-3", 40_000),
+            {"service": "billing", "région": "eu-ouest", "empty": ""},
+            "a",
+        ),
+        case("exactly-one-chunk", fixed("plaintext-4", 16_384), {"k": "v"}, "a"),
+        case(
+            "two-slots-foreign-first", b"multi-kms", {"service": "billing"}, "a", foreign_slot=True
+        ),
+        case("kek-version-2", b"after rotation", {"service": "billing"}, None, kek_version=2),
+    ]
+    doc = {
+        "description": "envelope message format v1 known-answer vectors (docs/format.md)",
+        "keyring": {
+            "format": "envelope-keyring/v1",
+            "id": KEYRING_ID,
+            "protection": None,
+            "keys": [
+                {
+                    "version": v,
+                    "created": "2026-11-22T00:00:00+00:00",
+                    "material": base64.b64encode(k).decode(),
+                }
+                for v, k in KEKS.items()
+            ],
+        },
+        "cluster_parts_hex": {k: v.hex() for k, v in PARTS.items()},
+        "cases": cases,
+    }
+    (HERE / "envelope-v1.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()
