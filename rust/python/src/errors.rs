@@ -3,6 +3,7 @@
 use envelope_kernel::Error;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyType;
 
 /// `envelope.errors.DecryptionError` for authentication failures, `ValueError`
 /// for bad arguments, `RuntimeError` for what cannot happen on valid input.
@@ -15,11 +16,12 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
 }
 
 fn decryption_error(py: Python<'_>) -> PyErr {
-    match py
+    let class = py
         .import("envelope.errors")
         .and_then(|m| m.getattr("DecryptionError"))
-    {
-        Ok(cls) => PyErr::from_type(cls.cast_into().expect("DecryptionError is a type"), ()),
+        .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+    match class {
+        Ok(cls) => PyErr::from_type(cls, ()),
         Err(e) => e,
     }
 }
