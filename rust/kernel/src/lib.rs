@@ -10,7 +10,10 @@
 //! [c2sp.org/chunked-encryption]: https://c2sp.org/chunked-encryption
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 pub mod aead;
 pub mod cobblestone;

@@ -4,7 +4,10 @@
 //! byte of cryptography happens in the kernel crate. Authentication failures
 //! raise `envelope.errors.DecryptionError`; argument errors raise `ValueError`.
 
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
 
 mod buffers;
 mod errors;
