@@ -113,16 +113,19 @@ def _u16(n: int) -> bytes:
 
 
 def _encode_bound(h: Header) -> bytes:
-    out = [_u16(h.suite), encode_context(h.context)]
-    if h.split.cluster_secret_id is None:
-        out.append(_u8(SPLIT_NONE))
-    else:
-        sid = h.split.cluster_secret_id.encode("ascii")
-        out += [_u8(SPLIT_CLUSTER_SECRET), _u8(len(sid)), sid]
-    return b"".join(out)
+    return _u16(h.suite) + encode_context(h.context) + encode_split(h.split)
 
 
-def _encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
+def encode_split(split: SplitDescriptor) -> bytes:
+    """The split descriptor's bytes (docs/format.md)."""
+    if split.cluster_secret_id is None:
+        return _u8(SPLIT_NONE)
+    sid = split.cluster_secret_id.encode("ascii")
+    return _u8(SPLIT_CLUSTER_SECRET) + _u8(len(sid)) + sid
+
+
+def encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
+    """The key slots' bytes (docs/format.md)."""
     out = [_u8(len(slots))]
     for s in slots:
         p, k = s.provider.encode("ascii"), s.key_id.encode()
@@ -133,18 +136,23 @@ def _encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
 def _check_encodable(h: Header) -> None:
     if h.suite not in SUITES:
         raise ValueError(f"unknown suite {h.suite:#06x}")
-    if not 1 <= len(h.slots) <= MAX_KEY_SLOTS:
-        raise ValueError(f"a message carries 1 to {MAX_KEY_SLOTS} wrapped keys, not {len(h.slots)}")
-    if len(h.context) > MAX_CONTEXT_PAIRS:
+    check_encodable(h.context, h.split, h.slots)
+
+
+def check_encodable(context: Context, split: SplitDescriptor, slots: tuple[KeySlot, ...]) -> None:
+    """Raises ValueError if a context, split descriptor or key slots exceed their bounds."""
+    if not 1 <= len(slots) <= MAX_KEY_SLOTS:
+        raise ValueError(f"a message carries 1 to {MAX_KEY_SLOTS} wrapped keys, not {len(slots)}")
+    if len(context) > MAX_CONTEXT_PAIRS:
         raise ValueError("too many context pairs")
-    for s in h.slots:
+    for s in slots:
         if not 1 <= len(s.provider) <= MAX_PROVIDER_ID_BYTES or not s.provider.isascii():
             raise ValueError(f"provider id {s.provider!r} must be 1 to 64 ASCII characters")
         if not 1 <= len(s.key_id.encode()) <= MAX_KEY_ID_BYTES:
             raise ValueError(f"key id {s.key_id!r} must be 1 to 2048 UTF-8 bytes")
         if not 1 <= len(s.wrapped) <= MAX_WRAPPED_BYTES:
             raise ValueError(f"wrapped key of {s.key_id!r} must be 1 to 8192 bytes")
-    sid = h.split.cluster_secret_id
+    sid = split.cluster_secret_id
     if sid is not None and (not 1 <= len(sid) <= MAX_SPLIT_ID_BYTES or not sid.isascii()):
         raise ValueError(f"cluster-secret id {sid!r} must be 1 to 64 ASCII characters")
 
@@ -156,7 +164,7 @@ def encode_header(h: Header) -> bytes:
         ValueError: a field exceeds its bound (see docs/format.md).
     """
     _check_encodable(h)
-    body = _encode_bound(h) + _encode_slots(h.slots)
+    body = _encode_bound(h) + encode_slots(h.slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
     return MAGIC + _u8(VERSION) + struct.pack(">I", len(body)) + body
@@ -167,16 +175,21 @@ def body_context(h: Header) -> bytes:
     return hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + h.bound_bytes).digest()
 
 
-def _preamble_length(preamble: bytes) -> int:
+def preamble_length(preamble: bytes, magic: bytes = MAGIC, what: str = "envelope message") -> int:
+    """Checks magic and version of a 9-byte preamble; returns the header length.
+
+    Raises:
+        FormatError: wrong magic, unknown version, or a header over the 64 KiB limit.
+    """
     if len(preamble) < PREAMBLE_LEN:
-        raise FormatError("not an envelope message: too short")
-    if preamble[:4] != MAGIC:
-        raise FormatError("not an envelope message: bad magic bytes")
+        raise FormatError(f"not an {what}: too short")
+    if preamble[:4] != magic:
+        raise FormatError(f"not an {what}: bad magic bytes")
     version = preamble[4]
     if version != VERSION:
         raise FormatError(
-            f"unsupported envelope message version {version}; this library reads version "
-            f"{VERSION} (upgrade envelope-kms to read newer messages)"
+            f"unsupported {what} version {version}; this library reads version "
+            f"{VERSION} (upgrade envelope-kms to read newer ones)"
         )
     (length,) = struct.unpack_from(">I", preamble, 5)
     if length > MAX_HEADER_BYTES:
@@ -184,7 +197,9 @@ def _preamble_length(preamble: bytes) -> int:
     return int(length)
 
 
-class _Reader:
+class Reader:
+    """A bounds-checked cursor over header bytes; every overrun is a FormatError."""
+
     __slots__ = ("buf", "pos")
 
     def __init__(self, buf: memoryview) -> None:
@@ -213,10 +228,20 @@ class _Reader:
 
 
 def _parse_body(buf: memoryview) -> Header:
-    r = _Reader(buf)
+    r = Reader(buf)
     suite = r.u16("suite")
     if suite not in SUITES:
         raise FormatError(f"unsupported suite {suite:#06x} in envelope header")
+    context = parse_context(r)
+    split = parse_split(r)
+    slots = parse_slots(r)
+    if r.pos != len(buf):
+        raise FormatError("malformed header: trailing bytes after the key slots")
+    return Header(suite, context, split, slots)
+
+
+def parse_context(r: Reader) -> Context:
+    """Reads a canonical context (bounded; strictly increasing keys)."""
     n_ctx = r.u16("context count")
     if n_ctx > MAX_CONTEXT_PAIRS:
         raise FormatError(f"malformed header: {n_ctx} context pairs (at most {MAX_CONTEXT_PAIRS})")
@@ -238,16 +263,24 @@ def _parse_body(buf: memoryview) -> Header:
             pairs.append((kb.decode("utf-8"), value))
         except UnicodeDecodeError:
             raise FormatError("malformed header: context key is not valid UTF-8") from None
+    return tuple(pairs)
+
+
+def parse_split(r: Reader) -> SplitDescriptor:
+    """Reads a split descriptor."""
     split_kind = r.u8("split descriptor")
     if split_kind == SPLIT_NONE:
-        split = SplitDescriptor()
-    elif split_kind == SPLIT_CLUSTER_SECRET:
+        return SplitDescriptor()
+    if split_kind == SPLIT_CLUSTER_SECRET:
         n = r.u8("cluster-secret id length")
         if not 1 <= n <= MAX_SPLIT_ID_BYTES:
             raise FormatError("malformed header: cluster-secret id length out of bounds")
-        split = SplitDescriptor(r.text(n, "cluster-secret id", ascii_only=True))
-    else:
-        raise FormatError(f"unsupported split descriptor kind {split_kind}")
+        return SplitDescriptor(r.text(n, "cluster-secret id", ascii_only=True))
+    raise FormatError(f"unsupported split descriptor kind {split_kind}")
+
+
+def parse_slots(r: Reader) -> tuple[KeySlot, ...]:
+    """Reads the key slots (1 to 16, each bounded)."""
     n_slots = r.u8("key slot count")
     if not 1 <= n_slots <= MAX_KEY_SLOTS:
         raise FormatError(
@@ -267,9 +300,7 @@ def _parse_body(buf: memoryview) -> Header:
         if not 1 <= wlen <= MAX_WRAPPED_BYTES:
             raise FormatError("malformed header: wrapped key length out of bounds")
         slots.append(KeySlot(provider, key_id, r.take(wlen, "wrapped key")))
-    if r.pos != len(buf):
-        raise FormatError("malformed header: trailing bytes after the key slots")
-    return Header(suite, tuple(pairs), split, tuple(slots))
+    return tuple(slots)
 
 
 def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:
@@ -283,7 +314,7 @@ def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:
             malformed or oversized header (the message says which).
     """
     view = memoryview(message).cast("B")
-    length = _preamble_length(bytes(view[:PREAMBLE_LEN]))
+    length = preamble_length(bytes(view[:PREAMBLE_LEN]))
     end = PREAMBLE_LEN + length
     if len(view) < end:
         raise FormatError("not an envelope message: truncated header")
@@ -298,15 +329,16 @@ def read_header(stream: BinaryIO) -> Header:
     Raises:
         FormatError: as :func:`parse_header`.
     """
-    preamble = _read_exactly(stream, PREAMBLE_LEN)
-    length = _preamble_length(preamble)
-    body = _read_exactly(stream, length)
+    preamble = read_exactly(stream, PREAMBLE_LEN)
+    length = preamble_length(preamble)
+    body = read_exactly(stream, length)
     if len(body) < length:
         raise FormatError("not an envelope message: truncated header")
     return _parse_body(memoryview(body))
 
 
-def _read_exactly(stream: BinaryIO, n: int) -> bytes:
+def read_exactly(stream: BinaryIO, n: int) -> bytes:
+    """Reads up to ``n`` bytes, fewer only at end of stream."""
     parts = []
     remaining = n
     while remaining:

@@ -24,6 +24,12 @@ pub enum Error {
         /// The length it has.
         actual: usize,
     },
+    /// Record offsets are negative, decreasing, or outside their buffer.
+    InvalidOffsets,
+    /// The per-record AAD has a different number of entries than the records.
+    AadCount,
+    /// A batch would hold more than 2^32 records.
+    TooManyRecords,
     /// The stream was already finalized, or failed before.
     StreamClosed,
     /// The underlying library refused an operation that cannot fail on valid input.
@@ -42,6 +48,11 @@ impl fmt::Display for Error {
                 f,
                 "output buffer has {actual} bytes, this operation needs exactly {expected}"
             ),
+            Error::InvalidOffsets => f.write_str(
+                "record offsets must be non-negative, non-decreasing and within the data",
+            ),
+            Error::AadCount => f.write_str("aad must have exactly one entry per record"),
+            Error::TooManyRecords => f.write_str("a batch holds at most 2^32 records"),
             Error::StreamClosed => f.write_str("the stream is finalized or has failed"),
             Error::Internal => f.write_str("internal cryptographic error"),
         }

@@ -16,6 +16,7 @@
 )]
 
 pub mod aead;
+pub mod batch;
 pub mod cobblestone;
 mod error;
 mod parallel;
