@@ -8,6 +8,7 @@ b's3cr3t'
 """
 
 from envelope.api import Envelope
+from envelope.batch import BatchHeader, BatchResult, EncryptedBatch
 from envelope.cluster import ClusterSecret, ClusterSecretPart
 from envelope.errors import (
     ConfigError,
@@ -23,11 +24,14 @@ from envelope.kms.local import LocalKms
 from envelope.kms.types import DataKey, WrappedKey
 
 __all__ = [
+    "BatchHeader",
+    "BatchResult",
     "ClusterSecret",
     "ClusterSecretPart",
     "ConfigError",
     "DataKey",
     "DecryptionError",
+    "EncryptedBatch",
     "Envelope",
     "EnvelopeError",
     "FormatError",

@@ -38,3 +38,29 @@ class StreamOpener:
     def __init__(self, input_key: bytes, context: bytes) -> None: ...
     def update(self, data: Buffer) -> bytes: ...
     def finalize(self) -> bytes: ...
+
+RECORD_OVERHEAD: int
+MAX_BATCH_RECORDS: int
+
+class BatchCipher:
+    @staticmethod
+    def derive(input_key: bytes, salt: bytes, context: bytes) -> tuple[BatchCipher, bytes]: ...
+    @staticmethod
+    def verify(input_key: bytes, salt: bytes, commitment: bytes, context: bytes) -> BatchCipher: ...
+    def seal(
+        self,
+        records: list[Buffer] | Buffer,
+        offsets: Buffer | None = None,
+        aad: list[Buffer] | Buffer | None = None,
+        aad_offsets: Buffer | None = None,
+        threads: int = 0,
+    ) -> list[bytes] | tuple[bytes, bytes]: ...
+    def open(
+        self,
+        records: list[Buffer] | Buffer,
+        offsets: Buffer | None = None,
+        aad: list[Buffer] | Buffer | None = None,
+        aad_offsets: Buffer | None = None,
+        threads: int = 0,
+    ) -> tuple[list[bytes] | tuple[bytes, bytes], bytes, int]: ...
+    def open_record(self, record: bytes, aad: bytes = b"") -> tuple[int, bytes]: ...

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from envelope import _native, chunked
+from envelope import _native, batch, chunked
 from envelope.atomic import atomic_output
+from envelope.batch import BatchHeader, EncryptedBatch
 from envelope.cluster import ClusterSecret
-from envelope.context import canonical_context
+from envelope.context import Context, canonical_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
 from envelope.format import (
     SUITE_COBBLESTONE_256,
@@ -76,36 +77,44 @@ class Envelope:
 
     # -- key handling -----------------------------------------------------------------
 
-    def _new_message(self, context: Mapping[str, str] | None) -> tuple[Header, bytes, bytearray]:
-        ctx = canonical_context(context)
+    def _fresh_key(self, ctx: Context) -> tuple[KeySlot, SplitDescriptor, bytearray]:
+        """One KMS call: a new data key, its key slot, the split, and the input key."""
         part = self._cluster.current if self._cluster else None
         with self._kms.generate_data_key(ctx) as data_key:
             wrapped = data_key.wrapped
             input_key = derive_input_key(data_key.plaintext, part.material if part else None)
-        header = Header(
-            SUITE_COBBLESTONE_256,
-            ctx,
-            SplitDescriptor(part.id if part else None),
-            (KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob),),
-        )
+        slot = KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob)
+        return slot, SplitDescriptor(part.id if part else None), input_key
+
+    def _new_message(self, context: Mapping[str, str] | None) -> tuple[Header, bytes, bytearray]:
+        ctx = canonical_context(context)
+        slot, split, input_key = self._fresh_key(ctx)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, (slot,))
         return header, encode_header(header), input_key
 
-    def _our_slot(self, header: Header) -> KeySlot:
-        for slot in header.slots:
+    def _our_slot(self, slots: tuple[KeySlot, ...]) -> KeySlot:
+        for slot in slots:
             if slot.provider == self._kms.provider_id and slot.key_id == self._kms.key_id:
                 return slot
-        named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in header.slots)
+        named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in slots)
         raise KeyUnavailableError(
-            f"this message's data key is wrapped by {named}; this Envelope is configured "
+            f"the data key is wrapped by {named}; this Envelope is configured "
             f"with {self._kms.provider_id} key {self._kms.key_id!r} only"
         )
 
-    def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
-        if context is not None and canonical_context(context) != header.context:
+    def _stored_key(
+        self,
+        slots: tuple[KeySlot, ...],
+        split: SplitDescriptor,
+        ctx: Context,
+        expected: Mapping[str, str] | None,
+    ) -> bytearray:
+        """The input key of a stored message or batch, through the configured KMS only."""
+        if expected is not None and canonical_context(expected) != ctx:
             raise DecryptionError()
-        slot = self._our_slot(header)
+        slot = self._our_slot(slots)
         part = None
-        sid = header.split.cluster_secret_id
+        sid = split.cluster_secret_id
         if sid is not None:
             if self._cluster is None:
                 raise KeyUnavailableError(
@@ -113,13 +122,21 @@ class Envelope:
                     "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
                 )
             part = self._cluster.part(sid)
-        data_key = self._kms.unwrap(
-            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
-        )
+        data_key = self._kms.unwrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), ctx)
         try:
             return derive_input_key(data_key, part.material if part else None)
         finally:
             _wipe(data_key)
+
+    def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
+        return self._stored_key(header.slots, header.split, header.context, context)
+
+    def _rewrap_slots(self, slots: tuple[KeySlot, ...], ctx: Context) -> tuple[KeySlot, ...]:
+        slot = self._our_slot(slots)
+        fresh = self._kms.rewrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), ctx)
+        return tuple(
+            KeySlot(fresh.provider, fresh.key_id, fresh.blob) if s is slot else s for s in slots
+        )
 
     # -- bytes ------------------------------------------------------------------------
 
@@ -185,15 +202,68 @@ class Envelope:
         return encode_header(new_header) + bytes(view[offset:])
 
     def _rewrapped(self, header: Header) -> Header:
-        slot = self._our_slot(header)
-        fresh = self._kms.rewrap(
-            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
-        )
-        slots = tuple(
-            KeySlot(fresh.provider, fresh.key_id, fresh.blob) if s is slot else s
-            for s in header.slots
-        )
+        slots = self._rewrap_slots(header.slots, header.context)
         return Header(header.suite, header.context, header.split, slots)
+
+    # -- record batches ---------------------------------------------------------------
+
+    def encrypt_batch(
+        self, records: Any, *, aad: Any = None, context: Mapping[str, str] | None = None
+    ) -> EncryptedBatch:
+        """Encrypts many small records at once, each decryptable on its own.
+
+        One KMS call per batch; the kernel seals all records in one call across all
+        cores. ``records`` (and ``aad``, one entry per record, e.g. primary keys) may be
+        a list of bytes-like objects, a ``(data, offsets)`` tuple, a pyarrow binary array
+        or a 2-D numpy uint8 array; the result's records keep that shape. See
+        :mod:`envelope.batch`.
+
+        Raises:
+            KmsError: the KMS could not generate a data key.
+            TypeError, ValueError: an unsupported shape, bad offsets, or an ``aad``
+                whose length differs from ``records``.
+        """
+        return batch.encrypt(self, records, aad, canonical_context(context), self._threads)
+
+    def decrypt_batch(
+        self,
+        encrypted: EncryptedBatch,
+        *,
+        aad: Any = None,
+        context: Mapping[str, str] | None = None,
+        errors: Literal["raise", "collect"] = "raise",
+    ) -> Any:
+        """Decrypts a batch; the output has the shape of ``encrypted.records``.
+
+        Args:
+            encrypted: from :meth:`encrypt_batch` or :meth:`EncryptedBatch.from_parts`.
+            aad: the per-record AAD the batch was sealed with.
+            context: if given, the batch's context must equal it.
+            errors: ``"raise"`` stops at the first bad record; ``"collect"`` returns a
+                :class:`~envelope.batch.BatchResult` with every good record and the
+                positions of the bad ones.
+
+        Raises:
+            DecryptionError: a record is tampered, moved, or has the wrong AAD (its
+                ``index`` attribute says which, never its content), or the header or
+                context is wrong, or records were added or dropped.
+            KmsError: the KMS could not be used.
+        """
+        return batch.decrypt(self, encrypted, aad, context, errors=errors, threads=self._threads)
+
+    def batch_header(
+        self,
+        header: bytes | bytearray | memoryview | BatchHeader,
+        *,
+        context: Mapping[str, str] | None = None,
+    ) -> BatchHeader:
+        """Opens a stored batch header (one KMS call) so that
+        :meth:`BatchHeader.decrypt_record` can decrypt its records one by one.
+
+        Raises:
+            DecryptionError, KmsError: as :meth:`decrypt`.
+        """
+        return batch.open_header(self, header, context)
 
     # -- streams ----------------------------------------------------------------------
 

@@ -42,8 +42,17 @@ class DecryptionError(EnvelopeError):
 
     MESSAGE = "decryption failed: the message, its key or its context is wrong"
 
-    def __init__(self, message: str | None = None) -> None:
+    #: In a record batch: the position of the first record that failed (never its content).
+    index: int | None
+
+    def __init__(self, message: str | None = None, *, index: int | None = None) -> None:
+        if message is None and index is not None:
+            message = (
+                f"decryption failed at record {index}: the record, its key, its AAD "
+                "or its position is wrong"
+            )
         super().__init__(message or self.MESSAGE)
+        self.index = index
 
 
 class FormatError(DecryptionError):

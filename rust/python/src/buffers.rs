@@ -60,3 +60,33 @@ impl WriteBuffer {
         unsafe { std::slice::from_raw_parts_mut(self.buf.buf_ptr() as *mut u8, len) }
     }
 }
+
+/// A C-contiguous, aligned buffer of native-endian int64 values (record offsets).
+pub(crate) struct ReadI64Buffer {
+    buf: PyBuffer<i64>,
+}
+
+impl ReadI64Buffer {
+    pub(crate) fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let buf = PyBuffer::<i64>::get(obj)
+            .map_err(|_| PyValueError::new_err("offsets must be a buffer of int64 values"))?;
+        if !buf.is_c_contiguous() {
+            return Err(PyValueError::new_err("offsets must be C-contiguous"));
+        }
+        if (buf.buf_ptr() as usize) % std::mem::align_of::<i64>() != 0 {
+            return Err(PyValueError::new_err("offsets must be 8-byte aligned"));
+        }
+        Ok(Self { buf })
+    }
+
+    pub(crate) fn as_slice(&self) -> &[i64] {
+        let n = self.buf.item_count();
+        if n == 0 {
+            return &[];
+        }
+        // SAFETY: PyBuffer::<i64>::get checked the item format and size; the buffer is
+        // C-contiguous with `n` items and its pointer is 8-byte aligned (checked in `get`);
+        // the export pins the memory for as long as `self.buf` lives.
+        unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const i64, n) }
+    }
+}

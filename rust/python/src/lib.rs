@@ -9,6 +9,7 @@
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
 )]
 
+mod batch;
 mod buffers;
 mod errors;
 mod fresh;
@@ -136,6 +137,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cobblestone_opened_len, m)?)?;
     m.add_function(wrap_pyfunction!(cobblestone_seal, m)?)?;
     m.add_function(wrap_pyfunction!(cobblestone_open, m)?)?;
+    m.add("RECORD_OVERHEAD", envelope_kernel::batch::RECORD_OVERHEAD)?;
+    m.add("MAX_BATCH_RECORDS", envelope_kernel::batch::MAX_RECORDS)?;
+    m.add_class::<batch::BatchCipher>()?;
     m.add_class::<streams::StreamSealer>()?;
     m.add_class::<streams::StreamOpener>()?;
     Ok(())

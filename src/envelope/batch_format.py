@@ -1,0 +1,114 @@
+"""The record-batch header (docs/format.md, "Record batches").
+
+```
+magic "\\x89ENB" | version 0x01 | u32 header length H | header (H bytes)
+header = bound section | salt (24) | commitment (32) | key slots
+bound  = u16 suite 0x0101 | context | split descriptor | u64 record count
+```
+
+The batch key's HKDF context is SHA-256 over a label, the magic, the version and the
+bound section; salt and commitment follow the bound section, the key slots come last
+(outside the digest, as in messages, so a batch header can be rewrapped).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+
+from envelope.context import Context, encode_context
+from envelope.errors import FormatError
+from envelope.format import (
+    MAX_HEADER_BYTES,
+    PREAMBLE_LEN,
+    VERSION,
+    KeySlot,
+    Reader,
+    SplitDescriptor,
+    check_encodable,
+    encode_slots,
+    encode_split,
+    parse_context,
+    parse_slots,
+    parse_split,
+    preamble_length,
+)
+
+__all__ = ["BATCH_MAGIC", "SUITE_RECORD_BATCH", "BatchHeaderFields", "decode", "digest", "encode"]
+
+BATCH_MAGIC = b"\x89ENB"
+#: Records sealed one by one with AES-256-GCM under an HKDF-SHA512-derived batch key.
+SUITE_RECORD_BATCH = 0x0101
+SALT_LEN = 24
+COMMITMENT_LEN = 32
+_DIGEST_LABEL = b"envelope.dev/v1 batch header\x00"
+_WHAT = "envelope record batch header"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchHeaderFields:
+    """The parsed fields of a batch header."""
+
+    context: Context
+    split: SplitDescriptor
+    record_count: int
+    salt: bytes
+    commitment: bytes
+    slots: tuple[KeySlot, ...]
+
+    def bound_bytes(self) -> bytes:
+        """The part of the header covered by the digest."""
+        return (
+            struct.pack(">H", SUITE_RECORD_BATCH)
+            + encode_context(self.context)
+            + encode_split(self.split)
+            + struct.pack(">Q", self.record_count)
+        )
+
+
+def digest(fields: BatchHeaderFields) -> bytes:
+    """The batch key's HKDF context: SHA-256 over the version and bound section."""
+    return hashlib.sha256(
+        _DIGEST_LABEL + BATCH_MAGIC + bytes([VERSION]) + fields.bound_bytes()
+    ).digest()
+
+
+def encode(fields: BatchHeaderFields) -> bytes:
+    """Serializes a batch header.
+
+    Raises:
+        ValueError: a field exceeds its bound.
+    """
+    check_encodable(fields.context, fields.split, fields.slots)
+    if len(fields.salt) != SALT_LEN or len(fields.commitment) != COMMITMENT_LEN:
+        raise ValueError("salt must be 24 bytes and commitment 32")
+    body = fields.bound_bytes() + fields.salt + fields.commitment + encode_slots(fields.slots)
+    if len(body) > MAX_HEADER_BYTES:
+        raise ValueError(f"batch header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
+    return BATCH_MAGIC + bytes([VERSION]) + struct.pack(">I", len(body)) + body
+
+
+def decode(blob: bytes | bytearray | memoryview) -> BatchHeaderFields:
+    """Parses a serialized batch header (exactly; no trailing bytes).
+
+    Raises:
+        FormatError: not a batch header this version reads, or malformed (says which).
+    """
+    view = memoryview(blob).cast("B")
+    length = preamble_length(bytes(view[:PREAMBLE_LEN]), BATCH_MAGIC, _WHAT)
+    if len(view) != PREAMBLE_LEN + length:
+        raise FormatError(f"not an {_WHAT}: its length does not match its contents")
+    r = Reader(view[PREAMBLE_LEN:])
+    suite = r.u16("suite")
+    if suite != SUITE_RECORD_BATCH:
+        raise FormatError(f"unsupported suite {suite:#06x} in batch header")
+    context = parse_context(r)
+    split = parse_split(r)
+    (count,) = struct.unpack(">Q", r.take(8, "record count"))
+    salt = r.take(SALT_LEN, "salt")
+    commitment = r.take(COMMITMENT_LEN, "commitment")
+    slots = parse_slots(r)
+    if r.pos != length:
+        raise FormatError("malformed batch header: trailing bytes after the key slots")
+    return BatchHeaderFields(context, split, int(count), salt, commitment, slots)
