@@ -107,3 +107,72 @@ def cobblestone_decrypt(key: bytes, ct: bytes, context: bytes) -> bytes:
         if final:
             assert not body
             return out
+
+
+class ParsedBatchHeader:
+    """A batch header, parsed from docs/format.md ("Record batches") alone."""
+
+    def __init__(self, blob: bytes) -> None:
+        assert blob[:4] == b"\x89ENB" and blob[4] == 1
+        (hlen,) = struct.unpack(">I", blob[5:9])
+        h = blob[9:]
+        assert len(h) == hlen
+        pos = 2  # suite
+        assert struct.unpack(">H", h[:2])[0] == 0x0101
+        (n_ctx,) = struct.unpack(">H", h[pos : pos + 2])
+        pos += 2
+        self.context: list[tuple[str, str]] = []
+        for _ in range(n_ctx):
+            (kl,) = struct.unpack(">H", h[pos : pos + 2])
+            k = h[pos + 2 : pos + 2 + kl].decode()
+            pos += 2 + kl
+            (vl,) = struct.unpack(">H", h[pos : pos + 2])
+            v = h[pos + 2 : pos + 2 + vl].decode()
+            pos += 2 + vl
+            self.context.append((k, v))
+        if h[pos] == 1:
+            pos += 2 + h[pos + 1]
+        else:
+            pos += 1
+        (self.count,) = struct.unpack(">Q", h[pos : pos + 8])
+        pos += 8
+        self.bound = h[:pos]
+        self.salt, self.commitment = h[pos : pos + 24], h[pos + 24 : pos + 56]
+        pos += 56
+        self.slots = []
+        n_slots = h[pos]
+        pos += 1
+        for _ in range(n_slots):
+            plen = h[pos]
+            provider = h[pos + 1 : pos + 1 + plen].decode()
+            pos += 1 + plen
+            (klen,) = struct.unpack(">H", h[pos : pos + 2])
+            key_id = h[pos + 2 : pos + 2 + klen].decode()
+            pos += 2 + klen
+            (wlen,) = struct.unpack(">H", h[pos : pos + 2])
+            wrapped = h[pos + 2 : pos + 2 + wlen]
+            pos += 2 + wlen
+            self.slots.append((provider, key_id, wrapped))
+        assert pos == len(h)
+
+    def encoded_context(self) -> bytes:
+        out = struct.pack(">H", len(self.context))
+        for k, v in self.context:
+            out += struct.pack(">H", len(k.encode())) + k.encode()
+            out += struct.pack(">H", len(v.encode())) + v.encode()
+        return out
+
+    def digest(self) -> bytes:
+        return hashlib.sha256(b"envelope.dev/v1 batch header\x00\x89ENB\x01" + self.bound).digest()
+
+
+def batch_open_record(
+    input_key_: bytes, header: ParsedBatchHeader, record: bytes, aad: bytes
+) -> bytes:
+    info = b"envelope.dev/v1 record batch+AEAD_AES_256_GCM\x00" + header.salt + header.digest()
+    okm = HKDFExpand(hashes.SHA512(), 76, info).derive(input_key_)
+    assert okm[44:] == header.commitment
+    index = int.from_bytes(record[:4], "big")
+    assert index < header.count
+    nonce = (int.from_bytes(okm[32:44], "big") ^ index).to_bytes(12, "big")
+    return AESGCM(okm[:32]).decrypt(nonce, record[4:], aad)

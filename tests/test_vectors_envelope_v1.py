@@ -66,3 +66,39 @@ def test_cases_cover_the_format() -> None:
     names = {c["name"] for c in CASES}
     assert {"empty-no-context-no-split", "two-slots-foreign-first", "kek-version-2"} <= names
     assert any(c["cluster_part"] for c in CASES) and any(c["cluster_part"] is None for c in CASES)
+
+
+BATCHES: list[dict[str, Any]] = DOC["batches"]
+
+
+@pytest.mark.parametrize("case", BATCHES, ids=lambda c: c["name"])
+def test_library_decrypts_batches(kms: LocalKms, case: dict[str, Any]) -> None:
+    from envelope import EncryptedBatch
+
+    sealed = [bytes.fromhex(r) for r in case["sealed_hex"]]
+    aad = None if case["aad_hex"] is None else [bytes.fromhex(a) for a in case["aad_hex"]]
+    env = Envelope(kms, cluster_for(case))
+    batch = EncryptedBatch.from_parts(bytes.fromhex(case["header_hex"]), sealed)
+    expected = [bytes.fromhex(r) for r in case["records_hex"]]
+    assert env.decrypt_batch(batch, aad=aad, context=case["context"]) == expected
+    header = env.batch_header(bytes.fromhex(case["header_hex"]))
+    assert header.decrypt_record(sealed[-1], aad=aad[-1] if aad else None) == expected[-1]
+
+
+@pytest.mark.parametrize("case", BATCHES, ids=lambda c: c["name"])
+def test_reference_decoder_decrypts_batches(case: dict[str, Any]) -> None:
+    header = reference_decoder.ParsedBatchHeader(bytes.fromhex(case["header_hex"]))
+    assert header.digest().hex() == case["batch_digest_hex"]
+    _provider, key_id, wrapped = header.slots[0]
+    data_key = reference_decoder.local_unwrap(KEKS, key_id, wrapped, header.encoded_context())
+    part = case["cluster_part"]
+    ikey = reference_decoder.input_key(
+        data_key, None if part is None else bytes.fromhex(DOC["cluster_parts_hex"][part])
+    )
+    assert ikey.hex() == case["input_key_hex"]
+    aads = case["aad_hex"] or [""] * len(case["sealed_hex"])
+    for sealed, aad, plain in zip(case["sealed_hex"], aads, case["records_hex"], strict=True):
+        opened = reference_decoder.batch_open_record(
+            ikey, header, bytes.fromhex(sealed), bytes.fromhex(aad)
+        )
+        assert opened.hex() == plain

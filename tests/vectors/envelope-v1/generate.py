@@ -98,6 +98,42 @@ def case(
     }
 
 
+def batch_case(
+    name: str,
+    records: list[bytes],
+    aad: list[bytes] | None,
+    context: dict[str, str],
+    part: str | None,
+) -> dict[str, object]:
+    from envelope import _native
+    from envelope.batch_format import BatchHeaderFields, digest, encode
+
+    ctx = canonical_context(context)
+    data_key = fixed(f"data-key/{name}", 32)
+    slot = KeySlot("local", KEYRING_ID, local_wrap(1, data_key, ctx, name))
+    part_bytes = PARTS[part] if part else None
+    split = SplitDescriptor(ClusterSecretPart(part_bytes).id if part_bytes else None)
+    input_key = derive_input_key(data_key, part_bytes)
+    salt = fixed(f"salt/{name}", 24)
+    draft = BatchHeaderFields(ctx, split, len(records), salt, bytes(32), (slot,))
+    cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
+    fields = BatchHeaderFields(ctx, split, len(records), salt, commitment, (slot,))
+    sealed = cipher.seal(records, None, aad, None, 1)
+    assert isinstance(sealed, list)
+    return {
+        "name": name,
+        "context": context,
+        "cluster_part": part,
+        "records_hex": [r.hex() for r in records],
+        "aad_hex": None if aad is None else [a.hex() for a in aad],
+        "data_key_hex": data_key.hex(),
+        "input_key_hex": bytes(input_key).hex(),
+        "batch_digest_hex": digest(fields).hex(),
+        "header_hex": encode(fields).hex(),
+        "sealed_hex": [r.hex() for r in sealed],
+    }
+
+
 def main() -> None:
     cases = [
         case("empty-no-context-no-split", b"", {}, None),
@@ -119,6 +155,18 @@ def main() -> None:
         ),
         case("kek-version-2", b"after rotation", {"service": "billing"}, None, kek_version=2),
     ]
+    batches = [
+        batch_case(
+            "emails-with-primary-keys",
+            [b"alice@example.com", b"", b"bob@example.org"],
+            [b"user:1", b"user:2", b"user:3"],
+            {"table": "users", "column": "email"},
+            "a",
+        ),
+        batch_case(
+            "tokens-no-aad-no-split", [fixed(f"token-{i}", 32) for i in range(4)], None, {}, None
+        ),
+    ]
     doc = {
         "description": "envelope message format v1 known-answer vectors (docs/format.md)",
         "keyring": {
@@ -136,6 +184,7 @@ def main() -> None:
         },
         "cluster_parts_hex": {k: v.hex() for k, v in PARTS.items()},
         "cases": cases,
+        "batches": batches,
     }
     (HERE / "envelope-v1.json").write_text(json.dumps(doc, indent=1, ensure_ascii=False) + "\n")
 
