@@ -94,7 +94,7 @@ class Envelope:
 
     def _our_slot(self, slots: tuple[KeySlot, ...]) -> KeySlot:
         for slot in slots:
-            if slot.provider == self._kms.provider_id and slot.key_id == self._kms.key_id:
+            if slot.provider == self._kms.provider_id and self._kms.matches(slot.key_id):
                 return slot
         named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in slots)
         raise KeyUnavailableError(

@@ -37,6 +37,11 @@ class KmsBackend(Protocol):
         """Identifier of the KEK, stored in each key slot; stable across KEK versions."""
         ...
 
+    def matches(self, key_id: str) -> bool:
+        """True if a key slot naming ``key_id`` was wrapped by this KEK (or an equivalent
+        one, such as a multi-region replica). Decryption uses only slots that match."""
+        ...
+
     def generate_data_key(self, context: Context) -> DataKey:
         """Returns a fresh random 256-bit data key and its wrapping under this KEK.
 

@@ -315,6 +315,10 @@ class LocalKms:
         """The keyring id (stable across rotations)."""
         return self._id
 
+    def matches(self, key_id: str) -> bool:
+        """True for this keyring's id."""
+        return key_id == self._id
+
     def _aad(self, version: int, context: Context) -> bytes:
         return (
             _WRAP_LABEL
