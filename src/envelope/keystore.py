@@ -205,7 +205,8 @@ class FileKeyStore:
             current = self.get(old.name, old.version)
             if current.etag != old.etag:
                 raise VersionConflict(
-                    f"version {old.version} of {old.name!r} changed since it was read; read it again"
+                    f"version {old.version} of {old.name!r} changed since it was read; "
+                    "read it again"
                 )
             write_atomic(path, blob, mode=0o600)
         return StoredKey(old.name, old.version, blob, hashlib.sha256(blob).hexdigest())
