@@ -12,7 +12,13 @@ from envelope.atomic import atomic_output
 from envelope.batch import BatchHeader, EncryptedBatch
 from envelope.cluster import ClusterSecret
 from envelope.context import Context, canonical_context
-from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
+from envelope.errors import (
+    ConfigError,
+    DecryptionError,
+    FormatError,
+    KeyUnavailableError,
+    KmsError,
+)
 from envelope.format import (
     SUITE_COBBLESTONE_256,
     Header,
@@ -24,6 +30,7 @@ from envelope.format import (
     read_header,
 )
 from envelope.keys import derive_input_key
+from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend
 from envelope.kms.types import WrappedKey
 
@@ -31,6 +38,11 @@ if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = ["Envelope"]
+
+#: Key slots that reference a stored data key (envelope.keystore) use this provider id;
+#: their wrapped bytes are a format byte and the u32 version.
+STORED_KEY_PROVIDER = "keystore"
+STORED_KEY_SLOT_FORMAT = b"\x01"
 
 #: Bytes read per step by the stream and file paths (a multiple of the chunk size).
 STREAM_PIECE = 64 * chunked.CHUNK_SIZE
@@ -51,21 +63,29 @@ class Envelope:
             need both the KMS and the part to decrypt. Messages that record no split
             decrypt without it.
         threads: worker threads for large messages; 0 means one per core.
+        keystore: where stored data keys live (:mod:`envelope.keystore`), for
+            ``key_ref=`` and for messages that reference a stored key.
 
     Decryption only ever uses ``kms`` and ``cluster_secret``: a message cannot make
     this object contact another KMS or key, it can only fail to name the one configured.
     """
 
-    __slots__ = ("_cluster", "_kms", "_threads")
+    __slots__ = ("_cluster", "_keystore", "_kms", "_threads")
 
     def __init__(
-        self, kms: KmsBackend, cluster_secret: ClusterSecret | None = None, *, threads: int = 0
+        self,
+        kms: KmsBackend,
+        cluster_secret: ClusterSecret | None = None,
+        *,
+        threads: int = 0,
+        keystore: KeyStore | None = None,
     ) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0")
         self._kms = kms
         self._cluster = cluster_secret
         self._threads = threads
+        self._keystore = keystore
 
     def __repr__(self) -> str:
         return f"Envelope(kms={self._kms!r}, cluster_secret={self._cluster!r})"
@@ -77,24 +97,51 @@ class Envelope:
 
     # -- key handling -----------------------------------------------------------------
 
-    def _fresh_key(self, ctx: Context) -> tuple[KeySlot, SplitDescriptor, bytearray]:
-        """One KMS call: a new data key, its key slot, the split, and the input key."""
+    def _fresh_key(
+        self, ctx: Context, key_ref: str | None = None
+    ) -> tuple[KeySlot, SplitDescriptor, bytearray]:
+        """One KMS call: a new data key (or the stored key ``key_ref``), its key slot, the
+        split, and the input key."""
         part = self._cluster.current if self._cluster else None
+        if key_ref is not None:
+            store, name, version = self._resolve_ref(key_ref)
+            stored = store.get(name, version)
+            stored_key = self._unwrap_stored(stored)
+            try:
+                input_key = derive_input_key(stored_key, part.material if part else None)
+            finally:
+                _wipe(stored_key)
+            slot = KeySlot(
+                STORED_KEY_PROVIDER,
+                f"{store.uri}/{stored.name}@{stored.version}",
+                STORED_KEY_SLOT_FORMAT + stored.version.to_bytes(4, "big"),
+            )
+            return slot, SplitDescriptor(part.id if part else None), input_key
         with self._kms.generate_data_key(ctx) as data_key:
             wrapped = data_key.wrapped
             input_key = derive_input_key(data_key.plaintext, part.material if part else None)
         slot = KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob)
         return slot, SplitDescriptor(part.id if part else None), input_key
 
-    def _new_message(self, context: Mapping[str, str] | None) -> tuple[Header, bytes, bytearray]:
+    def _new_message(
+        self, context: Mapping[str, str] | None, key_ref: str | None = None
+    ) -> tuple[Header, bytes, bytearray]:
         ctx = canonical_context(context)
-        slot, split, input_key = self._fresh_key(ctx)
+        slot, split, input_key = self._fresh_key(ctx, key_ref)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, (slot,))
         return header, encode_header(header), input_key
 
     def _our_slot(self, slots: tuple[KeySlot, ...]) -> KeySlot:
         for slot in slots:
             if slot.provider == self._kms.provider_id and self._kms.matches(slot.key_id):
+                return slot
+        store_prefix = None if self._keystore is None else self._keystore.uri + "/"
+        for slot in slots:
+            if (
+                store_prefix is not None
+                and slot.provider == STORED_KEY_PROVIDER
+                and slot.key_id.startswith(store_prefix)
+            ):
                 return slot
         named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in slots)
         raise KeyUnavailableError(
@@ -122,11 +169,105 @@ class Envelope:
                     "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
                 )
             part = self._cluster.part(sid)
-        data_key = self._kms.unwrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), ctx)
+        if slot.provider == STORED_KEY_PROVIDER:
+            data_key = self._unwrap_stored(self._stored_from_slot(slot))
+        else:
+            data_key = self._kms.unwrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), ctx)
         try:
             return derive_input_key(data_key, part.material if part else None)
         finally:
             _wipe(data_key)
+
+    # -- stored keys ------------------------------------------------------------------
+
+    def _store(self) -> KeyStore:
+        if self._keystore is None:
+            raise ConfigError("no key store is configured: pass keystore= (CLI: --keystore URI)")
+        return self._keystore
+
+    def _resolve_ref(self, key_ref: str) -> tuple[KeyStore, str, int | None]:
+        """``name``, ``name@version`` or ``<store uri>/name[@version]`` in the configured
+        store (never another one)."""
+        store = self._store()
+        ref = key_ref
+        if "://" in ref:
+            if not ref.startswith(store.uri + "/"):
+                raise ConfigError(
+                    f"key reference {key_ref!r} is not in the configured key store {store.uri}"
+                )
+            ref = ref[len(store.uri) + 1 :]
+        name, _, version = ref.partition("@")
+        if version and not version.isdigit():
+            raise ValueError(f"key reference {key_ref!r}: the version after '@' must be a number")
+        return store, name, int(version) if version else None
+
+    def _stored_from_slot(self, slot: KeySlot) -> StoredKey:
+        store, name, version = self._resolve_ref(slot.key_id)
+        expected = STORED_KEY_SLOT_FORMAT + (version or 0).to_bytes(4, "big")
+        if version is None or slot.wrapped != expected:
+            raise DecryptionError()
+        return store.get(name, version)
+
+    def _unwrap_stored(self, stored: StoredKey) -> bytearray:
+        try:
+            header, end = parse_header(stored.blob)
+        except FormatError:
+            raise KmsError(
+                f"stored key {stored.name!r} version {stored.version} is not a key object"
+            ) from None
+        if end != len(stored.blob):
+            raise KmsError(
+                f"stored key {stored.name!r} version {stored.version} has trailing bytes"
+            )
+        slot = self._our_slot(header.slots)
+        return self._kms.unwrap(
+            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
+        )
+
+    def store_new_key(self, name: str, context: Mapping[str, str] | None = None) -> int:
+        """Creates a new version of the stored data key ``name`` (one KMS call).
+
+        Messages encrypted with ``key_ref=name`` afterwards use it; older versions keep
+        decrypting the messages that name them.
+
+        Returns:
+            The new version number.
+
+        Raises:
+            ConfigError: no key store; KmsError: the KMS or the store failed.
+        """
+        ctx = canonical_context(context)
+        with self._kms.generate_data_key(ctx) as data_key:
+            wrapped = data_key.wrapped
+        header = Header(
+            SUITE_COBBLESTONE_256,
+            ctx,
+            SplitDescriptor(None),
+            (KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob),),
+        )
+        return self._store().create(name, encode_header(header))
+
+    def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
+        """Rewraps a stored key version under the newest KEK version, conditionally
+        (a concurrent change makes this fail rather than be lost).
+
+        Returns:
+            The version rewrapped.
+
+        Raises:
+            VersionConflict: another writer changed it first; KmsError, ConfigError.
+        """
+        store = self._store()
+        stored = store.get(name, version)
+        header, _ = parse_header(stored.blob)
+        fresh = Header(
+            header.suite,
+            header.context,
+            header.split,
+            self._rewrap_slots(header.slots, header.context),
+        )
+        store.replace(stored, encode_header(fresh))
+        return stored.version
 
     def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
         return self._stored_key(header.slots, header.split, header.context, context)
@@ -140,14 +281,25 @@ class Envelope:
 
     # -- bytes ------------------------------------------------------------------------
 
-    def encrypt(self, data: Buffer, context: Mapping[str, str] | None = None) -> bytes:
+    def encrypt(
+        self, data: Buffer, context: Mapping[str, str] | None = None, *, key_ref: str | None = None
+    ) -> bytes:
         """Encrypts ``data`` (any contiguous buffer) into one envelope message.
 
+        Args:
+            data: the plaintext.
+            context: encryption context bound to the message.
+            key_ref: use the stored data key ``name`` or ``name@version`` from the
+                configured key store instead of a fresh one (the message records the
+                reference, not the key).
+
         Raises:
-            KmsError: the KMS could not generate a data key.
+            KmsError: the KMS could not generate or unwrap a data key.
+            ConfigError: ``key_ref`` without a key store, or outside it.
+            KeyUnavailableError: ``key_ref`` names no stored key.
             ValueError, TypeError: the context is invalid (see ``canonical_context``).
         """
-        header, header_bytes, input_key = self._new_message(context)
+        header, header_bytes, input_key = self._new_message(context, key_ref)
         try:
             out = _native.cobblestone_seal(
                 bytes(input_key),
@@ -208,7 +360,12 @@ class Envelope:
     # -- record batches ---------------------------------------------------------------
 
     def encrypt_batch(
-        self, records: Any, *, aad: Any = None, context: Mapping[str, str] | None = None
+        self,
+        records: Any,
+        *,
+        aad: Any = None,
+        context: Mapping[str, str] | None = None,
+        key_ref: str | None = None,
     ) -> EncryptedBatch:
         """Encrypts many small records at once, each decryptable on its own.
 
@@ -223,7 +380,9 @@ class Envelope:
             TypeError, ValueError: an unsupported shape, bad offsets, or an ``aad``
                 whose length differs from ``records``.
         """
-        return batch.encrypt(self, records, aad, canonical_context(context), self._threads)
+        return batch.encrypt(
+            self, records, aad, canonical_context(context), self._threads, key_ref=key_ref
+        )
 
     def decrypt_batch(
         self,
@@ -274,6 +433,7 @@ class Envelope:
         context: Mapping[str, str] | None = None,
         *,
         progress: Progress | None = None,
+        key_ref: str | None = None,
     ) -> int:
         """Encrypts ``src`` to ``dst`` in constant memory.
 
@@ -283,7 +443,7 @@ class Envelope:
         Raises:
             KmsError, ValueError: as :meth:`encrypt`; OSError from the streams.
         """
-        header, header_bytes, input_key = self._new_message(context)
+        header, header_bytes, input_key = self._new_message(context, key_ref)
         try:
             enc = chunked.Encryptor(input_key, body_context(header))
         finally:
@@ -345,6 +505,7 @@ class Envelope:
         *,
         mode: int = 0o600,
         progress: Progress | None = None,
+        key_ref: str | None = None,
     ) -> int:
         """Encrypts file ``src`` into ``dst``, atomically (all or nothing) with ``mode``.
 
@@ -353,7 +514,7 @@ class Envelope:
             KmsError, ValueError: as :meth:`encrypt`.
         """
         with _open_input(src) as f_in, _output(dst, mode) as f_out:
-            return self.encrypt_stream(f_in, f_out, context, progress=progress)
+            return self.encrypt_stream(f_in, f_out, context, progress=progress, key_ref=key_ref)
 
     def decrypt_file(
         self,

@@ -353,7 +353,9 @@ def _count(records: Any) -> int:
 # -- encrypt / decrypt --------------------------------------------------------------------
 
 
-def encrypt(env: Envelope, records: Any, aad: Any, ctx: Context, threads: int) -> EncryptedBatch:
+def encrypt(
+    env: Envelope, records: Any, aad: Any, ctx: Context, threads: int, *, key_ref: str | None = None
+) -> EncryptedBatch:
     """Envelope.encrypt_batch: one KMS call per 2^32 records."""
     total = _count(records)
     if aad is not None and _count(aad) != total:
@@ -364,18 +366,18 @@ def encrypt(env: Envelope, records: Any, aad: Any, ctx: Context, threads: int) -
         stop = min(start + step, total)
         part = records if total <= step else _slice(records, start, stop)
         part_aad = aad if (aad is None or total <= step) else _slice(aad, start, stop)
-        header, sealed = _encrypt_one(env, part, part_aad, ctx, threads)
+        header, sealed = _encrypt_one(env, part, part_aad, ctx, threads=threads, key_ref=key_ref)
         headers.append(header)
         parts.append(sealed)
     return EncryptedBatch(tuple(headers), _concat(parts))
 
 
 def _encrypt_one(
-    env: Envelope, records: Any, aad: Any, ctx: Context, threads: int
+    env: Envelope, records: Any, aad: Any, ctx: Context, *, threads: int, key_ref: str | None
 ) -> tuple[BatchHeader, Any]:
     shape = _shape(records, "records")
     ashape = None if aad is None else _shape(aad, "aad")
-    slot, split, input_key = env._fresh_key(ctx)
+    slot, split, input_key = env._fresh_key(ctx, key_ref)
     salt = secrets.token_bytes(24)
     draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), (slot,))
     try:
