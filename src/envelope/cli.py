@@ -25,6 +25,7 @@ from typing import BinaryIO, NoReturn
 from envelope import __version__
 from envelope.api import Envelope
 from envelope.atomic import atomic_output, write_atomic
+from envelope.backends import KMS_KINDS, make_keystore, make_kms
 from envelope.cluster import ClusterSecret
 from envelope.errors import (
     ConfigError,
@@ -33,8 +34,10 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
-from envelope.format import encode_header, read_header
+from envelope.format import encode_header, parse_header, read_header
 from envelope.inspection import message_info
+from envelope.keystore import KeyStore
+from envelope.kms import KmsBackend
 from envelope.kms.local import LocalKms, default_keyring_path
 
 EXIT_OK, EXIT_DECRYPT, EXIT_USAGE, EXIT_CONFIG, EXIT_KMS, EXIT_IO = 0, 1, 2, 3, 4, 5
@@ -63,6 +66,33 @@ def _err(message: str) -> None:
 
 
 def _add_keyring(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--kms",
+        choices=KMS_KINDS,
+        default=os.environ.get("ENVELOPE_KMS", "local"),
+        help="KMS backend (default: $ENVELOPE_KMS or local)",
+    )
+    p.add_argument(
+        "--kms-key",
+        default=os.environ.get("ENVELOPE_KMS_KEY"),
+        help="the KEK in that KMS: AWS key id, ARN or alias/NAME (default: $ENVELOPE_KMS_KEY)",
+    )
+    p.add_argument("--kms-region", default=os.environ.get("ENVELOPE_KMS_REGION"), help="KMS region")
+    p.add_argument(
+        "--kms-endpoint", default=os.environ.get("ENVELOPE_KMS_ENDPOINT"), help="KMS endpoint URL"
+    )
+    p.add_argument(
+        "--keystore",
+        default=os.environ.get("ENVELOPE_KEYSTORE"),
+        metavar="URI",
+        help="where stored data keys live: s3://bucket/prefix or a directory "
+        "(default: $ENVELOPE_KEYSTORE)",
+    )
+    p.add_argument(
+        "--keystore-endpoint",
+        default=os.environ.get("ENVELOPE_KEYSTORE_ENDPOINT"),
+        help="S3 endpoint URL for the key store",
+    )
     p.add_argument(
         "--keyring",
         type=Path,
@@ -120,8 +150,35 @@ def _passphrase(args: argparse.Namespace) -> str | None:
     return os.environ.get("ENVELOPE_KEYRING_PASSPHRASE")
 
 
-def _kms(args: argparse.Namespace) -> LocalKms:
+def _kms(args: argparse.Namespace) -> KmsBackend:
+    return make_kms(
+        args.kms,
+        key=args.kms_key,
+        region=args.kms_region,
+        endpoint=args.kms_endpoint,
+        keyring=args.keyring,
+        passphrase=_passphrase(args),
+    )
+
+
+def _local_kms(args: argparse.Namespace) -> LocalKms:
+    if args.kms != "local":
+        raise _Fail(EXIT_USAGE, "keyring commands manage the local keyring only (--kms local)")
     return LocalKms.open(args.keyring, passphrase=_passphrase(args))
+
+
+def _keystore(args: argparse.Namespace, *, required: bool = False) -> KeyStore | None:
+    if not args.keystore:
+        if required:
+            raise ConfigError(
+                "no key store given: pass --keystore s3://bucket/prefix or a directory"
+            )
+        return None
+    return make_keystore(args.keystore, endpoint=args.keystore_endpoint, region=args.kms_region)
+
+
+def _envelope(args: argparse.Namespace, cluster: ClusterSecret | None = None) -> Envelope:
+    return Envelope(_kms(args), cluster, keystore=_keystore(args))
 
 
 def _cluster(args: argparse.Namespace, *, required: bool) -> ClusterSecret | None:
@@ -200,30 +257,33 @@ def _open_in(path: str) -> BinaryIO:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
-    env = Envelope(_kms(args), _cluster(args, required=not args.no_split))
+    env = _envelope(args, _cluster(args, required=not args.no_split))
     context = _context(args.context)
+    key_ref = args.key_ref
     tick, done = _progress(_size(args.input), "encrypting", args.quiet)
     try:
         if args.output == "-":
             src = _open_in(args.input)
             try:
-                env.encrypt_stream(src, sys.stdout.buffer, context, progress=tick)
+                env.encrypt_stream(src, sys.stdout.buffer, context, progress=tick, key_ref=key_ref)
             finally:
                 if src is not sys.stdin.buffer:
                     src.close()
             sys.stdout.buffer.flush()
         elif args.input == "-":
             with atomic_output(args.output, mode=args.mode) as out:
-                env.encrypt_stream(sys.stdin.buffer, out, context, progress=tick)
+                env.encrypt_stream(sys.stdin.buffer, out, context, progress=tick, key_ref=key_ref)
         else:
-            env.encrypt_file(args.input, args.output, context, mode=args.mode, progress=tick)
+            env.encrypt_file(
+                args.input, args.output, context, mode=args.mode, progress=tick, key_ref=key_ref
+            )
     finally:
         done()
     return EXIT_OK
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    env = Envelope(_kms(args), _cluster(args, required=False))
+    env = _envelope(args, _cluster(args, required=False))
     context = _context(args.context)
     tick, done = _progress(_size(args.input), "decrypting", args.quiet)
     try:
@@ -277,7 +337,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_rewrap(args: argparse.Namespace) -> int:
-    env = Envelope(_kms(args))
+    env = _envelope(args)
     failed = 0
     for path in args.files:
         try:
@@ -299,14 +359,14 @@ def cmd_keyring_init(args: argparse.Namespace) -> int:
 
 
 def cmd_keyring_rotate(args: argparse.Namespace) -> int:
-    kms = _kms(args)
+    kms = _local_kms(args)
     version = kms.rotate()
     print(f"keyring {kms.key_id}: new wraps now use version {version}")
     return EXIT_OK
 
 
 def cmd_keyring_list(args: argparse.Namespace) -> int:
-    kms = _kms(args)
+    kms = _local_kms(args)
     versions = kms.versions()
     if args.json:
         print(
@@ -325,6 +385,59 @@ def cmd_keyring_list(args: argparse.Namespace) -> int:
     for v in versions:
         mark = "  (current)" if v.version == kms.current_version else ""
         print(f"  version {v.version}  created {v.created}{mark}")
+    return EXIT_OK
+
+
+def cmd_keystore_put(args: argparse.Namespace) -> int:
+    env = Envelope(_kms(args), keystore=_keystore(args, required=True))
+    version = env.store_new_key(args.name, _context(args.context))
+    print(f"stored a new data key {args.name}@{version} in {args.keystore}")
+    return EXIT_OK
+
+
+def cmd_keystore_get(args: argparse.Namespace) -> int:
+    store = _keystore(args, required=True)
+    assert store is not None
+    stored = store.get(args.name, args.version)
+    header, _ = parse_header(stored.blob)
+    info = {
+        "name": stored.name,
+        "version": stored.version,
+        "uri": f"{store.uri}/{stored.name}@{stored.version}",
+        "context": dict(header.context),
+        "wrapped_keys": [
+            {"provider": s.provider, "key_id": s.key_id, "wrapped_bytes": len(s.wrapped)}
+            for s in header.slots
+        ],
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{info['uri']}")
+        print(f"  context:     {json.dumps(info['context']) if info['context'] else '(none)'}")
+        for w in header.slots:
+            print(f"  wrapped key: {w.provider} {w.key_id} ({len(w.wrapped)} bytes)")
+    return EXIT_OK
+
+
+def cmd_keystore_list(args: argparse.Namespace) -> int:
+    store = _keystore(args, required=True)
+    assert store is not None
+    for name in store.names(args.prefix):
+        versions = store.versions(name)
+        print(f"{name}  versions {versions[0]}..{versions[-1]}" if versions else name)
+    return EXIT_OK
+
+
+def cmd_keystore_rewrap(args: argparse.Namespace) -> int:
+    env = Envelope(_kms(args), keystore=_keystore(args, required=True))
+    store = _keystore(args, required=True)
+    assert store is not None
+    targets = store.versions(args.name) if args.all else [args.version]
+    for version in targets:
+        done = env.rewrap_stored_key(args.name, version)
+        if not args.quiet:
+            print(f"rewrapped {args.name}@{done}")
     return EXIT_OK
 
 
@@ -429,6 +542,51 @@ def build_parser() -> argparse.ArgumentParser:
     _add_keyring(p)
     p.add_argument("--json", action="store_true")
 
+    ks = sub.add_parser("keystore", help="data keys stored apart from messages (S3 or a directory)")
+    kss = ks.add_subparsers(dest="keystore_command", required=True, metavar="ACTION")
+    p = add(
+        "put",
+        "store a new version of a named data key (one KMS call)",
+        "envelope keystore put service-a/dek --kms aws --kms-key alias/service-a "
+        "--keystore s3://bucket/keys",
+        cmd_keystore_put,
+        kss,
+    )
+    p.add_argument("name")
+    _add_context(p)
+    _add_keyring(p)
+    p = add(
+        "get",
+        "show a stored key's version, context and wrapping (no key bytes)",
+        "envelope keystore get service-a/dek --keystore s3://bucket/keys --json",
+        cmd_keystore_get,
+        kss,
+    )
+    p.add_argument("name")
+    p.add_argument("--version", type=int)
+    p.add_argument("--json", action="store_true")
+    _add_keyring(p)
+    p = add(
+        "list",
+        "list stored key names and versions",
+        "envelope keystore list service-a/ --keystore s3://bucket/keys",
+        cmd_keystore_list,
+        kss,
+    )
+    p.add_argument("prefix", nargs="?", default="")
+    _add_keyring(p)
+    p = add(
+        "rewrap",
+        "rewrap a stored key under the newest KEK version (conditional write)",
+        "envelope keystore rewrap service-a/dek --all --keystore s3://bucket/keys",
+        cmd_keystore_rewrap,
+        kss,
+    )
+    p.add_argument("name")
+    p.add_argument("--version", type=int, help="the version to rewrap (default: newest)")
+    p.add_argument("--all", action="store_true", help="rewrap every version")
+    _add_keyring(p)
+
     cs = sub.add_parser("cluster-secret", help="create or identify cluster-secret parts")
     css = cs.add_subparsers(dest="cluster_command", required=True, metavar="ACTION")
     p = add(
@@ -469,6 +627,12 @@ def build_parser() -> argparse.ArgumentParser:
         _add_context(p)
         _add_keyring(p)
         _add_cluster(p, for_encrypt=name == "encrypt")
+        if name == "encrypt":
+            p.add_argument(
+                "--key-ref",
+                metavar="NAME[@VERSION]",
+                help="encrypt under a data key from --keystore instead of a fresh one",
+            )
 
     p = add(
         "inspect",
