@@ -1,0 +1,426 @@
+"""HashiCorp Vault / OpenBao Transit backend: a service's KEK is a transit key.
+
+hvac is imported here and nowhere else; install it with ``pip install 'envelope-kms[vault]'``.
+
+- ``generate_data_key`` = ``transit/datakey/plaintext/<key>`` (256 bits), ``unwrap`` =
+  ``transit/decrypt/<key>``, ``wrap`` = ``transit/encrypt/<key>``, ``rewrap`` =
+  ``transit/rewrap/<key>``; ``unwrap_many``/``rewrap_many`` use ``batch_input``.
+- **What is sent to Transit besides the ciphertext** (the context is always bound in the
+  envelope header as well): the canonical encoding of the encryption context (format.md),
+  base64, as ``context`` when the transit key is *derived* (key derivation binds it), and
+  as ``associated_data`` (AES-GCM AAD) otherwise. The backend reads the key's ``derived``
+  flag once, because Transit silently ignores ``context`` on a non-derived key.
+- Rewrap of a derived key happens inside Vault (the data key never leaves it). Transit's
+  rewrap does not accept ``associated_data``, so for a non-derived key ``rewrap`` is
+  decrypt-then-encrypt through this process; create keys with ``derived=true`` to keep
+  rewraps server-side.
+- Key versions: Vault enforces ``min_decryption_version``; a ciphertext below it raises
+  :class:`KeyUnavailableError` naming the version.
+- Auth: see :mod:`envelope.kms.vault_auth` (token, AppRole, JWT, Kubernetes). Tokens are
+  renewed by logging in again shortly before they expire, and once more on a 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from envelope.context import Context, encode_context
+from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope.kms.types import DATA_KEY_BYTES, DataKey, WrappedKey
+from envelope.kms.vault_auth import LoginResult, TokenAuth, VaultAuth
+
+__all__ = ["VaultTransit"]
+
+_CIPHERTEXT = re.compile(r"^vault:v(\d+):")
+_RELOGIN_MARGIN = 0.2  # log in again when less than 20% of the token's TTL is left
+
+
+def _hvac() -> Any:
+    try:
+        import hvac  # noqa: PLC0415 - optional dependency, imported only by this backend
+    except ImportError:
+        raise ConfigError(
+            "the Vault/OpenBao backend needs hvac: pip install 'envelope-kms[vault]'"
+        ) from None
+    return hvac
+
+
+def _b64(data: bytes | bytearray) -> str:
+    return base64.b64encode(bytes(data)).decode()
+
+
+class VaultTransit:
+    """A Transit key as this service's KEK.
+
+    Args:
+        key_name: the transit key.
+        mount: where the transit engine is mounted.
+        client: an ``hvac.Client`` to use (its URL, TLS and namespace apply).
+        url: the server (default ``$VAULT_ADDR`` or ``$BAO_ADDR``).
+        auth: how to log in (default: :class:`TokenAuth`, from the environment).
+        namespace: a Vault Enterprise / OpenBao namespace.
+        ca_bundle: CA certificates to verify the server with (PEM file).
+        client_cert: ``(certificate, private key)`` PEM files for mTLS.
+        timeout: seconds per HTTP request.
+        deadline: seconds to keep retrying an unreachable, sealed or failing server.
+
+    Raises:
+        ConfigError: hvac is not installed, or no server URL is known.
+    """
+
+    provider_id = "vault-transit"
+
+    def __init__(
+        self,
+        key_name: str,
+        *,
+        mount: str = "transit",
+        client: Any = None,
+        url: str | None = None,
+        auth: VaultAuth | None = None,
+        namespace: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: tuple[str, str] | None = None,
+        timeout: float = 10.0,
+        deadline: float = 30.0,
+    ) -> None:
+        if client is None:
+            url = url or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+            if not url:
+                raise ConfigError("no Vault address: pass url= or set VAULT_ADDR")
+            client = _hvac().Client(
+                url=url,
+                verify=str(ca_bundle) if ca_bundle else True,
+                cert=client_cert,
+                timeout=timeout,
+                namespace=namespace,
+            )
+        self._client = client
+        self._auth = auth or TokenAuth()
+        self._login: LoginResult | None = None
+        self._key = key_name
+        self._mount = mount.strip("/")
+        self._deadline = deadline
+        self._derived: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"VaultTransit(key_id={self.key_id!r}, url={self._url()!r}, auth={self._auth!r})"
+
+    def _url(self) -> str:
+        return str(getattr(self._client, "url", "?"))
+
+    # -- transport, auth and errors ---------------------------------------------------
+
+    def _ensure_login(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and self._login is not None:
+            exp = self._login.expires_at
+            if exp is None or now < exp - _RELOGIN_MARGIN * max(exp - now, 0) - 1:
+                return
+        hvac = _hvac()
+        try:
+            self._login = self._auth.login(self._client)
+        except ConfigError:
+            raise
+        except hvac.exceptions.VaultError as exc:
+            raise KmsError(
+                f"Vault at {self._url()} refused the {self._auth.method} login "
+                f"({_first_error(exc)}); check the role, its bound claims and the auth mount"
+            ) from None
+        except Exception as exc:
+            if _is_network(exc):
+                raise KmsError(f"cannot reach Vault at {self._url()} to log in: {exc}") from None
+            raise
+        self._client.token = self._login.token
+
+    def _post(self, operation: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        hvac = _hvac()
+        started = time.monotonic()
+        attempt, relogged = 0, False
+        while True:
+            attempt += 1
+            try:
+                self._ensure_login()
+                resp = self._client.adapter.post(f"/v1/{self._mount}/{path}", json=payload)
+                return dict(resp)
+            except hvac.exceptions.Forbidden as exc:
+                if not relogged and not isinstance(self._auth, TokenAuth):
+                    relogged = True
+                    self._ensure_login(force=True)  # an expired or revoked token
+                    continue
+                raise KmsError(
+                    f"Vault denied {operation} on transit key {self.key_id} "
+                    f"({_first_error(exc)}): the token's policy must allow "
+                    f"'update' on {self._mount}/{path.split('/', 1)[0]}/{self._key}"
+                ) from None
+            except hvac.exceptions.InvalidRequest as exc:
+                raise self._invalid(exc, operation) from None
+            except hvac.exceptions.InvalidPath:
+                raise KmsError(
+                    f"Vault has no transit engine at {self._mount}/ on {self._url()}: check mount="
+                ) from None
+            except (
+                hvac.exceptions.VaultDown,
+                hvac.exceptions.InternalServerError,
+                hvac.exceptions.BadGateway,
+            ) as exc:
+                reason = "sealed" if isinstance(exc, hvac.exceptions.VaultDown) else "failing"
+                if not self._backoff(started, attempt):
+                    raise KmsError(
+                        f"Vault at {self._url()} is {reason} ({_first_error(exc)}); "
+                        f"{operation} on {self.key_id} gave up after {attempt} attempts"
+                    ) from None
+            except Exception as exc:
+                if not _is_network(exc):
+                    raise
+                if not self._backoff(started, attempt):
+                    raise KmsError(
+                        f"cannot reach Vault at {self._url()} for {operation} on {self.key_id} "
+                        f"after {attempt} attempts: check the address, TLS settings and "
+                        "network policy"
+                    ) from None
+
+    def _backoff(self, started: float, attempt: int) -> bool:
+        """Sleeps before the next attempt (exponential, full jitter); False past the deadline."""
+        delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
+        if time.monotonic() - started + delay > self._deadline:
+            return False
+        time.sleep(delay)
+        return True
+
+    def _invalid(self, exc: Any, operation: str) -> Exception:
+        message = _first_error(exc)
+        if "authentication failed" in message or "invalid ciphertext" in message:
+            return DecryptionError()
+        if "disallowed by policy" in message or "too old" in message:
+            return KeyUnavailableError(
+                f"the data key is wrapped with a version of transit key {self.key_id} below its "
+                "min_decryption_version; rewrap it (envelope rewrap) before raising that version"
+            )
+        if "key not found" in message:
+            return KmsError(f"transit key {self.key_id} does not exist on {self._url()}")
+        return KmsError(f"Vault refused {operation} on transit key {self.key_id}: {message}")
+
+    # -- key facts --------------------------------------------------------------------
+
+    def key_info(self) -> dict[str, Any]:
+        """The transit key's configuration (``transit/keys/<key>``).
+
+        Raises:
+            KmsError: unreachable, denied, or no such key.
+        """
+        hvac = _hvac()
+        self._ensure_login()
+        try:
+            resp = self._client.adapter.get(f"/v1/{self._mount}/keys/{self._key}")
+        except hvac.exceptions.InvalidPath:
+            raise KmsError(f"transit key {self.key_id} does not exist on {self._url()}") from None
+        except hvac.exceptions.Forbidden:
+            raise KmsError(
+                f"Vault denied reading transit key {self.key_id}: allow 'read' on "
+                f"{self._mount}/keys/{self._key}"
+            ) from None
+        except hvac.exceptions.VaultDown:
+            raise KmsError(f"Vault at {self._url()} is sealed") from None
+        except Exception as exc:
+            if _is_network(exc):
+                raise KmsError(f"cannot reach Vault at {self._url()}: {exc}") from None
+            raise
+        return dict(resp["data"])
+
+    def _bind(self, context: Context) -> dict[str, str]:
+        if self._derived is None:
+            self._derived = bool(self.key_info().get("derived"))
+        field = "context" if self._derived else "associated_data"
+        return {field: _b64(encode_context(context))}
+
+    # -- KmsBackend -------------------------------------------------------------------
+
+    @property
+    def key_id(self) -> str:
+        """``<mount>/<key name>``."""
+        return f"{self._mount}/{self._key}"
+
+    def matches(self, key_id: str) -> bool:
+        """True for this transit key."""
+        return key_id == self.key_id
+
+    def _check_slot(self, wrapped: WrappedKey) -> str:
+        if wrapped.provider != self.provider_id or not self.matches(wrapped.key_id):
+            raise KeyUnavailableError(
+                f"the data key is wrapped by {wrapped.provider} key {wrapped.key_id!r}, "
+                f"not by transit key {self.key_id}"
+            )
+        try:
+            ciphertext = wrapped.blob.decode("ascii")
+        except UnicodeDecodeError:
+            raise DecryptionError() from None
+        if not _CIPHERTEXT.match(ciphertext):
+            raise DecryptionError()
+        return ciphertext
+
+    def generate_data_key(self, context: Context) -> DataKey:
+        """``transit/datakey/plaintext/<key>`` with 256 bits.
+
+        Raises:
+            KmsError: Vault refused or could not be reached.
+        """
+        data = self._post(
+            "datakey", f"datakey/plaintext/{self._key}", {"bits": 256, **self._bind(context)}
+        )["data"]
+        plaintext = bytearray(base64.b64decode(data["plaintext"]))
+        return DataKey(
+            plaintext, WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
+        )
+
+    def wrap(self, plaintext: bytes | bytearray, context: Context) -> WrappedKey:
+        """``transit/encrypt/<key>``.
+
+        Raises:
+            ValueError: not 32 bytes. KmsError: as :meth:`generate_data_key`.
+        """
+        if len(plaintext) != DATA_KEY_BYTES:
+            raise ValueError("a data key is 32 bytes")
+        data = self._post(
+            "encrypt", f"encrypt/{self._key}", {"plaintext": _b64(plaintext), **self._bind(context)}
+        )["data"]
+        return WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
+
+    def unwrap(self, wrapped: WrappedKey, context: Context) -> bytearray:
+        """``transit/decrypt/<key>``.
+
+        Raises:
+            KeyUnavailableError: another key, or a version below min_decryption_version.
+            DecryptionError: the ciphertext or the context is wrong.
+            KmsError: denied, sealed, unreachable.
+        """
+        ciphertext = self._check_slot(wrapped)
+        data = self._post(
+            "decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **self._bind(context)}
+        )["data"]
+        plaintext = bytearray(base64.b64decode(data["plaintext"]))
+        if len(plaintext) != DATA_KEY_BYTES:
+            raise DecryptionError()
+        return plaintext
+
+    def rewrap(self, wrapped: WrappedKey, context: Context) -> WrappedKey:
+        """``transit/rewrap/<key>`` for a derived key (inside Vault); decrypt-then-encrypt
+        for a non-derived key (Transit's rewrap cannot carry associated data).
+
+        Raises:
+            As :meth:`unwrap`.
+        """
+        ciphertext = self._check_slot(wrapped)
+        bind = self._bind(context)
+        if "context" in bind:
+            data = self._post("rewrap", f"rewrap/{self._key}", {"ciphertext": ciphertext, **bind})[
+                "data"
+            ]
+            return WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
+        plaintext = self.unwrap(wrapped, context)
+        try:
+            return self.wrap(plaintext, context)
+        finally:
+            plaintext[:] = bytes(len(plaintext))
+
+    def _batch(
+        self, operation: str, path: str, items: list[dict[str, Any]]
+    ) -> list[dict[str, Any]]:
+        hvac = _hvac()
+        try:
+            data = self._post(operation, path, {"batch_input": items})["data"]
+        except KmsError as exc:
+            # Transit answers 400 with per-item results when any item fails.
+            body = (
+                getattr(exc.__context__, "json", None)
+                if isinstance(exc.__context__, hvac.exceptions.VaultError)
+                else None
+            )
+            if not body:
+                raise
+            data = body["data"]
+        except DecryptionError as exc:
+            body = getattr(exc.__context__, "json", None)
+            if not body:
+                raise
+            data = body["data"]
+        results = list(data["batch_results"])
+        if len(results) != len(items):
+            raise KmsError(f"Vault answered {len(results)} results for {len(items)} items")
+        return results
+
+    def unwrap_many(
+        self, wrapped: Sequence[WrappedKey], context: Context
+    ) -> list[bytearray | DecryptionError]:
+        """Unwraps many data keys in one ``batch_input`` request (same context for all).
+
+        Returns:
+            Per item, the data key or the DecryptionError for that item.
+
+        Raises:
+            KeyUnavailableError: an item names another key. KmsError: as :meth:`unwrap`.
+        """
+        bind = self._bind(context)
+        items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
+        out: list[bytearray | DecryptionError] = []
+        for r in self._batch("decrypt", f"decrypt/{self._key}", items):
+            if r.get("error"):
+                out.append(DecryptionError())
+            else:
+                out.append(bytearray(base64.b64decode(r["plaintext"])))
+        return out
+
+    def rewrap_many(
+        self, wrapped: Sequence[WrappedKey], context: Context
+    ) -> list[WrappedKey | DecryptionError]:
+        """Rewraps many data keys in one request (derived keys; others one by one).
+
+        Raises:
+            As :meth:`unwrap_many`.
+        """
+        bind = self._bind(context)
+        if "context" not in bind:
+            results: list[WrappedKey | DecryptionError] = []
+            for w in wrapped:
+                try:
+                    results.append(self.rewrap(w, context))
+                except DecryptionError as exc:
+                    results.append(exc)
+            return results
+        items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
+        out: list[WrappedKey | DecryptionError] = []
+        for r in self._batch("rewrap", f"rewrap/{self._key}", items):
+            if r.get("error"):
+                out.append(DecryptionError())
+            else:
+                out.append(WrappedKey(self.provider_id, self.key_id, r["ciphertext"].encode()))
+        return out
+
+    def health(self) -> None:
+        """Checks the server is reachable and unsealed, the login works, and the key exists.
+
+        Raises:
+            KmsError: otherwise, saying which.
+        """
+        self.key_info()
+
+
+def _first_error(exc: Any) -> str:
+    errors = getattr(exc, "errors", None)
+    if errors:
+        return "; ".join(str(e) for e in errors)
+    return str(exc)
+
+
+def _is_network(exc: Exception) -> bool:
+    try:
+        import requests  # noqa: PLC0415 - hvac's transport
+    except ImportError:
+        return False
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout))

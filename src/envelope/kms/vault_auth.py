@@ -1,0 +1,173 @@
+"""How a pod proves who it is to Vault / OpenBao: a token, AppRole, or its service-account
+JWT (the ``jwt`` or ``kubernetes`` auth methods). Used by :class:`VaultTransit`."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from envelope.errors import ConfigError
+
+__all__ = [
+    "SERVICE_ACCOUNT_TOKEN",
+    "AppRoleAuth",
+    "JwtAuth",
+    "KubernetesAuth",
+    "LoginResult",
+    "TokenAuth",
+    "VaultAuth",
+]
+
+#: Where Kubernetes mounts a pod's service-account token.
+SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
+
+
+@dataclass(frozen=True, slots=True)
+class LoginResult:
+    """A Vault token and when to log in again (monotonic seconds; None = never expires)."""
+
+    token: str = field(repr=False)
+    expires_at: float | None
+
+
+def _read(path: str | os.PathLike[str], what: str) -> str:
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} at {path}: {exc.strerror}") from None
+
+
+class VaultAuth:
+    """Base class: ``login(client)`` returns a token for ``client``'s server."""
+
+    #: Name used in error messages.
+    method = "token"
+
+    def login(self, client: Any) -> LoginResult:
+        """Logs in. Raises whatever hvac raises; VaultTransit maps it to KmsError."""
+        raise NotImplementedError
+
+    @staticmethod
+    def _result(resp: dict[str, Any]) -> LoginResult:
+        auth = resp["auth"]
+        ttl = int(auth.get("lease_duration") or 0)
+        return LoginResult(str(auth["client_token"]), time.monotonic() + ttl if ttl else None)
+
+
+class TokenAuth(VaultAuth):
+    """A static token: ``token``, else the file ``token_file``, else ``$VAULT_TOKEN`` /
+    ``$BAO_TOKEN``, else ``~/.vault-token``.
+
+    Raises:
+        ConfigError: (at login) no token anywhere.
+    """
+
+    method = "token"
+
+    def __init__(
+        self, token: str | None = None, *, token_file: str | os.PathLike[str] | None = None
+    ) -> None:
+        self._token = token
+        self._file = token_file
+
+    def __repr__(self) -> str:
+        return f"TokenAuth(token_file={str(self._file) if self._file else None!r})"
+
+    def login(self, client: Any) -> LoginResult:
+        token = self._token
+        if token is None and self._file is not None:
+            token = _read(self._file, "Vault token file")
+        token = token or os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
+        if not token and (home := Path.home() / ".vault-token").exists():
+            token = _read(home, "Vault token file")
+        if not token:
+            raise ConfigError(
+                "no Vault token: set VAULT_TOKEN, pass a token file, or use AppRole / JWT / "
+                "Kubernetes auth"
+            )
+        return LoginResult(token, None)
+
+
+class AppRoleAuth(VaultAuth):
+    """AppRole: ``role_id`` and a ``secret_id`` (or the file holding it)."""
+
+    method = "approle"
+
+    def __init__(
+        self,
+        role_id: str,
+        secret_id: str | None = None,
+        *,
+        secret_id_file: str | os.PathLike[str] | None = None,
+        mount: str = "approle",
+    ) -> None:
+        if secret_id is None and secret_id_file is None:
+            raise ConfigError("AppRole auth needs secret_id or secret_id_file")
+        self._role_id = role_id
+        self._secret_id = secret_id
+        self._file = secret_id_file
+        self.mount = mount
+
+    def __repr__(self) -> str:
+        return f"AppRoleAuth(role_id={self._role_id!r}, mount={self.mount!r})"
+
+    def login(self, client: Any) -> LoginResult:
+        secret = (
+            self._secret_id
+            if self._secret_id is not None
+            else _read(self._file or "", "AppRole secret_id file")
+        )
+        resp = client.adapter.post(
+            f"/v1/auth/{self.mount}/login", json={"role_id": self._role_id, "secret_id": secret}
+        )
+        return self._result(resp)
+
+
+class JwtAuth(VaultAuth):
+    """The pod's service-account JWT against a ``jwt`` auth method bound to ``role``.
+
+    The token file is read at every login, so a rotated (projected) token is picked up.
+    """
+
+    method = "jwt"
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        jwt_file: str | os.PathLike[str] = SERVICE_ACCOUNT_TOKEN,
+        mount: str = "jwt",
+    ) -> None:
+        self.role = role
+        self._file = jwt_file
+        self.mount = mount
+
+    def __repr__(self) -> str:
+        name = type(self).__name__
+        return f"{name}(role={self.role!r}, mount={self.mount!r}, jwt_file={str(self._file)!r})"
+
+    def login(self, client: Any) -> LoginResult:
+        jwt = _read(self._file, "service-account token")
+        resp = client.adapter.post(
+            f"/v1/auth/{self.mount}/login", json={"role": self.role, "jwt": jwt}
+        )
+        return self._result(resp)
+
+
+class KubernetesAuth(JwtAuth):
+    """The ``kubernetes`` auth method: same login shape as JWT, Vault checks the token with
+    the cluster's TokenReview API."""
+
+    method = "kubernetes"
+
+    def __init__(
+        self,
+        role: str,
+        *,
+        jwt_file: str | os.PathLike[str] = SERVICE_ACCOUNT_TOKEN,
+        mount: str = "kubernetes",
+    ) -> None:
+        super().__init__(role, jwt_file=jwt_file, mount=mount)
