@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.openbao import OpenBao
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -34,3 +38,31 @@ def moto_url() -> Iterator[str]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    """A real OpenBao dev server with transit, jwt and approle enabled."""
+    from tests.openbao import OpenBao
+
+    server = OpenBao(tmp_path_factory.mktemp("openbao")).start()
+    try:
+        server.setup_engines()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def openbao_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    """OpenBao with a second, TLS listener that requires client certificates."""
+    from tests.openbao import OpenBao
+    from tests.pki import make_tls_files
+
+    work = tmp_path_factory.mktemp("openbao-tls")
+    server = OpenBao(work, make_tls_files(work / "pki")).start()
+    try:
+        server.setup_engines()
+        yield server
+    finally:
+        server.stop()
