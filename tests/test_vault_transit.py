@@ -119,6 +119,14 @@ def test_batch_unwrap_and_rewrap(openbao: OpenBao, derived: bool) -> None:
     ]
 
 
+def test_large_batches_are_split_into_requests(openbao: OpenBao) -> None:
+    key = new_key(openbao, derived=True)
+    kms = VaultTransit(key, url=openbao.url, auth=TokenAuth(openbao.root_token))
+    keys = [kms.generate_data_key(CTX) for _ in range(301)]
+    assert kms.unwrap_many([k.wrapped for k in keys], CTX) == [k.plaintext for k in keys]
+    assert len(kms.rewrap_many([k.wrapped for k in keys], CTX)) == 301
+
+
 def test_rotation_and_min_decryption_version(openbao: OpenBao) -> None:
     key = new_key(openbao, derived=True)
     kms = VaultTransit(key, url=openbao.url, auth=TokenAuth(openbao.root_token))

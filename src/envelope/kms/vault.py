@@ -38,7 +38,10 @@ from envelope.kms.vault_auth import LoginResult, TokenAuth, VaultAuth
 __all__ = ["VaultTransit"]
 
 _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
-_RELOGIN_MARGIN = 0.2  # log in again when less than 20% of the token's TTL is left
+_RELOGIN_MARGIN = 0.2
+#: Items per batch_input request: OpenBao refuses request bodies with too many strings
+#: (250 items with a context already exceed its default limit).
+MAX_BATCH = 100  # log in again when less than 20% of the token's TTL is left
 
 
 def _hvac() -> Any:
@@ -332,27 +335,23 @@ class VaultTransit:
     def _batch(
         self, operation: str, path: str, items: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
-        hvac = _hvac()
-        try:
-            data = self._post(operation, path, {"batch_input": items})["data"]
-        except KmsError as exc:
-            # Transit answers 400 with per-item results when any item fails.
-            body = (
-                getattr(exc.__context__, "json", None)
-                if isinstance(exc.__context__, hvac.exceptions.VaultError)
-                else None
-            )
-            if not body:
-                raise
-            data = body["data"]
-        except DecryptionError as exc:
-            body = getattr(exc.__context__, "json", None)
-            if not body:
-                raise
-            data = body["data"]
-        results = list(data["batch_results"])
-        if len(results) != len(items):
-            raise KmsError(f"Vault answered {len(results)} results for {len(items)} items")
+        """Sends ``items`` as ``batch_input`` in requests of at most ``MAX_BATCH`` items
+        (OpenBao refuses JSON bodies with too many strings)."""
+        results: list[dict[str, Any]] = []
+        for start in range(0, len(items), MAX_BATCH):
+            chunk = items[start : start + MAX_BATCH]
+            try:
+                data = self._post(operation, path, {"batch_input": chunk})["data"]
+            except (KmsError, DecryptionError) as exc:
+                # Transit answers 400 with per-item results when some item fails.
+                body = getattr(exc.__context__, "json", None)
+                if not (isinstance(body, dict) and "batch_results" in (body.get("data") or {})):
+                    raise
+                data = body["data"]
+            got = list(data["batch_results"])
+            if len(got) != len(chunk):
+                raise KmsError(f"Vault answered {len(got)} results for {len(chunk)} batch items")
+            results += got
         return results
 
     def unwrap_many(
