@@ -366,3 +366,67 @@ def test_missing_hvac_names_the_extra() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env={**os.environ}
     )
     assert "pip install 'envelope-kms[vault]'" in out.stdout
+
+
+def test_cli_with_vault_and_jwt(
+    openbao: OpenBao, minter: JwtMinter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envelope import cli
+
+    key = new_key(openbao, derived=True)
+    jwt_role(openbao, "service-cli", key, "system:serviceaccount:shop:service-cli")
+    jwt = token_file(tmp_path, minter.service_account_token("shop", "service-cli"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "secret.txt").write_bytes(b"vault-protected")
+    common = [
+        "--kms",
+        "vault",
+        "--kms-key",
+        key,
+        "--kms-endpoint",
+        openbao.url,
+        "--vault-auth",
+        "jwt",
+        "--vault-role",
+        "service-cli",
+        "--vault-jwt-file",
+        str(jwt),
+    ]
+    assert cli.run(["cluster-secret", "new", "--out", "part"]) == 0
+    assert (
+        cli.run(
+            [
+                "encrypt",
+                "secret.txt",
+                "-o",
+                "secret.env",
+                "--cluster-secret",
+                "part",
+                "-c",
+                "service=cli",
+                *common,
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "part", *common])
+        == 0
+    )
+    assert (tmp_path / "out.txt").read_bytes() == b"vault-protected"
+    assert (
+        cli.run(
+            [
+                "decrypt",
+                "secret.env",
+                "-o",
+                "x",
+                "--cluster-secret",
+                "part",
+                *common[:-4],
+                "--vault-auth",
+                "jwt",
+            ]
+        )
+        == cli.EXIT_CONFIG
+    )  # no role given

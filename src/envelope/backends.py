@@ -3,15 +3,35 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from envelope.errors import ConfigError
 from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
 
-__all__ = ["KMS_KINDS", "make_keystore", "make_kms"]
+__all__ = ["KMS_KINDS", "VAULT_AUTH_METHODS", "VaultSettings", "make_keystore", "make_kms"]
 
-KMS_KINDS = ("local", "aws")
+KMS_KINDS = ("local", "aws", "vault")
+VAULT_AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """How to reach and log in to Vault / OpenBao (see ``envelope.kms.vault.VaultTransit``)."""
+
+    mount: str = "transit"
+    auth: str = "token"
+    role: str | None = None
+    jwt_file: str | None = None
+    auth_mount: str | None = None
+    token_file: str | None = None
+    role_id: str | None = None
+    secret_id_file: str | None = None
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    namespace: str | None = None
 
 
 def make_kms(
@@ -22,6 +42,7 @@ def make_kms(
     endpoint: str | None = None,
     keyring: str | os.PathLike[str] | None = None,
     passphrase: str | None = None,
+    vault: VaultSettings | None = None,
 ) -> KmsBackend:
     """A KMS backend of ``kind``.
 
@@ -30,6 +51,7 @@ def make_kms(
         key: the KMS key (AWS: key id, ARN or alias).
         region, endpoint: where the KMS is (AWS region; endpoint URL).
         keyring, passphrase: the local keyring file and its passphrase.
+        vault: Vault settings (kind ``vault``; ``key`` is the transit key name).
 
     Raises:
         ConfigError: unknown kind, a missing key, or a backend that cannot be set up.
@@ -46,6 +68,12 @@ def make_kms(
         from envelope.kms.aws import AwsKms  # noqa: PLC0415 - imports boto3
 
         return AwsKms(key, region=region, endpoint_url=endpoint)
+    if kind == "vault":
+        if not key:
+            raise ConfigError(
+                "the vault KMS needs a transit key name: --kms-key NAME (ENVELOPE_KMS_KEY)"
+            )
+        return _vault(key, endpoint, vault or VaultSettings())
     raise ConfigError(f"unknown KMS kind {kind!r}; choose one of {', '.join(KMS_KINDS)}")
 
 
@@ -65,3 +93,43 @@ def make_keystore(uri: str, *, endpoint: str | None = None, region: str | None =
     if "://" in uri:
         raise ConfigError(f"key store {uri!r}: use s3://bucket/prefix, file:///dir or a directory")
     return FileKeyStore(Path(uri))
+
+
+def _vault(key: str, url: str | None, v: VaultSettings) -> KmsBackend:
+    from envelope.kms import vault_auth  # noqa: PLC0415 - per backend
+    from envelope.kms.vault import VaultTransit  # noqa: PLC0415 - imports hvac
+
+    auth: vault_auth.VaultAuth
+    if v.auth == "token":
+        auth = vault_auth.TokenAuth(token_file=v.token_file)
+    elif v.auth == "approle":
+        if not v.role_id or not v.secret_id_file:
+            raise ConfigError("AppRole auth needs --vault-role-id and --vault-secret-id-file")
+        auth = vault_auth.AppRoleAuth(
+            v.role_id, secret_id_file=v.secret_id_file, mount=v.auth_mount or "approle"
+        )
+    elif v.auth in ("jwt", "kubernetes"):
+        if not v.role:
+            raise ConfigError(f"{v.auth} auth needs the Vault role: --vault-role ROLE")
+        cls = vault_auth.JwtAuth if v.auth == "jwt" else vault_auth.KubernetesAuth
+        auth = cls(
+            v.role,
+            jwt_file=v.jwt_file or vault_auth.SERVICE_ACCOUNT_TOKEN,
+            mount=v.auth_mount or v.auth,
+        )
+    else:
+        raise ConfigError(
+            f"unknown Vault auth method {v.auth!r}; choose one of {', '.join(VAULT_AUTH_METHODS)}"
+        )
+    if bool(v.client_cert) != bool(v.client_key):
+        raise ConfigError("mTLS needs both --vault-client-cert and --vault-client-key")
+    cert = (v.client_cert, v.client_key) if v.client_cert and v.client_key else None
+    return VaultTransit(
+        key,
+        mount=v.mount,
+        url=url,
+        auth=auth,
+        namespace=v.namespace,
+        ca_bundle=v.ca_bundle,
+        client_cert=cert,
+    )

@@ -25,7 +25,13 @@ from typing import BinaryIO, NoReturn
 from envelope import __version__
 from envelope.api import Envelope
 from envelope.atomic import atomic_output, write_atomic
-from envelope.backends import KMS_KINDS, make_keystore, make_kms
+from envelope.backends import (
+    KMS_KINDS,
+    VAULT_AUTH_METHODS,
+    VaultSettings,
+    make_keystore,
+    make_kms,
+)
 from envelope.cluster import ClusterSecret
 from envelope.errors import (
     ConfigError,
@@ -81,6 +87,31 @@ def _add_keyring(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kms-endpoint", default=os.environ.get("ENVELOPE_KMS_ENDPOINT"), help="KMS endpoint URL"
     )
+    env = os.environ.get
+    vault = p.add_argument_group("Vault / OpenBao (--kms vault; --kms-key is the transit key)")
+    vault.add_argument("--vault-mount", default=env("ENVELOPE_VAULT_MOUNT", "transit"))
+    vault.add_argument(
+        "--vault-auth",
+        choices=VAULT_AUTH_METHODS,
+        default=env("ENVELOPE_VAULT_AUTH", "token"),
+        help="token ($VAULT_TOKEN), approle, jwt or kubernetes (the pod's token)",
+    )
+    vault.add_argument(
+        "--vault-role", default=env("ENVELOPE_VAULT_ROLE"), help="jwt/kubernetes role"
+    )
+    vault.add_argument(
+        "--vault-jwt-file",
+        default=env("ENVELOPE_VAULT_JWT_FILE"),
+        help="service-account token (default: the pod's)",
+    )
+    vault.add_argument("--vault-auth-mount", default=env("ENVELOPE_VAULT_AUTH_MOUNT"))
+    vault.add_argument("--vault-token-file", default=env("ENVELOPE_VAULT_TOKEN_FILE"))
+    vault.add_argument("--vault-role-id", default=env("ENVELOPE_VAULT_ROLE_ID"))
+    vault.add_argument("--vault-secret-id-file", default=env("ENVELOPE_VAULT_SECRET_ID_FILE"))
+    vault.add_argument("--vault-ca-bundle", default=env("VAULT_CACERT"))
+    vault.add_argument("--vault-client-cert", default=env("VAULT_CLIENT_CERT"))
+    vault.add_argument("--vault-client-key", default=env("VAULT_CLIENT_KEY"))
+    vault.add_argument("--vault-namespace", default=env("VAULT_NAMESPACE"))
     p.add_argument(
         "--keystore",
         default=os.environ.get("ENVELOPE_KEYSTORE"),
@@ -157,7 +188,21 @@ def _kms(args: argparse.Namespace) -> KmsBackend:
         region=args.kms_region,
         endpoint=args.kms_endpoint,
         keyring=args.keyring,
-        passphrase=_passphrase(args),
+        passphrase=_passphrase(args) if args.kms == "local" else None,
+        vault=VaultSettings(
+            mount=args.vault_mount,
+            auth=args.vault_auth,
+            role=args.vault_role,
+            jwt_file=args.vault_jwt_file,
+            auth_mount=args.vault_auth_mount,
+            token_file=args.vault_token_file,
+            role_id=args.vault_role_id,
+            secret_id_file=args.vault_secret_id_file,
+            ca_bundle=args.vault_ca_bundle,
+            client_cert=args.vault_client_cert,
+            client_key=args.vault_client_key,
+            namespace=args.vault_namespace,
+        ),
     )
 
 
