@@ -55,8 +55,9 @@ class TestAwsKmsContract(KmsContract, DisableContract):
 
 
 def test_alias_resolves_to_the_key_arn(moto_url: str, key_arn: str) -> None:
-    kms_client(moto_url).create_alias(AliasName="alias/service-a", TargetKeyId=key_arn)
-    kms = AwsKms("alias/service-a", endpoint_url=moto_url, region="eu-west-1")
+    alias = f"alias/service-a-{os.urandom(4).hex()}"
+    kms_client(moto_url).create_alias(AliasName=alias, TargetKeyId=key_arn)
+    kms = AwsKms(alias, endpoint_url=moto_url, region="eu-west-1")
     assert kms.key_id == key_arn
     dk = kms.generate_data_key(CTX)
     assert dk.wrapped.key_id == key_arn

@@ -155,33 +155,31 @@ def test_seed_flow_end_to_end(moto_url: str, tmp_path: Path) -> None:
     kms_client = boto3.client("kms", endpoint_url=moto_url, region_name="eu-west-1")
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="eu-west-1")
     key_arn = kms_client.create_key(Description="service-a KEK")["KeyMetadata"]["Arn"]
-    kms_client.create_alias(AliasName="alias/service-a", TargetKeyId=key_arn)
-    s3.create_bucket(
-        Bucket="service-a-keys", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
+    unique = os.urandom(4).hex()
+    alias, bucket = f"alias/service-a-{unique}", f"service-a-keys-{unique}"
+    kms_client.create_alias(AliasName=alias, TargetKeyId=key_arn)
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     part_file = tmp_path / "cluster-secret-part"
     part_file.write_bytes(os.urandom(32))
 
     # Operator, once.
     operator = Envelope(
-        AwsKms("alias/service-a", endpoint_url=moto_url, region="eu-west-1"),
+        AwsKms(alias, endpoint_url=moto_url, region="eu-west-1"),
         ClusterSecret.from_file(part_file),
-        keystore=S3KeyStore("service-a-keys", "service-a", client=s3),
+        keystore=S3KeyStore(bucket, "service-a", client=s3),
     )
     operator.store_new_key("dek", {"service": "service-a"})
     sealed = operator.encrypt(b"DB_PASSWORD=correct-horse", {"service": "service-a"}, key_ref="dek")
 
     # The pod, later, with its own clients and nothing but the mounted part.
     pod = Envelope(
-        AwsKms("alias/service-a", endpoint_url=moto_url, region="eu-west-1"),
+        AwsKms(alias, endpoint_url=moto_url, region="eu-west-1"),
         ClusterSecret.from_file(part_file),
-        keystore=S3KeyStore(
-            "service-a-keys", "service-a", endpoint_url=moto_url, region="eu-west-1"
-        ),
+        keystore=S3KeyStore(bucket, "service-a", endpoint_url=moto_url, region="eu-west-1"),
     )
     assert pod.decrypt(sealed, {"service": "service-a"}) == b"DB_PASSWORD=correct-horse"
     # Without the cluster part, the KMS and the bucket are not enough.
-    no_part = Envelope(pod.kms, keystore=S3KeyStore("service-a-keys", "service-a", client=s3))
+    no_part = Envelope(pod.kms, keystore=S3KeyStore(bucket, "service-a", client=s3))
     with pytest.raises(KeyUnavailableError):
         no_part.decrypt(sealed)
 
@@ -195,16 +193,15 @@ def test_cli_keystore_commands(
     kms_client = boto3.client("kms", endpoint_url=moto_url, region_name="eu-west-1")
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="eu-west-1")
     key_arn = kms_client.create_key()["KeyMetadata"]["Arn"]
-    s3.create_bucket(
-        Bucket="cli-keys", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
-    )
+    bucket = f"cli-keys-{os.urandom(4).hex()}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     monkeypatch.chdir(tmp_path)
     for k, v in {
         "ENVELOPE_KMS": "aws",
         "ENVELOPE_KMS_KEY": key_arn,
         "ENVELOPE_KMS_REGION": "eu-west-1",
         "ENVELOPE_KMS_ENDPOINT": moto_url,
-        "ENVELOPE_KEYSTORE": "s3://cli-keys/svc",
+        "ENVELOPE_KEYSTORE": f"s3://{bucket}/svc",
         "ENVELOPE_KEYSTORE_ENDPOINT": moto_url,
     }.items():
         monkeypatch.setenv(k, v)
