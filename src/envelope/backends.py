@@ -32,6 +32,7 @@ class VaultSettings:
     client_cert: str | None = None
     client_key: str | None = None
     namespace: str | None = None
+    deadline: float = 30.0
 
 
 def make_kms(
@@ -132,4 +133,5 @@ def _vault(key: str, url: str | None, v: VaultSettings) -> KmsBackend:
         namespace=v.namespace,
         ca_bundle=v.ca_bundle,
         client_cert=cert,
+        deadline=v.deadline,
     )

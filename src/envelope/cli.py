@@ -507,6 +507,23 @@ def cmd_cluster_secret_id(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from envelope.k8s.runner import run_init  # noqa: PLC0415 - needs the k8s extra
+
+    return run_init(
+        args.config, timeout=args.timeout, allow_disk=args.allow_disk, log_format=args.log_format
+    )
+
+
+def cmd_exec(args: argparse.Namespace) -> int:
+    from envelope.k8s.runner import run_exec  # noqa: PLC0415 - needs the k8s extra
+
+    command = list(args.command)
+    if command[:1] == ["--"]:
+        command = command[1:]
+    return run_exec(args.config, command, timeout=args.timeout, log_format=args.log_format)
+
+
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from envelope.quickstart import run  # noqa: PLC0415 - only this command needs it
 

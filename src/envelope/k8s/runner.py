@@ -1,0 +1,324 @@
+"""``envelope init`` and ``envelope exec``: decrypt a service's secrets as its pod starts.
+
+Exit codes:
+
+====  =====================================================================
+0     every secret decrypted and published (init) / the command was executed (exec)
+1     a secret did not decrypt: tampered, truncated, wrong context
+3     configuration: invalid config, missing file, key or cluster part, bad form
+4     the KMS (or S3) stayed unavailable until the deadline (--timeout)
+5     the output could not be written
+6     the output directory is not memory-backed (and --allow-disk was not given)
+====  =====================================================================
+
+Nothing is published unless every secret decrypted; log lines never contain values.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from envelope.api import Envelope
+from envelope.backends import VaultSettings, make_keystore, make_kms
+from envelope.cluster import ClusterSecret
+from envelope.errors import (
+    ConfigError,
+    DecryptionError,
+    EnvelopeError,
+    KeyUnavailableError,
+    KmsError,
+)
+from envelope.k8s.config import InitConfig, SecretConfig, load_config
+from envelope.k8s.forms import entries, render
+from envelope.k8s.publish import check_memory_backed, publish
+
+__all__ = ["EXIT", "Log", "run_exec", "run_init"]
+
+EXIT = {"ok": 0, "decrypt": 1, "config": 3, "kms": 4, "io": 5, "disk": 6}
+
+
+class Log:
+    """Log lines on stderr: ``text`` for people, ``json`` (one object a line) for collectors."""
+
+    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
+        self._json = fmt == "json"
+        self._stream = stream or sys.stderr
+
+    def __call__(self, level: str, event: str, **fields: Any) -> None:
+        if self._json:
+            record = {
+                "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "level": level,
+                "event": event,
+                **fields,
+            }
+            line = json.dumps(record, sort_keys=False)
+        else:
+            extra = " ".join(f"{k}={v}" for k, v in fields.items())
+            line = f"envelope: {level}: {event}" + (f" ({extra})" if extra else "")
+        print(line, file=self._stream, flush=True)
+
+
+@dataclass
+class Failure:
+    secret: str
+    code: int
+    message: str
+
+
+@dataclass
+class Result:
+    plaintexts: dict[str, bytes] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+
+
+def build_envelope(cfg: InitConfig, *, deadline: float) -> Envelope:
+    """The Envelope the config describes."""
+    k, v = cfg.kms, cfg.kms.vault
+    passphrase = None
+    if k.passphrase_file:
+        try:
+            passphrase = Path(k.passphrase_file).read_text().rstrip("\n")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read passphrase file {k.passphrase_file}: {exc.strerror}"
+            ) from None
+    kms = make_kms(
+        k.kind,
+        key=k.key,
+        region=k.region,
+        endpoint=k.endpoint,
+        keyring=k.keyring,
+        passphrase=passphrase,
+        vault=VaultSettings(
+            mount=v.mount,
+            auth=v.auth.method,
+            role=v.auth.role,
+            jwt_file=v.auth.jwt_file,
+            auth_mount=v.auth.mount,
+            token_file=v.auth.token_file,
+            role_id=v.auth.role_id,
+            secret_id_file=v.auth.secret_id_file,
+            ca_bundle=v.ca_bundle,
+            client_cert=v.client_cert,
+            client_key=v.client_key,
+            namespace=v.namespace,
+            deadline=max(1.0, min(10.0, deadline)),
+        ),
+    )
+    cluster = None
+    if cfg.cluster_secret is not None:
+        cluster = ClusterSecret.from_file(
+            cfg.cluster_secret.file, previous=cfg.cluster_secret.previous
+        )
+    keystore = (
+        make_keystore(cfg.keystore, endpoint=cfg.s3_endpoint, region=k.region)
+        if cfg.keystore
+        else None
+    )
+    return Envelope(kms, cluster, keystore=keystore)
+
+
+def _fetch(secret: SecretConfig, cfg: InitConfig) -> bytes:
+    src = secret.source
+    if src.inline is not None:
+        try:
+            return base64.b64decode(src.inline, validate=True)
+        except (binascii.Error, ValueError):
+            raise ConfigError(f"secret {secret.name}: source.inline is not base64") from None
+    if src.file is not None:
+        try:
+            return Path(src.file).read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"secret {secret.name}: cannot read {src.file}: {exc.strerror}"
+            ) from None
+    assert src.s3 is not None
+    bucket, _, key = src.s3[len("s3://") :].partition("/")
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from envelope.kms.aws import _boto3  # noqa: PLC0415 - boto3 only for s3 sources
+
+    try:
+        s3 = _boto3().client("s3", endpoint_url=cfg.s3_endpoint, region_name=cfg.kms.region)
+        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise ConfigError(f"secret {secret.name}: {src.s3} does not exist") from None
+        raise KmsError(f"secret {secret.name}: S3 refused {src.s3}: {code}") from None
+    except BotoCoreError as exc:
+        raise KmsError(f"secret {secret.name}: cannot reach S3 for {src.s3}: {exc}") from None
+
+
+def decrypt_all(
+    cfg: InitConfig, timeout: float, log: Log, *, sleep: Callable[[float], None] = time.sleep
+) -> Result:
+    """Decrypts every secret, retrying KMS/network failures with backoff until ``timeout``."""
+    deadline = time.monotonic() + timeout
+    result = Result()
+    try:
+        env = build_envelope(cfg, deadline=timeout)
+    except ConfigError as exc:
+        result.failures.append(Failure("*", EXIT["config"], str(exc)))
+        return result
+    pending = list(cfg.secrets)
+    attempt = 0
+    while pending:
+        attempt += 1
+        retry: list[tuple[SecretConfig, str]] = []
+        for s in pending:
+            try:
+                result.plaintexts[s.name] = env.decrypt(_fetch(s, cfg), s.context)
+                log("info", "secret.decrypted", secret=s.name, attempt=attempt)
+            except KeyUnavailableError as exc:
+                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+            except DecryptionError as exc:
+                result.failures.append(Failure(s.name, EXIT["decrypt"], str(exc)))
+            except ConfigError as exc:
+                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+            except KmsError as exc:
+                retry.append((s, str(exc)))
+        if not retry:
+            break
+        delay = random.uniform(0.5, 1.0) * min(8.0, 0.25 * 2**attempt)  # noqa: S311 - jitter
+        if time.monotonic() + delay > deadline:
+            for s, message in retry:
+                result.failures.append(
+                    Failure(s.name, EXIT["kms"], f"{message} (gave up after {timeout:g}s)")
+                )
+            break
+        for s, message in retry:
+            log("warning", "secret.retry", secret=s.name, attempt=attempt, reason=message)
+        sleep(delay)
+        pending = [s for s, _ in retry]
+    return result
+
+
+def _report(result: Result, log: Log) -> int:
+    for f in result.failures:
+        log("error", "secret.failed", secret=f.secret, reason=f.message)
+    return max(f.code for f in result.failures) if result.failures else EXIT["ok"]
+
+
+def run_init(
+    config_path: str,
+    *,
+    timeout: float | None = None,
+    allow_disk: bool = False,
+    log_format: str = "text",
+) -> int:
+    """Runs ``envelope init``; returns the exit code."""
+    log = Log(log_format)
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        log("error", "config.invalid", reason=str(exc))
+        return EXIT["config"]
+    if cfg.output is None:
+        log("error", "config.invalid", reason="envelope init needs 'output': {directory: ...}")
+        return EXIT["config"]
+    out_dir = Path(cfg.output.directory)
+    try:
+        if not out_dir.is_dir():
+            raise ConfigError(f"output directory {out_dir} does not exist: mount the volume there")
+        fs = check_memory_backed(out_dir, allow_disk=allow_disk)
+    except ConfigError as exc:
+        log("error", "output.refused", directory=str(out_dir), reason=str(exc))
+        return EXIT["disk"] if "refusing" in str(exc) else EXIT["config"]
+    log(
+        "info",
+        "init.start",
+        secrets=len(cfg.secrets),
+        directory=str(out_dir),
+        filesystem=fs or "unknown",
+    )
+    result = decrypt_all(cfg, timeout or cfg.timeout, log)
+    files: dict[str, bytes] = {}
+    for s in cfg.secrets:
+        if s.name in result.plaintexts:
+            try:
+                files[s.target or s.name] = render(
+                    result.plaintexts[s.name], s.name, s.form, s.keys
+                )
+            except ConfigError as exc:
+                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+    if result.failures:
+        log("error", "init.failed", published=0, failed=len(result.failures))
+        return _report(result, log)
+    try:
+        publish(out_dir, files, mode=cfg.output.mode, uid=cfg.output.uid, gid=cfg.output.gid)
+    except OSError as exc:
+        log("error", "output.failed", directory=str(out_dir), reason=exc.strerror or str(exc))
+        return EXIT["io"]
+    log("info", "init.done", published=len(files), directory=str(out_dir))
+    return EXIT["ok"]
+
+
+def exec_environment(cfg: InitConfig, result: Result) -> dict[str, str]:
+    """Environment variables from the decrypted secrets (dotenv/json keys; raw via ``env``)."""
+    out: dict[str, str] = {}
+    for s in cfg.secrets:
+        plaintext = result.plaintexts[s.name]
+        if s.form == "raw":
+            if not s.env:
+                raise ConfigError(f"secret {s.name}: form raw needs 'env: NAME' for envelope exec")
+            try:
+                out[s.env] = plaintext.decode("utf-8")
+            except UnicodeDecodeError:
+                raise ConfigError(
+                    f"secret {s.name}: not UTF-8 text, cannot be an environment variable"
+                ) from None
+            continue
+        for key, value in entries(plaintext, s.name, s.form, s.keys).items():
+            rendered = render(
+                json.dumps({key: value}).encode(), s.name, "dotenv", None
+            )  # validates the name
+            del rendered
+            out[key] = value if isinstance(value, str) else json.dumps(value)
+    return out
+
+
+def run_exec(
+    config_path: str, command: list[str], *, timeout: float | None = None, log_format: str = "text"
+) -> int:
+    """Runs ``envelope exec``: on success this process becomes ``command``."""
+    log = Log(log_format)
+    if not command:
+        log(
+            "error",
+            "exec.usage",
+            reason="give the command after --: envelope exec --config F -- CMD ARGS",
+        )
+        return 2
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        log("error", "config.invalid", reason=str(exc))
+        return EXIT["config"]
+    result = decrypt_all(cfg, timeout or cfg.timeout, log)
+    if result.failures:
+        return _report(result, log)
+    try:
+        env = exec_environment(cfg, result)
+    except (ConfigError, EnvelopeError) as exc:
+        log("error", "exec.failed", reason=str(exc))
+        return EXIT["config"]
+    log("info", "exec.start", command=os.path.basename(command[0]), variables=len(env))
+    try:
+        os.execvpe(command[0], command, {**os.environ, **env})  # noqa: S606 - the point of exec
+    except OSError as exc:
+        log("error", "exec.failed", command=command[0], reason=exc.strerror or str(exc))
+        return 127
+    return EXIT["ok"]  # pragma: no cover - execvpe does not return
