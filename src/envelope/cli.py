@@ -696,6 +696,38 @@ def build_parser() -> argparse.ArgumentParser:
                 help="encrypt under a data key from --keystore instead of a fresh one",
             )
 
+    init_codes = (
+        "init exit codes: 0 published, 1 a secret did not decrypt, 3 configuration, "
+        "4 KMS unavailable until --timeout, 5 output not writable, 6 output not memory-backed"
+    )
+    for verb, helptext, example, func in (
+        (
+            "init",
+            "decrypt a service's secrets into a memory-backed directory (init container)",
+            "envelope init --config /etc/envelope/init.yaml --log-format json",
+            cmd_init,
+        ),
+        (
+            "exec",
+            "decrypt secrets into environment variables and exec a command",
+            "envelope exec --config /etc/envelope/init.yaml -- /app/server --port 8080",
+            cmd_exec,
+        ),
+    ):
+        p = add(verb, helptext, example, func)
+        p.epilog = f"example:\n  {example}\n\n{init_codes}\n\n{EXIT_CODES}"
+        p.add_argument("--config", required=True, help="YAML or JSON config (docs/kubernetes.md)")
+        p.add_argument("--timeout", type=float, help="seconds to keep retrying the KMS")
+        p.add_argument("--log-format", choices=("text", "json"), default="text")
+        if verb == "init":
+            p.add_argument(
+                "--allow-disk",
+                action="store_true",
+                help="allow a disk-backed output directory (not recommended)",
+            )
+        else:
+            p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")
+
     p = add(
         "inspect",
         "show a message's header: context, key ids, sizes (no keys needed)",

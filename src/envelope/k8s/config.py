@@ -73,15 +73,18 @@ class VaultAuthConfig(_Strict):
     role_id: str | None = None
     secret_id_file: str | None = None
 
-    @model_validator(mode="after")
-    def _needs(self) -> VaultAuthConfig:
+    def problem(self) -> str | None:
+        """What is missing for this method, if anything."""
         if self.method in ("kubernetes", "jwt") and not self.role:
-            raise ValueError(
-                f"method {self.method!r} needs 'role': the Vault role bound to this service account"
+            return (
+                f"vault.auth.method {self.method!r} needs vault.auth.role: "
+                "the Vault role bound to this service account"
             )
         if self.method == "approle" and not (self.role_id and self.secret_id_file):
-            raise ValueError("method 'approle' needs 'role_id' and 'secret_id_file'")
-        return self
+            return (
+                "vault.auth.method 'approle' needs vault.auth.role_id and vault.auth.secret_id_file"
+            )
+        return None
 
 
 class VaultConfig(_Strict):
@@ -113,6 +116,8 @@ class KmsConfig(_Strict):
         if self.kind in ("aws", "vault") and not self.key:
             what = "the KMS key id, ARN or alias" if self.kind == "aws" else "the transit key name"
             raise ValueError(f"kind {self.kind!r} needs 'key': {what}")
+        if self.kind == "vault" and (problem := self.vault.auth.problem()):
+            raise ValueError(problem)
         return self
 
 
