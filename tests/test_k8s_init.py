@@ -410,3 +410,40 @@ def test_with_moto_kms_and_an_s3_source(pod: Pod, moto_url: str) -> None:
     )
     assert run_init(pod, cfg, "--allow-disk") == 0
     assert json.loads(pod.visible()["api.json"])["api_token"] == "tok_live_abc"
+
+
+def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
+    import time
+
+    config = pod.write_config(pod.config())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "envelope",
+            "init",
+            "--config",
+            config,
+            "--allow-disk",
+            "--refresh",
+            "0.2",
+        ],
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while "tls.key" not in pod.visible() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pod.visible()["tls.key"].startswith(b"-----BEGIN")
+        pod.seal("tls-key", b"ROTATED KEY", {"service": "billing"})
+        while pod.visible().get("tls.key") != b"ROTATED KEY" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert pod.visible()["tls.key"] == b"ROTATED KEY"
+        # A corrupt update keeps the last good set published.
+        (pod.sealed / "tls-key.enc").write_bytes(b"garbage")
+        time.sleep(1.0)
+        assert pod.visible()["tls.key"] == b"ROTATED KEY"
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

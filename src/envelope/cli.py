@@ -511,7 +511,11 @@ def cmd_init(args: argparse.Namespace) -> int:
     from envelope.k8s.runner import run_init  # noqa: PLC0415 - needs the k8s extra
 
     return run_init(
-        args.config, timeout=args.timeout, allow_disk=args.allow_disk, log_format=args.log_format
+        args.config,
+        timeout=args.timeout,
+        allow_disk=args.allow_disk,
+        log_format=args.log_format,
+        refresh=args.refresh,
     )
 
 
@@ -724,6 +728,12 @@ def build_parser() -> argparse.ArgumentParser:
                 "--allow-disk",
                 action="store_true",
                 help="allow a disk-backed output directory (not recommended)",
+            )
+            p.add_argument(
+                "--refresh",
+                type=float,
+                metavar="SECONDS",
+                help="keep running and republish every SECONDS (native sidecar mode)",
             )
         else:
             p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")

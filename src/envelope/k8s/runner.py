@@ -212,14 +212,50 @@ def _report(result: Result, log: Log) -> int:
     return max(f.code for f in result.failures) if result.failures else EXIT["ok"]
 
 
+def _render_all(cfg: InitConfig, result: Result) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    for s in cfg.secrets:
+        if s.name in result.plaintexts:
+            try:
+                files[s.target or s.name] = render(
+                    result.plaintexts[s.name], s.name, s.form, s.keys
+                )
+            except ConfigError as exc:
+                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+    return files
+
+
+def _publish_once(cfg: InitConfig, out_dir: Path, timeout: float, log: Log) -> int:
+    assert cfg.output is not None
+    result = decrypt_all(cfg, timeout, log)
+    files = _render_all(cfg, result)
+    if result.failures:
+        log("error", "init.failed", published=0, failed=len(result.failures))
+        return _report(result, log)
+    try:
+        publish(out_dir, files, mode=cfg.output.mode, uid=cfg.output.uid, gid=cfg.output.gid)
+    except OSError as exc:
+        log("error", "output.failed", directory=str(out_dir), reason=exc.strerror or str(exc))
+        return EXIT["io"]
+    log("info", "init.done", published=len(files), directory=str(out_dir))
+    return EXIT["ok"]
+
+
 def run_init(
     config_path: str,
     *,
     timeout: float | None = None,
     allow_disk: bool = False,
     log_format: str = "text",
+    refresh: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Runs ``envelope init``; returns the exit code."""
+    """Runs ``envelope init``; returns the exit code.
+
+    With ``refresh`` (seconds) it keeps running after the first publish (a native
+    sidecar), decrypting and publishing again every ``refresh`` seconds so rotated
+    secrets reach the app; a failed refresh is logged and the last good set stays.
+    """
     log = Log(log_format)
     try:
         cfg = load_config(config_path)
@@ -244,26 +280,14 @@ def run_init(
         directory=str(out_dir),
         filesystem=fs or "unknown",
     )
-    result = decrypt_all(cfg, timeout or cfg.timeout, log)
-    files: dict[str, bytes] = {}
-    for s in cfg.secrets:
-        if s.name in result.plaintexts:
-            try:
-                files[s.target or s.name] = render(
-                    result.plaintexts[s.name], s.name, s.form, s.keys
-                )
-            except ConfigError as exc:
-                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
-    if result.failures:
-        log("error", "init.failed", published=0, failed=len(result.failures))
-        return _report(result, log)
-    try:
-        publish(out_dir, files, mode=cfg.output.mode, uid=cfg.output.uid, gid=cfg.output.gid)
-    except OSError as exc:
-        log("error", "output.failed", directory=str(out_dir), reason=exc.strerror or str(exc))
-        return EXIT["io"]
-    log("info", "init.done", published=len(files), directory=str(out_dir))
-    return EXIT["ok"]
+    budget = timeout or cfg.timeout
+    code = _publish_once(cfg, out_dir, budget, log)
+    if code != EXIT["ok"] or refresh is None:
+        return code
+    while True:  # the native-sidecar mode: ends when the pod stops the container
+        sleep(refresh)
+        if _publish_once(cfg, out_dir, budget, log) != EXIT["ok"]:
+            log("warning", "refresh.kept_previous", directory=str(out_dir))
 
 
 def exec_environment(cfg: InitConfig, result: Result) -> dict[str, str]:
