@@ -3,55 +3,40 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from envelope import _native, batch, chunked
 from envelope.atomic import atomic_output
 from envelope.batch import BatchHeader, EncryptedBatch
+from envelope.cache import DataKeyCache
 from envelope.cluster import ClusterSecret
-from envelope.context import Context, canonical_context
+from envelope.context import canonical_context
 from envelope.errors import (
     ConfigError,
-    DecryptionError,
-    FormatError,
-    KeyUnavailableError,
-    KmsError,
 )
 from envelope.format import (
     SUITE_COBBLESTONE_256,
     Header,
-    KeySlot,
-    SplitDescriptor,
     body_context,
     encode_header,
     parse_header,
     read_header,
 )
-from envelope.keys import derive_input_key
-from envelope.keystore import KeyStore, StoredKey
+from envelope.keysource import KeySource, wipe
+from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms.types import WrappedKey
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
 __all__ = ["Envelope"]
 
-#: Key slots that reference a stored data key (envelope.keystore) use this provider id;
-#: their wrapped bytes are a format byte and the u32 version.
-STORED_KEY_PROVIDER = "keystore"
-STORED_KEY_SLOT_FORMAT = b"\x01"
-
 #: Bytes read per step by the stream and file paths (a multiple of the chunk size).
 STREAM_PIECE = 64 * chunked.CHUNK_SIZE
 
 Progress = Callable[[int], None]
-
-
-def _wipe(b: bytearray) -> None:
-    b[:] = bytes(len(b))
 
 
 class Envelope:
@@ -70,159 +55,53 @@ class Envelope:
     this object contact another KMS or key, it can only fail to name the one configured.
     """
 
-    __slots__ = ("_cluster", "_keystore", "_kms", "_threads")
+    __slots__ = ("_keys", "_threads")
 
     def __init__(
         self,
-        kms: KmsBackend,
+        kms: KmsBackend | Sequence[KmsBackend],
         cluster_secret: ClusterSecret | None = None,
         *,
         threads: int = 0,
         keystore: KeyStore | None = None,
+        cache: DataKeyCache | None = None,
     ) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0")
-        self._kms = kms
-        self._cluster = cluster_secret
+        backends = list(kms) if isinstance(kms, Sequence) else [kms]
+        self._keys = KeySource(backends, cluster_secret, keystore, cache)
         self._threads = threads
-        self._keystore = keystore
 
     def __repr__(self) -> str:
-        return f"Envelope(kms={self._kms!r}, cluster_secret={self._cluster!r})"
+        backends = self._keys.backends
+        kms = backends[0] if len(backends) == 1 else list(backends)
+        return f"Envelope(kms={kms!r}, cluster_secret={self._keys.cluster!r})"
 
     @property
     def kms(self) -> KmsBackend:
-        """The KMS backend."""
-        return self._kms
+        """The primary KMS backend (the one that generates data keys)."""
+        return self._keys.primary
+
+    @property
+    def cache(self) -> DataKeyCache | None:
+        """The data-key cache, if any."""
+        return self._keys.cache
 
     # -- key handling -----------------------------------------------------------------
 
-    def _fresh_key(
-        self, ctx: Context, key_ref: str | None = None
-    ) -> tuple[KeySlot, SplitDescriptor, bytearray]:
-        """One KMS call: a new data key (or the stored key ``key_ref``), its key slot, the
-        split, and the input key."""
-        part = self._cluster.current if self._cluster else None
-        if key_ref is not None:
-            store, name, version = self._resolve_ref(key_ref)
-            stored = store.get(name, version)
-            stored_key = self._unwrap_stored(stored)
-            try:
-                input_key = derive_input_key(stored_key, part.material if part else None)
-            finally:
-                _wipe(stored_key)
-            slot = KeySlot(
-                STORED_KEY_PROVIDER,
-                f"{store.uri}/{stored.name}@{stored.version}",
-                STORED_KEY_SLOT_FORMAT + stored.version.to_bytes(4, "big"),
-            )
-            return slot, SplitDescriptor(part.id if part else None), input_key
-        with self._kms.generate_data_key(ctx) as data_key:
-            wrapped = data_key.wrapped
-            input_key = derive_input_key(data_key.plaintext, part.material if part else None)
-        slot = KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob)
-        return slot, SplitDescriptor(part.id if part else None), input_key
-
     def _new_message(
-        self, context: Mapping[str, str] | None, key_ref: str | None = None
+        self,
+        context: Mapping[str, str] | None,
+        key_ref: str | None = None,
+        nbytes: int | None = None,
     ) -> tuple[Header, bytes, bytearray]:
         ctx = canonical_context(context)
-        slot, split, input_key = self._fresh_key(ctx, key_ref)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, (slot,))
+        slots, split, input_key = self._keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return header, encode_header(header), input_key
 
-    def _our_slot(self, slots: tuple[KeySlot, ...]) -> KeySlot:
-        for slot in slots:
-            if slot.provider == self._kms.provider_id and self._kms.matches(slot.key_id):
-                return slot
-        store_prefix = None if self._keystore is None else self._keystore.uri + "/"
-        for slot in slots:
-            if (
-                store_prefix is not None
-                and slot.provider == STORED_KEY_PROVIDER
-                and slot.key_id.startswith(store_prefix)
-            ):
-                return slot
-        named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in slots)
-        raise KeyUnavailableError(
-            f"the data key is wrapped by {named}; this Envelope is configured "
-            f"with {self._kms.provider_id} key {self._kms.key_id!r} only"
-        )
-
-    def _stored_key(
-        self,
-        slots: tuple[KeySlot, ...],
-        split: SplitDescriptor,
-        ctx: Context,
-        expected: Mapping[str, str] | None,
-    ) -> bytearray:
-        """The input key of a stored message or batch, through the configured KMS only."""
-        if expected is not None and canonical_context(expected) != ctx:
-            raise DecryptionError()
-        slot = self._our_slot(slots)
-        part = None
-        sid = split.cluster_secret_id
-        if sid is not None:
-            if self._cluster is None:
-                raise KeyUnavailableError(
-                    f"this message needs cluster-secret part {sid}, and no cluster secret is "
-                    "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
-                )
-            part = self._cluster.part(sid)
-        if slot.provider == STORED_KEY_PROVIDER:
-            data_key = self._unwrap_stored(self._stored_from_slot(slot))
-        else:
-            data_key = self._kms.unwrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), ctx)
-        try:
-            return derive_input_key(data_key, part.material if part else None)
-        finally:
-            _wipe(data_key)
-
-    # -- stored keys ------------------------------------------------------------------
-
-    def _store(self) -> KeyStore:
-        if self._keystore is None:
-            raise ConfigError("no key store is configured: pass keystore= (CLI: --keystore URI)")
-        return self._keystore
-
-    def _resolve_ref(self, key_ref: str) -> tuple[KeyStore, str, int | None]:
-        """``name``, ``name@version`` or ``<store uri>/name[@version]`` in the configured
-        store (never another one)."""
-        store = self._store()
-        ref = key_ref
-        if "://" in ref:
-            if not ref.startswith(store.uri + "/"):
-                raise ConfigError(
-                    f"key reference {key_ref!r} is not in the configured key store {store.uri}"
-                )
-            ref = ref[len(store.uri) + 1 :]
-        name, _, version = ref.partition("@")
-        if version and not version.isdigit():
-            raise ValueError(f"key reference {key_ref!r}: the version after '@' must be a number")
-        return store, name, int(version) if version else None
-
-    def _stored_from_slot(self, slot: KeySlot) -> StoredKey:
-        store, name, version = self._resolve_ref(slot.key_id)
-        expected = STORED_KEY_SLOT_FORMAT + (version or 0).to_bytes(4, "big")
-        if version is None or slot.wrapped != expected:
-            raise DecryptionError()
-        return store.get(name, version)
-
-    def _unwrap_stored(self, stored: StoredKey) -> bytearray:
-        try:
-            header, end = parse_header(stored.blob)
-        except FormatError:
-            raise KmsError(
-                f"stored key {stored.name!r} version {stored.version} is not a key object"
-            ) from None
-        if end != len(stored.blob):
-            raise KmsError(
-                f"stored key {stored.name!r} version {stored.version} has trailing bytes"
-            )
-        slot = self._our_slot(header.slots)
-        return self._kms.unwrap(
-            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
-        )
+    def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
+        return self._keys.input_key(header.slots, header.split, header.context, context)
 
     def store_new_key(self, name: str, context: Mapping[str, str] | None = None) -> int:
         """Creates a new version of the stored data key ``name`` (one KMS call).
@@ -236,16 +115,7 @@ class Envelope:
         Raises:
             ConfigError: no key store; KmsError: the KMS or the store failed.
         """
-        ctx = canonical_context(context)
-        with self._kms.generate_data_key(ctx) as data_key:
-            wrapped = data_key.wrapped
-        header = Header(
-            SUITE_COBBLESTONE_256,
-            ctx,
-            SplitDescriptor(None),
-            (KeySlot(wrapped.provider, wrapped.key_id, wrapped.blob),),
-        )
-        return self._store().create(name, encode_header(header))
+        return self._keys.store_new_key(name, context)
 
     def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
         """Rewraps a stored key version under the newest KEK version, conditionally
@@ -257,27 +127,7 @@ class Envelope:
         Raises:
             VersionConflict: another writer changed it first; KmsError, ConfigError.
         """
-        store = self._store()
-        stored = store.get(name, version)
-        header, _ = parse_header(stored.blob)
-        fresh = Header(
-            header.suite,
-            header.context,
-            header.split,
-            self._rewrap_slots(header.slots, header.context),
-        )
-        store.replace(stored, encode_header(fresh))
-        return stored.version
-
-    def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
-        return self._stored_key(header.slots, header.split, header.context, context)
-
-    def _rewrap_slots(self, slots: tuple[KeySlot, ...], ctx: Context) -> tuple[KeySlot, ...]:
-        slot = self._our_slot(slots)
-        fresh = self._kms.rewrap(WrappedKey(slot.provider, slot.key_id, slot.wrapped), ctx)
-        return tuple(
-            KeySlot(fresh.provider, fresh.key_id, fresh.blob) if s is slot else s for s in slots
-        )
+        return self._keys.rewrap_stored_key(name, version)
 
     # -- bytes ------------------------------------------------------------------------
 
@@ -299,7 +149,8 @@ class Envelope:
             KeyUnavailableError: ``key_ref`` names no stored key.
             ValueError, TypeError: the context is invalid (see ``canonical_context``).
         """
-        header, header_bytes, input_key = self._new_message(context, key_ref)
+        size = memoryview(data).nbytes
+        header, header_bytes, input_key = self._new_message(context, key_ref, size)
         try:
             out = _native.cobblestone_seal(
                 bytes(input_key),
@@ -311,7 +162,7 @@ class Envelope:
                 header_bytes,
             )
         finally:
-            _wipe(input_key)
+            wipe(input_key)
         assert out is not None
         return out
 
@@ -337,7 +188,7 @@ class Envelope:
                 input_key, view[offset:], body_context(header), threads=self._threads
             )
         finally:
-            _wipe(input_key)
+            wipe(input_key)
         return out
 
     def rewrap(self, blob: Buffer) -> bytes:
@@ -354,7 +205,7 @@ class Envelope:
         return encode_header(new_header) + bytes(view[offset:])
 
     def _rewrapped(self, header: Header) -> Header:
-        slots = self._rewrap_slots(header.slots, header.context)
+        slots = self._keys.rewrap_slots(header.slots, header.context)
         return Header(header.suite, header.context, header.split, slots)
 
     # -- record batches ---------------------------------------------------------------
@@ -447,7 +298,7 @@ class Envelope:
         try:
             enc = chunked.Encryptor(input_key, body_context(header))
         finally:
-            _wipe(input_key)
+            wipe(input_key)
         dst.write(header_bytes)
         total = 0
         while piece := src.read(STREAM_PIECE):
@@ -483,7 +334,7 @@ class Envelope:
         try:
             dec = chunked.Decryptor(input_key, body_context(header))
         finally:
-            _wipe(input_key)
+            wipe(input_key)
         total = 0
         while piece := src.read(STREAM_PIECE):
             out = dec.update(piece)

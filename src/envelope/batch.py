@@ -271,6 +271,16 @@ def _arrow_shape(arr: Any, what: str) -> _Shaped:
     return _Shaped("arrow", n, data, offsets.cast("q"), arrow_large=large, validity=validity)
 
 
+def _payload_bytes(shape: _Shaped) -> int | None:
+    """Plaintext bytes of a batch, for the cache's byte limit (None if unknown)."""
+    if shape.kind == "list":
+        return sum(memoryview(r).nbytes for r in shape.records)
+    try:
+        return memoryview(shape.records).nbytes
+    except TypeError:
+        return None
+
+
 def _restore(shape: _Shaped, out: Any, width_delta: int, failed: Sequence[int] = ()) -> Any:
     if shape.kind == "list":
         if failed:
@@ -377,14 +387,15 @@ def _encrypt_one(
 ) -> tuple[BatchHeader, Any]:
     shape = _shape(records, "records")
     ashape = None if aad is None else _shape(aad, "aad")
-    slot, split, input_key = env._fresh_key(ctx, key_ref)
+    nbytes = _payload_bytes(shape)
+    slots, split, input_key = env._keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
     salt = secrets.token_bytes(24)
-    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), (slot,))
+    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots)
     try:
         cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
     finally:
         input_key[:] = bytes(len(input_key))
-    fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, (slot,))
+    fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, slots)
     out = cipher.seal(
         shape.records,
         shape.offsets,
@@ -401,7 +412,7 @@ def open_header(
     """Envelope.batch_header: unwrap the batch key (one KMS call)."""
     h = header if isinstance(header, BatchHeader) else BatchHeader.from_bytes(header)
     f = h.fields
-    input_key = env._stored_key(f.slots, f.split, f.context, expected)
+    input_key = env._keys.input_key(f.slots, f.split, f.context, expected)
     try:
         cipher = _native.BatchCipher.verify(bytes(input_key), f.salt, f.commitment, digest(f))
     finally:
