@@ -9,6 +9,7 @@ b's3cr3t'
 
 from envelope.api import Envelope
 from envelope.batch import BatchHeader, BatchResult, EncryptedBatch
+from envelope.cache import DataKeyCache
 from envelope.cluster import ClusterSecret, ClusterSecretPart
 from envelope.errors import (
     ConfigError,
@@ -30,6 +31,7 @@ __all__ = [
     "ClusterSecretPart",
     "ConfigError",
     "DataKey",
+    "DataKeyCache",
     "DecryptionError",
     "EncryptedBatch",
     "Envelope",
