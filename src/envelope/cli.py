@@ -36,7 +36,6 @@ from envelope.cluster import ClusterSecret
 from envelope.errors import (
     ConfigError,
     DecryptionError,
-    EnvelopeError,
     KeyUnavailableError,
     KmsError,
 )
@@ -45,6 +44,7 @@ from envelope.inspection import message_info
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 from envelope.kms.local import LocalKms, default_keyring_path
+from envelope.rotation import Summary, envelope_files, reencrypt_paths, rewrap_paths
 
 EXIT_OK, EXIT_DECRYPT, EXIT_USAGE, EXIT_CONFIG, EXIT_KMS, EXIT_IO = 0, 1, 2, 3, 4, 5
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -381,20 +381,66 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_rewrap(args: argparse.Namespace) -> int:
-    env = _envelope(args)
-    failed = 0
-    for path in args.files:
-        try:
-            env.rewrap_file(path)
-            if not args.quiet:
-                print(f"rewrapped {path}")
-        except EnvelopeError as exc:
-            failed += 1
-            _err(f"{path}: {exc}")
-    if failed:
-        raise _Fail(EXIT_DECRYPT, f"{failed} of {len(args.files)} files were not rewrapped")
+def _rotation(args: argparse.Namespace, run: Callable[..., Summary], *envs: Envelope) -> int:
+    files = list(envelope_files(args.paths))
+    tick, done = _progress_count(len(files), args.quiet)
+    try:
+        summary = run(*envs, files, state=args.state, progress=tick)
+    finally:
+        done()
+    for path, reason in summary.failed:
+        _err(f"{path}: {reason}")
+    if not args.quiet:
+        print(
+            f"{len(summary.done)} done, {len(summary.skipped)} already done (journal), "
+            f"{len(summary.failed)} failed, of {len(files)} files"
+        )
+    if summary.failed:
+        raise _Fail(
+            EXIT_DECRYPT, f"{len(summary.failed)} of {len(files)} files failed; rerun to retry them"
+        )
     return EXIT_OK
+
+
+def cmd_rewrap(args: argparse.Namespace) -> int:
+    return _rotation(args, rewrap_paths, _envelope(args))
+
+
+def cmd_reencrypt(args: argparse.Namespace) -> int:
+    kms = _kms(args)
+    store = _keystore(args)
+    new_part = _cluster(args, required=True)
+    old_files = [*args.previous_cluster_secret]
+    if not old_files:
+        raise ConfigError("reencrypt needs the old part: --previous-cluster-secret FILE")
+    assert new_part is not None
+    old = ClusterSecret(
+        new_part.current, ClusterSecret.from_file(old_files[0], previous=old_files[1:]).parts()
+    )
+    return _rotation(
+        args,
+        reencrypt_paths,
+        Envelope(kms, old, keystore=store),
+        Envelope(kms, new_part, keystore=store),
+    )
+
+
+def _progress_count(
+    total: int, quiet: bool
+) -> tuple[Callable[[Path], None] | None, Callable[[], None]]:
+    if quiet or total < 2 or not sys.stderr.isatty():
+        return None, lambda: None
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress  # noqa: PLC0415
+
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        transient=True,
+    )
+    task = bar.add_task("files", total=total)
+    bar.start()
+    return (lambda _path: bar.advance(task)), bar.stop
 
 
 def cmd_keyring_init(args: argparse.Namespace) -> int:
@@ -749,12 +795,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "rewrap",
-        "re-wrap messages' data keys under the newest KEK version, in place",
-        "envelope rewrap secrets/*.env",
+        "re-wrap messages' data keys under the newest KEK version, in place (bodies untouched); "
+        "files or directories; resumable with --state",
+        "envelope rewrap secrets/ --state rewrap.journal",
         cmd_rewrap,
     )
-    p.add_argument("files", nargs="+", type=Path)
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--state", type=Path, help="journal of finished files: rerun to resume")
     _add_keyring(p)
+    p = add(
+        "reencrypt",
+        "re-encrypt messages under a new cluster-secret part (new data key, same context)",
+        "envelope reencrypt secrets/ --cluster-secret new.part --previous-cluster-secret old.part",
+        cmd_reencrypt,
+    )
+    p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    p.add_argument("--state", type=Path, help="journal of finished files: rerun to resume")
+    _add_keyring(p)
+    _add_cluster(p, for_encrypt=False)
     return parser
 
 

@@ -138,6 +138,10 @@ class ClusterSecret:
         """The part new messages use."""
         return self._parts[0]
 
+    def parts(self) -> tuple[ClusterSecretPart, ...]:
+        """Every part held, current first."""
+        return self._parts
+
     @property
     def ids(self) -> tuple[str, ...]:
         """Ids of every part held, current first."""
