@@ -216,3 +216,38 @@ def test_repr_hides_keys(kms: CountingKms) -> None:
     Envelope(kms, cache=cache).encrypt(b"x")
     secret = bytes(next(iter(cache._entries.values())).secret)
     assert secret.hex() not in repr(cache)
+
+
+def test_cached_decrypt_still_checks_context_and_tampering(kms: CountingKms) -> None:
+    from envelope import DecryptionError
+
+    cache = DataKeyCache()
+    env = Envelope(kms, ClusterSecret.generate(), cache=cache)
+    blob = env.encrypt(b"payload", {"t": "a"})
+    assert env.decrypt(blob, {"t": "a"}) == b"payload"  # now cached
+    with pytest.raises(DecryptionError):
+        env.decrypt(blob, {"t": "b"})
+    bad = bytearray(blob)
+    bad[-1] ^= 1
+    with pytest.raises(DecryptionError):
+        env.decrypt(bytes(bad))
+    bad_header = bytearray(blob)
+    bad_header[20] ^= 1
+    with pytest.raises(DecryptionError):
+        env.decrypt(bytes(bad_header))
+
+
+def test_a_shared_cache_never_lends_keys_across_envelopes(kms: CountingKms) -> None:
+    from envelope import KeyUnavailableError
+
+    shared = DataKeyCache()
+    cluster = ClusterSecret.generate()
+    holder = Envelope(kms, cluster, cache=shared)
+    blob = holder.encrypt(b"split")
+    assert holder.decrypt(blob) == b"split"  # the input key is now in the shared cache
+    outsider = Envelope(kms, cache=shared)  # same KMS, no cluster part
+    with pytest.raises(KeyUnavailableError):
+        outsider.decrypt(blob)
+    stranger = Envelope(LocalKms.ephemeral(), cluster, cache=shared)  # part, but another KEK
+    with pytest.raises(KeyUnavailableError):
+        stranger.decrypt(blob)

@@ -12,16 +12,16 @@ from envelope.atomic import atomic_output
 from envelope.batch import BatchHeader, EncryptedBatch
 from envelope.cache import DataKeyCache
 from envelope.cluster import ClusterSecret
-from envelope.context import canonical_context
-from envelope.errors import (
-    ConfigError,
-)
+from envelope.context import Context, canonical_context
+from envelope.errors import ConfigError, DecryptionError
 from envelope.format import (
+    PREAMBLE_LEN,
     SUITE_COBBLESTONE_256,
     Header,
     body_context,
     encode_header,
     parse_header,
+    preamble_length,
     read_header,
 )
 from envelope.keysource import KeySource, wipe
@@ -100,6 +100,20 @@ class Envelope:
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return header, encode_header(header), input_key
 
+    def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
+        """A new message prefix (header bytes, body context) and its input key."""
+        slots, split, input_key = self._keys.fresh(ctx)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
+        return (encode_header(header), body_context(header)), input_key
+
+    def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
+        """Parses a message header and unwraps its input key (for the decrypt cache)."""
+        header, _ = parse_header(raw)
+        input_key = self._keys.input_key(
+            header.slots, header.split, header.context, None, use_cache=False
+        )
+        return (header.context, body_context(header)), input_key
+
     def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
         return self._keys.input_key(header.slots, header.split, header.context, context)
 
@@ -150,12 +164,21 @@ class Envelope:
             ValueError, TypeError: the context is invalid (see ``canonical_context``).
         """
         size = memoryview(data).nbytes
-        header, header_bytes, input_key = self._new_message(context, key_ref, size)
+        cache = self._keys.cache
+        if cache is not None and key_ref is None:
+            # The whole header (and the input key) is constant within a cache window.
+            ctx = canonical_context(context)
+            (header_bytes, digest), input_key = cache.for_encryption(
+                ("message", self._keys.identity(), ctx), size, lambda: self._prefix(ctx)
+            )
+        else:
+            header, header_bytes, input_key = self._new_message(context, key_ref, size)
+            digest = body_context(header)
         try:
             out = _native.cobblestone_seal(
                 bytes(input_key),
                 chunked._salt(None),
-                body_context(header),
+                digest,
                 data,
                 self._threads,
                 None,
@@ -181,12 +204,22 @@ class Envelope:
             KmsError: the KMS could not be used.
         """
         view = memoryview(blob).cast("B")
-        header, offset = parse_header(view)
-        input_key = self._input_key(header, context)
-        try:
-            out = chunked.decrypt(
-                input_key, view[offset:], body_context(header), threads=self._threads
+        cache = self._keys.cache
+        if cache is not None:
+            offset = PREAMBLE_LEN + preamble_length(bytes(view[:PREAMBLE_LEN]))
+            raw = bytes(view[:offset])
+            (ctx, digest), input_key = cache.for_decryption_with(
+                ("message", self._keys.identity(), raw), lambda: self._opened(raw)
             )
+            if context is not None and canonical_context(context) != ctx:
+                wipe(input_key)
+                raise DecryptionError()
+        else:
+            header, offset = parse_header(view)
+            input_key = self._input_key(header, context)
+            digest = body_context(header)
+        try:
+            out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)
         finally:
             wipe(input_key)
         return out

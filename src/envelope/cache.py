@@ -188,6 +188,13 @@ class DataKeyCache:
         _, secret = self._get(("decrypt", key), lambda: (None, produce()), 0, counts=False)
         return secret
 
+    def for_decryption_with(
+        self, key: Hashable, produce: Callable[[], tuple[T, bytearray]]
+    ) -> tuple[T, bytearray]:
+        """Like :meth:`for_decryption`, keeping a public value (a parsed header) with it."""
+        value, secret = self._get(("decrypt", key), produce, 0, counts=False)
+        return value, secret  # type: ignore[return-value]
+
     def clear(self) -> None:
         """Evicts (and zeroes) every entry."""
         with self._lock:

@@ -7,6 +7,7 @@ decryption, so two contexts are equal exactly when their canonical forms are.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 __all__ = [
@@ -28,6 +29,28 @@ RESERVED_PREFIX = "envelope:"
 
 
 def canonical_context(context: Mapping[str, str] | None) -> Context:
+    """Validates ``context`` and returns its canonical form (memoized).
+
+    Raises:
+        TypeError: a key or value is not a ``str``.
+        ValueError: more than 64 pairs, an empty key, a key over 255 or a value over
+            4096 UTF-8 bytes, a key using the reserved ``envelope:`` prefix, or a
+            string that is not valid UTF-8 (lone surrogates).
+    """
+    if not context:
+        return ()
+    try:
+        return _canonical(tuple(context.items()))
+    except TypeError:
+        return _canonicalize(context)  # unhashable items: validate (and raise) the slow way
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(items: tuple[tuple[str, str], ...]) -> Context:
+    return _canonicalize(dict(items))
+
+
+def _canonicalize(context: Mapping[str, str] | None) -> Context:
     """Validates ``context`` and returns its canonical form.
 
     Raises:

@@ -63,6 +63,15 @@ class KeySource:
         self.keystore = keystore
         self.cache = cache
 
+    def identity(self) -> tuple[object, ...]:
+        """What this source trusts and holds: part of every cache key, so that a cache
+        shared between Envelopes never serves one a key only another may derive."""
+        return (
+            tuple((b.provider_id, b.key_id) for b in self.backends),
+            self.keystore.uri if self.keystore else None,
+            self.cluster.ids if self.cluster else (),
+        )
+
     @property
     def primary(self) -> KmsBackend:
         """The backend that generates new data keys."""
@@ -143,14 +152,18 @@ class KeySource:
             )
         return found
 
-    def _unwrap(self, backend: KmsBackend, slot: KeySlot, ctx: Context) -> bytearray:
+    def _unwrap(
+        self, backend: KmsBackend, slot: KeySlot, ctx: Context, use_cache: bool
+    ) -> bytearray:
         wrapped = WrappedKey(slot.provider, slot.key_id, slot.wrapped)
-        if self.cache is None:
+        if self.cache is None or not use_cache:
             return backend.unwrap(wrapped, ctx)
         key = (slot.provider, slot.key_id, slot.wrapped, ctx)
         return self.cache.for_decryption(key, lambda: backend.unwrap(wrapped, ctx))
 
-    def data_key(self, slots: Sequence[KeySlot], ctx: Context) -> bytearray:
+    def data_key(
+        self, slots: Sequence[KeySlot], ctx: Context, *, use_cache: bool = True
+    ) -> bytearray:
         """The data key in ``slots``, through the first configured backend that can.
 
         Raises:
@@ -164,7 +177,7 @@ class KeySource:
             try:
                 if backend is None:
                     return self.unwrap_stored(self.stored_from_slot(slot))
-                return self._unwrap(backend, slot, ctx)
+                return self._unwrap(backend, slot, ctx, use_cache)
             except (KmsError, DecryptionError) as exc:
                 failures.append((f"{slot.provider} key {slot.key_id}", exc))
         if all(isinstance(e, DecryptionError) for _, e in failures):
@@ -180,6 +193,8 @@ class KeySource:
         split: SplitDescriptor,
         ctx: Context,
         expected: Mapping[str, str] | None,
+        *,
+        use_cache: bool = True,
     ) -> bytearray:
         """The input key of a stored message or batch.
 
@@ -198,7 +213,7 @@ class KeySource:
                     "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
                 )
             part = self.cluster.part(sid)
-        data_key = self.data_key(slots, ctx)
+        data_key = self.data_key(slots, ctx, use_cache=use_cache)
         try:
             return derive_input_key(data_key, part.material if part else None)
         finally:

