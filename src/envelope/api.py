@@ -50,6 +50,9 @@ class Envelope:
         threads: worker threads for large messages; 0 means one per core.
         keystore: where stored data keys live (:mod:`envelope.keystore`), for
             ``key_ref=`` and for messages that reference a stored key.
+        cache: a :class:`~envelope.DataKeyCache` to cut KMS calls.
+        threshold: with several backends, share each data key k-of-n (Shamir) instead
+            of wrapping it whole under each: any ``threshold`` backends then recover it.
 
     Decryption only ever uses ``kms`` and ``cluster_secret``: a message cannot make
     this object contact another KMS or key, it can only fail to name the one configured.
@@ -65,11 +68,12 @@ class Envelope:
         threads: int = 0,
         keystore: KeyStore | None = None,
         cache: DataKeyCache | None = None,
+        threshold: int | None = None,
     ) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0")
         backends = list(kms) if isinstance(kms, Sequence) else [kms]
-        self._keys = KeySource(backends, cluster_secret, keystore, cache)
+        self._keys = KeySource(backends, cluster_secret, keystore, cache, threshold)
         self._threads = threads
 
     def __repr__(self) -> str:

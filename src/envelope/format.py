@@ -63,6 +63,7 @@ SUITES = {SUITE_COBBLESTONE_256: "cobblestone-256"}
 
 SPLIT_NONE = 0
 SPLIT_CLUSTER_SECRET = 1
+SPLIT_THRESHOLD = 2
 
 _DIGEST_LABEL = b"envelope.dev/v1 header\x00"
 
@@ -84,9 +85,12 @@ class KeySlot:
 
 @dataclass(frozen=True, slots=True)
 class SplitDescriptor:
-    """How the input key is split: ``cluster_secret_id`` names the part needed, or None."""
+    """How the input key is split: ``cluster_secret_id`` names the cluster part needed
+    (or None); ``threshold`` is ``(k, n)`` when the data key is shared k-of-n across the
+    key slots (Shamir), or None when every slot wraps the whole data key (any-of)."""
 
     cluster_secret_id: str | None = None
+    threshold: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +121,18 @@ def _encode_bound(h: Header) -> bytes:
 
 
 def encode_split(split: SplitDescriptor) -> bytes:
-    """The split descriptor's bytes (docs/format.md)."""
-    if split.cluster_secret_id is None:
-        return _u8(SPLIT_NONE)
-    sid = split.cluster_secret_id.encode("ascii")
-    return _u8(SPLIT_CLUSTER_SECRET) + _u8(len(sid)) + sid
+    """The split descriptor's bytes (docs/format.md): a kind byte of flags (1: cluster
+    part, 2: threshold), then ``k, n`` if threshold, then the part id if cluster."""
+    kind = (SPLIT_CLUSTER_SECRET if split.cluster_secret_id is not None else 0) | (
+        SPLIT_THRESHOLD if split.threshold is not None else 0
+    )
+    out = _u8(kind)
+    if split.threshold is not None:
+        out += _u8(split.threshold[0]) + _u8(split.threshold[1])
+    if split.cluster_secret_id is not None:
+        sid = split.cluster_secret_id.encode("ascii")
+        out += _u8(len(sid)) + sid
+    return out
 
 
 def encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
@@ -152,6 +163,10 @@ def check_encodable(context: Context, split: SplitDescriptor, slots: tuple[KeySl
             raise ValueError(f"key id {s.key_id!r} must be 1 to 2048 UTF-8 bytes")
         if not 1 <= len(s.wrapped) <= MAX_WRAPPED_BYTES:
             raise ValueError(f"wrapped key of {s.key_id!r} must be 1 to 8192 bytes")
+    if split.threshold is not None:
+        k, n = split.threshold
+        if not 1 <= k <= n <= MAX_KEY_SLOTS or n != len(slots):
+            raise ValueError(f"threshold {k}-of-{n} needs 1 <= k <= n <= 16 and one slot per share")
     sid = split.cluster_secret_id
     if sid is not None and (not 1 <= len(sid) <= MAX_SPLIT_ID_BYTES or not sid.isascii()):
         raise ValueError(f"cluster-secret id {sid!r} must be 1 to 64 ASCII characters")
@@ -268,15 +283,22 @@ def parse_context(r: Reader) -> Context:
 
 def parse_split(r: Reader) -> SplitDescriptor:
     """Reads a split descriptor."""
-    split_kind = r.u8("split descriptor")
-    if split_kind == SPLIT_NONE:
-        return SplitDescriptor()
-    if split_kind == SPLIT_CLUSTER_SECRET:
+    kind = r.u8("split descriptor")
+    if kind & ~(SPLIT_CLUSTER_SECRET | SPLIT_THRESHOLD):
+        raise FormatError(f"unsupported split descriptor kind {kind}")
+    threshold = None
+    if kind & SPLIT_THRESHOLD:
+        k, n = r.u8("threshold k"), r.u8("threshold n")
+        if not 1 <= k <= n <= MAX_KEY_SLOTS:
+            raise FormatError(f"malformed header: threshold {k}-of-{n} out of bounds")
+        threshold = (k, n)
+    sid = None
+    if kind & SPLIT_CLUSTER_SECRET:
         n = r.u8("cluster-secret id length")
         if not 1 <= n <= MAX_SPLIT_ID_BYTES:
             raise FormatError("malformed header: cluster-secret id length out of bounds")
-        return SplitDescriptor(r.text(n, "cluster-secret id", ascii_only=True))
-    raise FormatError(f"unsupported split descriptor kind {split_kind}")
+        sid = r.text(n, "cluster-secret id", ascii_only=True)
+    return SplitDescriptor(sid, threshold)
 
 
 def parse_slots(r: Reader) -> tuple[KeySlot, ...]:

@@ -33,6 +33,7 @@ class MessageInfo:
     context: dict[str, str]
     wrapped_keys: tuple[WrappedKeyInfo, ...]
     cluster_secret_id: str | None
+    threshold: tuple[int, int] | None
     header_bytes: int
     body_bytes: int
     plaintext_bytes: int | None  # None if the body length is not a valid one
@@ -48,6 +49,7 @@ class MessageInfo:
                 for w in self.wrapped_keys
             ],
             "cluster_secret_id": self.cluster_secret_id,
+            "threshold": list(self.threshold) if self.threshold else None,
             "header_bytes": self.header_bytes,
             "body_bytes": self.body_bytes,
             "plaintext_bytes": self.plaintext_bytes,
@@ -66,6 +68,7 @@ def message_info(header: Header, header_bytes: int, body_bytes: int) -> MessageI
         dict(header.context),
         tuple(WrappedKeyInfo(s.provider, s.key_id, len(s.wrapped)) for s in header.slots),
         header.split.cluster_secret_id,
+        header.split.threshold,
         header_bytes,
         body_bytes,
         plaintext,

@@ -14,6 +14,7 @@ error names every backend with its own reason.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping, Sequence
 
 from envelope.cache import DataKeyCache
@@ -21,6 +22,7 @@ from envelope.cluster import ClusterSecret
 from envelope.context import Context, canonical_context
 from envelope.errors import ConfigError, DecryptionError, FormatError, KeyUnavailableError, KmsError
 from envelope.format import (
+    MAX_KEY_SLOTS,
     SUITE_COBBLESTONE_256,
     Header,
     KeySlot,
@@ -31,7 +33,8 @@ from envelope.format import (
 from envelope.keys import derive_input_key
 from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend
-from envelope.kms.types import WrappedKey
+from envelope.kms.types import DATA_KEY_BYTES, WrappedKey
+from envelope.threshold import combine_key, split_key
 
 __all__ = ["STORED_KEY_PROVIDER", "KeySource"]
 
@@ -55,9 +58,16 @@ class KeySource:
         cluster: ClusterSecret | None = None,
         keystore: KeyStore | None = None,
         cache: DataKeyCache | None = None,
+        threshold: int | None = None,
     ) -> None:
         if not backends:
             raise ValueError("at least one KMS backend is needed")
+        if threshold is not None and not 1 <= threshold <= len(backends) <= MAX_KEY_SLOTS:
+            raise ValueError(
+                "threshold must be between 1 and the number of backends "
+                f"({len(backends)}, at most 16)"
+            )
+        self.threshold = threshold
         self.backends = tuple(backends)
         self.cluster = cluster
         self.keystore = keystore
@@ -70,6 +80,7 @@ class KeySource:
             tuple((b.provider_id, b.key_id) for b in self.backends),
             self.keystore.uri if self.keystore else None,
             self.cluster.ids if self.cluster else (),
+            self.threshold,
         )
 
     @property
@@ -79,12 +90,25 @@ class KeySource:
 
     def _part(self) -> tuple[SplitDescriptor, bytearray | None]:
         part = self.cluster.current if self.cluster else None
-        return SplitDescriptor(part.id if part else None), part.material if part else None
+        policy = (self.threshold, len(self.backends)) if self.threshold is not None else None
+        return SplitDescriptor(part.id if part else None, policy), part.material if part else None
 
     # -- new keys ---------------------------------------------------------------------
 
     def _generate(self, ctx: Context) -> tuple[tuple[KeySlot, ...], bytearray]:
-        """One data key from the primary, wrapped by every other backend too."""
+        """One data key from the primary, wrapped by every other backend too; or, with a
+        threshold, a local random key shared k-of-n, share i wrapped by backend i."""
+        if self.threshold is not None:
+            secret = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
+            shares = split_key(self.threshold, len(self.backends), secret)
+            try:
+                wrapped = [
+                    b.wrap(share, ctx) for b, share in zip(self.backends, shares, strict=True)
+                ]
+            finally:
+                for share in shares:
+                    wipe(share)
+            return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped), secret
         with self.primary.generate_data_key(ctx) as data_key:
             slots = [data_key.wrapped]
             slots += [b.wrap(data_key.plaintext, ctx) for b in self.backends[1:]]
@@ -161,10 +185,49 @@ class KeySource:
         key = (slot.provider, slot.key_id, slot.wrapped, ctx)
         return self.cache.for_decryption(key, lambda: backend.unwrap(wrapped, ctx))
 
-    def data_key(
-        self, slots: Sequence[KeySlot], ctx: Context, *, use_cache: bool = True
+    def _threshold_key(
+        self, slots: Sequence[KeySlot], ctx: Context, policy: tuple[int, int], use_cache: bool
     ) -> bytearray:
-        """The data key in ``slots``, through the first configured backend that can.
+        k, n = policy
+        if len(slots) != n:
+            raise DecryptionError()
+        position = {id(s): i + 1 for i, s in enumerate(slots)}
+        shares: list[tuple[int, bytes | bytearray]] = []
+        failures: list[tuple[str, Exception]] = []
+        for backend, slot in self.matching(slots):
+            if backend is None:
+                continue
+            try:
+                shares.append((position[id(slot)], self._unwrap(backend, slot, ctx, use_cache)))
+            except (KmsError, DecryptionError) as exc:
+                failures.append((f"{slot.provider} key {slot.key_id}", exc))
+            if len(shares) == k:
+                try:
+                    return combine_key(k, shares)
+                finally:
+                    for _, share in shares:
+                        if isinstance(share, bytearray):
+                            wipe(share)
+        if failures and all(isinstance(e, DecryptionError) for _, e in failures):
+            raise DecryptionError()
+        reasons = (
+            "; ".join(f"{who}: {exc}" for who, exc in failures) or "no other trusted key slots"
+        )
+        raise KmsError(
+            f"the data key needs {k} of {n} shares and only {len(shares)} could be unwrapped "
+            f"({reasons})"
+        )
+
+    def data_key(
+        self,
+        slots: Sequence[KeySlot],
+        ctx: Context,
+        *,
+        use_cache: bool = True,
+        threshold: tuple[int, int] | None = None,
+    ) -> bytearray:
+        """The data key in ``slots``, through the first configured backend that can (or,
+        for a ``threshold`` split, combined from k shares).
 
         Raises:
             KeyUnavailableError: no slot names a trusted key.
@@ -172,6 +235,8 @@ class KeySource:
             KmsError: every trusted slot failed and some KMS could not be used (the
                 message lists each backend and its reason).
         """
+        if threshold is not None:
+            return self._threshold_key(slots, ctx, threshold, use_cache)
         failures: list[tuple[str, Exception]] = []
         for backend, slot in self.matching(slots):
             try:
@@ -213,7 +278,7 @@ class KeySource:
                     "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
                 )
             part = self.cluster.part(sid)
-        data_key = self.data_key(slots, ctx, use_cache=use_cache)
+        data_key = self.data_key(slots, ctx, use_cache=use_cache, threshold=split.threshold)
         try:
             return derive_input_key(data_key, part.material if part else None)
         finally:
