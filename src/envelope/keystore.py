@@ -33,7 +33,14 @@ from typing import Any, Protocol
 from envelope.atomic import write_atomic
 from envelope.errors import ConfigError, KeyUnavailableError, KmsError
 
-__all__ = ["FileKeyStore", "KeyStore", "S3KeyStore", "StoredKey", "VersionConflict"]
+__all__ = [
+    "FileKeyStore",
+    "KeyStore",
+    "S3KeyStore",
+    "StoredKey",
+    "VersionConflict",
+    "read_s3_object",
+]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$")
 _VERSION_FILE = re.compile(r"^v(\d{8})$")
@@ -387,3 +394,34 @@ class S3KeyStore:
             if name and _VERSION_FILE.match(last):
                 out.add(name)
         return sorted(out)
+
+
+def read_s3_object(
+    uri: str, *, endpoint_url: str | None = None, region: str | None = None, limit: int = 64 << 20
+) -> bytes:
+    """Reads ``s3://bucket/key`` (at most ``limit`` bytes), e.g. a sealed secret.
+
+    Raises:
+        ConfigError: a malformed URI, a missing bucket or object, or an object over the limit.
+        KmsError: S3 refused or could not be reached (worth retrying).
+    """
+    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
+
+    from envelope.kms.aws import _boto3  # noqa: PLC0415 - boto3 stays optional
+
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise ConfigError(f"{uri!r} is not an s3://bucket/key URI")
+    try:
+        s3 = _boto3().client("s3", endpoint_url=endpoint_url, region_name=region)
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("NoSuchKey", "NoSuchBucket", "404"):
+            raise ConfigError(f"{uri} does not exist") from None
+        raise KmsError(f"S3 refused {uri}: {code}") from None
+    except BotoCoreError as exc:
+        raise KmsError(f"cannot reach S3 for {uri}: {exc}") from None
+    if len(body) > limit:
+        raise ConfigError(f"{uri} is larger than {limit} bytes")
+    return bytes(body)

@@ -42,6 +42,7 @@ from envelope.errors import (
 from envelope.k8s.config import InitConfig, SecretConfig, load_config
 from envelope.k8s.forms import entries, render
 from envelope.k8s.publish import check_memory_backed, publish
+from envelope.keystore import read_s3_object
 
 __all__ = ["EXIT", "Log", "run_exec", "run_init"]
 
@@ -145,21 +146,10 @@ def _fetch(secret: SecretConfig, cfg: InitConfig) -> bytes:
                 f"secret {secret.name}: cannot read {src.file}: {exc.strerror}"
             ) from None
     assert src.s3 is not None
-    bucket, _, key = src.s3[len("s3://") :].partition("/")
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-    from envelope.kms.aws import _boto3  # noqa: PLC0415 - boto3 only for s3 sources
-
     try:
-        s3 = _boto3().client("s3", endpoint_url=cfg.s3_endpoint, region_name=cfg.kms.region)
-        return bytes(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("NoSuchKey", "NoSuchBucket", "404"):
-            raise ConfigError(f"secret {secret.name}: {src.s3} does not exist") from None
-        raise KmsError(f"secret {secret.name}: S3 refused {src.s3}: {code}") from None
-    except BotoCoreError as exc:
-        raise KmsError(f"secret {secret.name}: cannot reach S3 for {src.s3}: {exc}") from None
+        return read_s3_object(src.s3, endpoint_url=cfg.s3_endpoint, region=cfg.kms.region)
+    except (ConfigError, KmsError) as exc:
+        raise type(exc)(f"secret {secret.name}: {exc}") from None
 
 
 def decrypt_all(
