@@ -51,14 +51,7 @@ def _canonical(items: tuple[tuple[str, str], ...]) -> Context:
 
 
 def _canonicalize(context: Mapping[str, str] | None) -> Context:
-    """Validates ``context`` and returns its canonical form.
-
-    Raises:
-        TypeError: a key or value is not a ``str``.
-        ValueError: more than 64 pairs, an empty key, a key over 255 or a value over
-            4096 UTF-8 bytes, a key using the reserved ``envelope:`` prefix, or a
-            string that is not valid UTF-8 (lone surrogates).
-    """
+    """The uncached work of :func:`canonical_context` (same errors)."""
     if not context:
         return ()
     if len(context) > MAX_CONTEXT_PAIRS:

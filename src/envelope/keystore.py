@@ -112,6 +112,20 @@ class KeyStore(Protocol):
         ...
 
 
+def _resolve_version(store: KeyStore, name: str, version: int | None) -> int:
+    """``version``, or the newest version of ``name``.
+
+    Raises:
+        KeyUnavailableError: there is no version of ``name``.
+    """
+    if version is not None:
+        return version
+    versions = store.versions(name)
+    if not versions:
+        raise KeyUnavailableError(f"no key named {name!r} in {store.uri}")
+    return versions[-1]
+
+
 def _object_key(name: str, version: int) -> str:
     return f"{name}/v{version:08d}"
 
@@ -169,11 +183,7 @@ class FileKeyStore:
         Raises:
             KeyUnavailableError: no such key or version.
         """
-        if version is None:
-            versions = self.versions(name)
-            if not versions:
-                raise KeyUnavailableError(f"no key named {name!r} in {self.uri}")
-            version = versions[-1]
+        version = _resolve_version(self, name, version)
         path = self._dir(name) / f"v{version:08d}"
         try:
             blob = path.read_bytes()
@@ -329,11 +339,7 @@ class S3KeyStore:
         Raises:
             KeyUnavailableError: no such key or version.
         """
-        if version is None:
-            versions = self.versions(name)
-            if not versions:
-                raise KeyUnavailableError(f"no key named {name!r} in {self.uri}")
-            version = versions[-1]
+        version = _resolve_version(self, name, version)
         what = f"version {version} of key {name!r}"
         try:
             obj = self._s3.get_object(Bucket=self._bucket, Key=self._key(name, version))

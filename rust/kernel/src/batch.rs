@@ -12,12 +12,11 @@
 //! also checks that record i sits at position i.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::hkdf::{KeyType, Prk, HKDF_SHA512};
 use rayon::prelude::*;
-use zeroize::Zeroizing;
 
-use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
-use crate::cobblestone::{COMMITMENT_LEN, SALT_LEN};
+use crate::aead::{Aes256Gcm, NONCE_LEN, TAG_LEN};
+use crate::cobblestone::COMMITMENT_LEN;
+use crate::kdf;
 use crate::parallel;
 use crate::Error;
 
@@ -29,8 +28,6 @@ pub const RECORD_OVERHEAD: usize = INDEX_LEN + TAG_LEN;
 pub const MAX_RECORDS: u64 = 1 << 32;
 
 const LABEL: &[u8] = b"envelope.dev/v1 record batch+";
-const AEAD_NAME: &[u8] = b"AEAD_AES_256_GCM";
-const DERIVED_LEN: usize = KEY_LEN + NONCE_LEN + COMMITMENT_LEN;
 /// Records per parallel task.
 const TASK: usize = 4096;
 /// Batches smaller than this stay on the calling thread.
@@ -97,14 +94,6 @@ impl Records for Slices<'_> {
     }
 }
 
-struct DerivedLen;
-
-impl KeyType for DerivedLen {
-    fn len(&self) -> usize {
-        DERIVED_LEN
-    }
-}
-
 /// The AEAD key and base nonce of one batch.
 pub struct BatchKeys {
     cipher: Aes256Gcm,
@@ -127,24 +116,12 @@ impl BatchKeys {
         salt: &[u8],
         context: &[u8],
     ) -> Result<(Self, [u8; COMMITMENT_LEN]), Error> {
-        if input_key.len() != KEY_LEN {
-            return Err(Error::InvalidKeySize);
-        }
-        if salt.len() != SALT_LEN {
-            return Err(Error::InvalidSaltSize);
-        }
-        let prk = Prk::new_less_safe(HKDF_SHA512, input_key);
-        let info: [&[u8]; 5] = [LABEL, AEAD_NAME, &[0u8], salt, context];
-        let mut okm = Zeroizing::new([0u8; DERIVED_LEN]);
-        prk.expand(&info, DerivedLen)
-            .and_then(|o| o.fill(&mut okm[..]))
-            .map_err(|_| Error::Internal)?;
-        let cipher = Aes256Gcm::new(&okm[..KEY_LEN])?;
-        let mut base_nonce = [0u8; NONCE_LEN];
-        base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
-        let mut commitment = [0u8; COMMITMENT_LEN];
-        commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-        Ok((Self { cipher, base_nonce }, commitment))
+        let d = kdf::expand(LABEL, input_key, salt, context)?;
+        let keys = Self {
+            cipher: d.cipher,
+            base_nonce: d.base_nonce,
+        };
+        Ok((keys, d.commitment))
     }
 
     /// Derives the keys and checks the commitment in constant time.
@@ -165,11 +142,7 @@ impl BatchKeys {
 
     #[inline]
     fn nonce(&self, index: u32) -> [u8; NONCE_LEN] {
-        let mut nonce = self.base_nonce;
-        for (n, c) in nonce[NONCE_LEN - 4..].iter_mut().zip(index.to_be_bytes()) {
-            *n ^= c;
-        }
-        nonce
+        kdf::counter_nonce(&self.base_nonce, u64::from(index))
     }
 
     /// Seals one record into `out` (`plaintext.len() + RECORD_OVERHEAD` bytes).

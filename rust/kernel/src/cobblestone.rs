@@ -11,11 +11,10 @@
 //! is sealed under nonce `base nonce XOR i` (big-endian) with empty AAD.
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use aws_lc_rs::hkdf::{KeyType, Prk, HKDF_SHA512};
 use rayon::prelude::*;
-use zeroize::Zeroizing;
 
 use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::kdf;
 use crate::parallel;
 use crate::Error;
 
@@ -33,21 +32,11 @@ pub const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
 pub const MAX_CHUNKS: u64 = 1 << 38;
 
 const LABEL: &[u8] = b"c2sp.org/chunked-encryption@v1+";
-const AEAD_NAME: &[u8] = b"AEAD_AES_256_GCM";
-const DERIVED_LEN: usize = KEY_LEN + NONCE_LEN + COMMITMENT_LEN;
 
 /// Messages with at least this many full chunks are spread over the thread pool.
 const PARALLEL_MIN_CHUNKS: usize = 16;
 /// Chunks handed to one worker at a time (1 MiB of plaintext).
 const CHUNKS_PER_TASK: usize = 64;
-
-struct DerivedLen;
-
-impl KeyType for DerivedLen {
-    fn len(&self) -> usize {
-        DERIVED_LEN
-    }
-}
 
 /// The per-message AEAD key and base nonce.
 pub(crate) struct MessageKeys {
@@ -66,11 +55,7 @@ impl MessageKeys {
     /// Nonce for chunk `index`: the base nonce XOR the index as a 96-bit big-endian integer.
     #[inline]
     pub(crate) fn nonce(&self, index: u64) -> [u8; NONCE_LEN] {
-        let mut nonce = self.base_nonce;
-        for (n, c) in nonce[NONCE_LEN - 8..].iter_mut().zip(index.to_be_bytes()) {
-            *n ^= c;
-        }
-        nonce
+        kdf::counter_nonce(&self.base_nonce, index)
     }
 
     /// Seals a chunk held at the front of `out` (plaintext already copied there)
@@ -124,24 +109,12 @@ pub(crate) fn derive(
     salt: &[u8],
     context: &[u8],
 ) -> Result<(MessageKeys, [u8; COMMITMENT_LEN]), Error> {
-    if input_key.len() != KEY_LEN {
-        return Err(Error::InvalidKeySize);
-    }
-    if salt.len() != SALT_LEN {
-        return Err(Error::InvalidSaltSize);
-    }
-    let prk = Prk::new_less_safe(HKDF_SHA512, input_key);
-    let info: [&[u8]; 5] = [LABEL, AEAD_NAME, &[0u8], salt, context];
-    let mut okm = Zeroizing::new([0u8; DERIVED_LEN]);
-    prk.expand(&info, DerivedLen)
-        .and_then(|o| o.fill(&mut okm[..]))
-        .map_err(|_| Error::Internal)?;
-    let cipher = Aes256Gcm::new(&okm[..KEY_LEN])?;
-    let mut base_nonce = [0u8; NONCE_LEN];
-    base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
-    let mut commitment = [0u8; COMMITMENT_LEN];
-    commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-    Ok((MessageKeys { cipher, base_nonce }, commitment))
+    let d = kdf::expand(LABEL, input_key, salt, context)?;
+    let keys = MessageKeys {
+        cipher: d.cipher,
+        base_nonce: d.base_nonce,
+    };
+    Ok((keys, d.commitment))
 }
 
 /// Derives the keys for decryption and checks the commitment in constant time.

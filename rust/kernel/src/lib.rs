@@ -19,6 +19,7 @@ pub mod aead;
 pub mod batch;
 pub mod cobblestone;
 mod error;
+mod kdf;
 mod parallel;
 
 pub use parallel::zero_fill;

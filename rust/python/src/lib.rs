@@ -80,18 +80,8 @@ fn cobblestone_seal<'py>(
     let message = ReadBuffer::get(message)?;
     let pt = message.as_slice();
     let run = |dst: &mut [u8]| cobblestone::seal_into(input_key, salt, context, pt, dst, threads);
-    match out {
-        Some(out) => {
-            let mut out = WriteBuffer::get(out)?;
-            let dst = out.as_mut_slice();
-            py.detach(|| run(dst)).map_err(|e| to_py(py, e))?;
-            Ok(None)
-        }
-        None => {
-            let len = cobblestone::sealed_len(pt.len()).map_err(|e| to_py(py, e))?;
-            fresh::new_bytes(py, prefix, len, threads, run).map(Some)
-        }
-    }
+    let len = || cobblestone::sealed_len(pt.len());
+    write_out(py, out, prefix, len, threads, run)
 }
 
 /// Opens a Cobblestone-256 ciphertext (any contiguous buffer). Returns new `bytes`,
@@ -110,16 +100,30 @@ fn cobblestone_open<'py>(
     let ciphertext = ReadBuffer::get(ciphertext)?;
     let ct = ciphertext.as_slice();
     let run = |dst: &mut [u8]| cobblestone::open_into(input_key, ct, context, dst, threads);
+    let len = || cobblestone::opened_len(ct.len());
+    write_out(py, out, b"", len, threads, run)
+}
+
+/// Runs `fill` with the GIL released, into the caller's writable `out` (returning
+/// `None`), or into a new `bytes` of `prefix` + `len()` bytes.
+fn write_out<'py>(
+    py: Python<'py>,
+    out: Option<&Bound<'py, PyAny>>,
+    prefix: &[u8],
+    len: impl FnOnce() -> Result<usize, envelope_kernel::Error>,
+    threads: usize,
+    fill: impl Fn(&mut [u8]) -> Result<(), envelope_kernel::Error> + Send + Sync,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
     match out {
         Some(out) => {
             let mut out = WriteBuffer::get(out)?;
             let dst = out.as_mut_slice();
-            py.detach(|| run(dst)).map_err(|e| to_py(py, e))?;
+            py.detach(|| fill(dst)).map_err(|e| to_py(py, e))?;
             Ok(None)
         }
         None => {
-            let len = cobblestone::opened_len(ct.len()).map_err(|e| to_py(py, e))?;
-            fresh::new_bytes(py, b"", len, threads, run).map(Some)
+            let len = len().map_err(|e| to_py(py, e))?;
+            fresh::new_bytes(py, prefix, len, threads, fill).map(Some)
         }
     }
 }

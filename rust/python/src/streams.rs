@@ -10,6 +10,26 @@ use crate::errors::to_py;
 /// Above this many bytes per call, the GIL is released while sealing/opening.
 const DETACH_MIN: usize = 64 * 1024;
 
+/// Runs one streaming step on `data` (released from the GIL for large pieces) and
+/// returns what it produced.
+fn feed<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    extra: usize,
+    step: impl FnOnce(&[u8], &mut Vec<u8>) -> Result<(), envelope_kernel::Error> + Send,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let data = ReadBuffer::get(data)?;
+    let data = data.as_slice();
+    let mut out = Vec::with_capacity(data.len() + extra);
+    let result = if data.len() >= DETACH_MIN {
+        py.detach(|| step(data, &mut out))
+    } else {
+        step(data, &mut out)
+    };
+    result.map_err(|e| to_py(py, e))?;
+    Ok(PyBytes::new(py, &out))
+}
+
 /// Encrypts a Cobblestone-256 message piece by piece.
 #[pyclass(module = "envelope._native")]
 pub(crate) struct StreamSealer {
@@ -31,17 +51,10 @@ impl StreamSealer {
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let data = ReadBuffer::get(data)?;
-        let data = data.as_slice();
-        let mut out = Vec::with_capacity(data.len() + cobblestone::SEALED_CHUNK_LEN);
         let inner = &mut self.inner;
-        let result = if data.len() >= DETACH_MIN {
-            py.detach(|| inner.update(data, &mut out))
-        } else {
-            inner.update(data, &mut out)
-        };
-        result.map_err(|e| to_py(py, e))?;
-        Ok(PyBytes::new(py, &out))
+        feed(py, data, cobblestone::SEALED_CHUNK_LEN, |d, out| {
+            inner.update(d, out)
+        })
     }
 
     /// Returns the final chunk; the sealer cannot be used afterwards.
@@ -73,17 +86,10 @@ impl StreamOpener {
         py: Python<'py>,
         data: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyBytes>> {
-        let data = ReadBuffer::get(data)?;
-        let data = data.as_slice();
-        let mut out = Vec::with_capacity(data.len() + cobblestone::CHUNK_LEN);
         let inner = &mut self.inner;
-        let result = if data.len() >= DETACH_MIN {
-            py.detach(|| inner.update(data, &mut out))
-        } else {
-            inner.update(data, &mut out)
-        };
-        result.map_err(|e| to_py(py, e))?;
-        Ok(PyBytes::new(py, &out))
+        feed(py, data, cobblestone::CHUNK_LEN, |d, out| {
+            inner.update(d, out)
+        })
     }
 
     /// Authenticates the final chunk and returns its plaintext.
