@@ -41,7 +41,7 @@ class CacheStats:
 @dataclass
 class _Entry(Generic[T]):
     value: T
-    secret: bytearray
+    secret: bytearray = field(repr=False)
     created: float
     messages: int = 0
     bytes: int = 0

@@ -80,7 +80,7 @@ class Failure:
 
 @dataclass
 class Result:
-    plaintexts: dict[str, bytes] = field(default_factory=dict)
+    plaintexts: dict[str, bytes] = field(default_factory=dict, repr=False)
     failures: list[Failure] = field(default_factory=list)
 
 
