@@ -133,6 +133,44 @@ fn shaped<'py>(
     .into_any())
 }
 
+/// Takes the records (and AAD) from Python and hands the kernel's views of them to `f`,
+/// with whether the records came as a list (the output keeps that shape).
+fn with_views<'py, R>(
+    py: Python<'py>,
+    records: &Bound<'py, PyAny>,
+    offsets: Option<&Bound<'py, PyAny>>,
+    aad: Option<&Bound<'py, PyAny>>,
+    aad_offsets: Option<&Bound<'py, PyAny>>,
+    f: impl FnOnce(&dyn Records, Option<&dyn Records>, bool) -> PyResult<R>,
+) -> PyResult<R> {
+    let input = Input::get(records, offsets)?;
+    let aad_input = aad.map(|a| Input::get(a, aad_offsets)).transpose()?;
+    let view = input.view().map_err(|e| to_py(py, e))?;
+    let aad_view = aad_input
+        .as_ref()
+        .map(Input::view)
+        .transpose()
+        .map_err(|e| to_py(py, e))?;
+    f(
+        view.records(),
+        aad_view.as_ref().map(View::records),
+        input.is_list(),
+    )
+}
+
+/// The output offsets of a batch and its total length, from `layout` (GIL released).
+fn plan(
+    py: Python<'_>,
+    recs: &dyn Records,
+    layout: fn(&dyn Records, &mut [i64]) -> Result<usize, Error>,
+) -> PyResult<(Vec<i64>, usize)> {
+    let mut offsets = vec![0i64; recs.count() + 1];
+    let total = py
+        .detach(|| layout(recs, &mut offsets))
+        .map_err(|e| to_py(py, e))?;
+    Ok((offsets, total))
+}
+
 /// The key and base nonce of one record batch.
 #[pyclass(module = "envelope._native", frozen)]
 pub(crate) struct BatchCipher {
@@ -179,32 +217,21 @@ impl BatchCipher {
         aad_offsets: Option<&Bound<'py, PyAny>>,
         threads: usize,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let input = Input::get(records, offsets)?;
-        let aad_input = aad.map(|a| Input::get(a, aad_offsets)).transpose()?;
-        let view = input.view().map_err(|e| to_py(py, e))?;
-        let aad_view = aad_input
-            .as_ref()
-            .map(Input::view)
-            .transpose()
-            .map_err(|e| to_py(py, e))?;
-        let recs = view.records();
-        let mut out_offsets = vec![0i64; recs.count() + 1];
-        let total = py
-            .detach(|| batch::sealed_offsets(recs, &mut out_offsets))
-            .map_err(|e| to_py(py, e))?;
-        let keys = &self.keys;
-        let layout = &out_offsets;
-        let data = fresh::new_bytes(py, b"", total, threads, |out| {
-            batch::seal_batch(
-                keys,
-                recs,
-                aad_view.as_ref().map(View::records),
-                out,
-                layout,
-                threads,
-            )
-        })?;
-        shaped(py, input.is_list(), data, &out_offsets)
+        with_views(
+            py,
+            records,
+            offsets,
+            aad,
+            aad_offsets,
+            |recs, aad, is_list| {
+                let (layout, total) = plan(py, recs, batch::sealed_offsets)?;
+                let keys = &self.keys;
+                let data = fresh::new_bytes(py, b"", total, threads, |out| {
+                    batch::seal_batch(keys, recs, aad, out, &layout, threads)
+                })?;
+                shaped(py, is_list, data, &layout)
+            },
+        )
     }
 
     /// Opens a batch; returns `(records, status, failed)` where `status[i]` is 1 for a
@@ -219,40 +246,27 @@ impl BatchCipher {
         aad_offsets: Option<&Bound<'py, PyAny>>,
         threads: usize,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyBytes>, usize)> {
-        let input = Input::get(records, offsets)?;
-        let aad_input = aad.map(|a| Input::get(a, aad_offsets)).transpose()?;
-        let view = input.view().map_err(|e| to_py(py, e))?;
-        let aad_view = aad_input
-            .as_ref()
-            .map(Input::view)
-            .transpose()
-            .map_err(|e| to_py(py, e))?;
-        let recs = view.records();
-        let n = recs.count();
-        let mut out_offsets = vec![0i64; n + 1];
-        let total = py
-            .detach(|| batch::opened_offsets(recs, &mut out_offsets))
-            .map_err(|e| to_py(py, e))?;
-        let mut status = vec![0u8; n];
-        let mut failed = 0usize;
-        let keys = &self.keys;
-        let layout = &out_offsets;
-        let status_out = &mut status;
-        let failed_out = &mut failed;
-        let data = fresh::new_bytes(py, b"", total, threads, |out| {
-            *failed_out = batch::open_batch(
-                keys,
-                recs,
-                aad_view.as_ref().map(View::records),
-                out,
-                layout,
-                status_out,
-                threads,
-            )?;
-            Ok(())
-        })?;
-        let shaped_out = shaped(py, input.is_list(), data, &out_offsets)?;
-        Ok((shaped_out, PyBytes::new(py, &status), failed))
+        with_views(
+            py,
+            records,
+            offsets,
+            aad,
+            aad_offsets,
+            |recs, aad, is_list| {
+                let (layout, total) = plan(py, recs, batch::opened_offsets)?;
+                let mut status = vec![0u8; recs.count()];
+                let mut failed = 0usize;
+                let keys = &self.keys;
+                let (status_out, failed_out) = (&mut status, &mut failed);
+                let data = fresh::new_bytes(py, b"", total, threads, |out| {
+                    *failed_out =
+                        batch::open_batch(keys, recs, aad, out, &layout, status_out, threads)?;
+                    Ok(())
+                })?;
+                let shaped_out = shaped(py, is_list, data, &layout)?;
+                Ok((shaped_out, PyBytes::new(py, &status), failed))
+            },
+        )
     }
 
     /// Opens one record alone; returns `(index, plaintext)`.
