@@ -94,3 +94,38 @@ def test_untrusted_key_fails_before_any_kms_call() -> None:
         Envelope(ours).decrypt(blob)
     assert theirs.key_id in str(info.value)
     assert ours.calls == []
+
+
+def test_verify_key_slots_finds_a_damaged_spare_slot(tmp_path: Any) -> None:
+    from envelope import cli
+
+    primary, spare = Recording.make("eu"), Recording.make("dr")
+    env = Envelope([primary, spare])
+    blob = env.encrypt(b"x")
+    assert [p for _, _, p in env.verify_key_slots(blob)] == [None, None]
+    header, offset = parse_header(blob)
+    from envelope.format import Header, KeySlot, encode_header
+
+    s = header.slots[1]
+    damaged_slot = KeySlot(s.provider, s.key_id, s.wrapped[:-1] + bytes([s.wrapped[-1] ^ 1]))
+    damaged = (
+        encode_header(
+            Header(header.suite, header.context, header.split, (header.slots[0], damaged_slot))
+        )
+        + blob[offset:]
+    )
+    assert env.decrypt(damaged) == b"x"  # the primary slot still opens it...
+    checks = env.verify_key_slots(damaged)
+    assert checks[0][2] is None and checks[1][1] == spare.key_id
+    assert checks[1][2] is not None and "damaged" in checks[1][2]  # ...but verify sees the spare
+    spare.down = True
+    assert "unreachable" in (env.verify_key_slots(blob)[1][2] or "")
+
+    keyring = tmp_path / "k.json"
+    local = LocalKms.create(keyring)
+    path = tmp_path / "m.env"
+    path.write_bytes(Envelope(local).encrypt(b"y"))
+    assert cli.run(["inspect", str(path), "--verify", "--keyring", str(keyring)]) == 0
+    other = tmp_path / "other.json"
+    LocalKms.create(other)
+    assert cli.run(["inspect", str(path), "--verify", "--keyring", str(other)]) == cli.EXIT_CONFIG

@@ -13,7 +13,7 @@ from envelope.batch import BatchHeader, EncryptedBatch
 from envelope.cache import DataKeyCache
 from envelope.cluster import ClusterSecret
 from envelope.context import Context, canonical_context
-from envelope.errors import ConfigError, DecryptionError
+from envelope.errors import ConfigError, DecryptionError, KmsError
 from envelope.format import (
     PREAMBLE_LEN,
     SUITE_COBBLESTONE_256,
@@ -27,6 +27,7 @@ from envelope.format import (
 from envelope.keysource import KeySource, wipe
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
+from envelope.kms.types import WrappedKey
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -227,6 +228,53 @@ class Envelope:
         finally:
             wipe(input_key)
         return out
+
+    def verify_key_slots(self, blob: Buffer) -> list[tuple[str, str, str | None]]:
+        """Checks every key slot this Envelope can use, not just the first that works.
+
+        Key slots are outside the body's authenticated context (so that messages can be
+        rewrapped); a damaged spare slot (a disaster-recovery region, say) therefore goes
+        unnoticed while another slot opens the message. This unwraps each trusted slot
+        and checks its key against the body's key commitment (no chunk is decrypted).
+        For a k-of-n threshold message each share can only be checked for unwrapping.
+
+        Returns:
+            ``(provider, key id, problem)`` per trusted slot; ``problem`` is None when the
+            slot is good, else why it is not.
+
+        Raises:
+            FormatError: not a message. KeyUnavailableError: no slot is trusted here.
+        """
+        view = memoryview(blob).cast("B")
+        header, offset = parse_header(view)
+        digest = body_context(header)
+        results: list[tuple[str, str, str | None]] = []
+        for backend, slot in self._keys.matching(header.slots):
+            problem: str | None = None
+            try:
+                if header.split.threshold is not None:
+                    assert backend is not None
+                    wipe(
+                        backend.unwrap(
+                            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
+                        )
+                    )
+                else:
+                    key = self._keys.input_key(
+                        (slot,), header.split, header.context, None, use_cache=False
+                    )
+                    try:
+                        chunked.Decryptor(key, digest).update(
+                            view[offset : offset + _native.PREFIX_LEN]
+                        )
+                    finally:
+                        wipe(key)
+            except DecryptionError:
+                problem = "does not unwrap to this message's key (damaged or replaced)"
+            except KmsError as exc:
+                problem = str(exc)
+            results.append((slot.provider, slot.key_id, problem))
+        return results
 
     def rewrap(self, blob: Buffer) -> bytes:
         """Re-wraps the message's data key under the newest KEK version.

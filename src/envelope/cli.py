@@ -367,6 +367,20 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         if src is not sys.stdin.buffer:
             src.close()
     info = message_info(header, len(encode_header(header)), rest)
+    if args.verify:
+        if args.input == "-":
+            raise _Fail(EXIT_USAGE, "--verify needs the message as a file, not stdin")
+        with open(args.input, "rb") as f:
+            checks = _envelope(args, _cluster(args, required=False)).verify_key_slots(f.read())
+        bad = [c for c in checks if c[2] is not None]
+        for provider, key_id, problem in checks:
+            print(
+                f"{'FAILED' if problem else 'ok':6}  {provider} {key_id}"
+                + (f": {problem}" if problem else "")
+            )
+        if bad:
+            raise _Fail(EXIT_DECRYPT, f"{len(bad)} of {len(checks)} key slots failed verification")
+        return EXIT_OK
     if args.json:
         print(json.dumps(info.to_json(), indent=2))
         return EXIT_OK
@@ -792,6 +806,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", nargs="?", default="-")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--verify",
+        action="store_true",
+        help="unwrap every key slot this host can use and check it opens the message "
+        "(uses the KMS; catches damaged spare/DR slots)",
+    )
+    _add_keyring(p)
+    _add_cluster(p, for_encrypt=False)
 
     p = add(
         "rewrap",
