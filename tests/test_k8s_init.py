@@ -447,3 +447,11 @@ def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_exec_refuses_keys_that_are_not_variable_names(pod: Pod) -> None:
+    pod.seal("api", b'{"api-token": "x"}', {"service": "billing"})
+    cfg = pod.config(
+        secrets=[{"name": "api", "source": {"file": str(pod.sealed / "api.enc")}, "form": "json"}]
+    )
+    assert cli.run(["exec", "--config", pod.write_config(cfg), "--", "true"]) == 3

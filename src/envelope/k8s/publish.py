@@ -136,14 +136,13 @@ def publish(
         link = root / name
         if not (link.is_symlink() and os.readlink(link) == f"{DATA_LINK}/{name}"):
             _swap_symlink(root, name, f"{DATA_LINK}/{name}")
-    previous = os.readlink(root / DATA_LINK) if (root / DATA_LINK).is_symlink() else None
     _swap(root, version)
     _fsync(root)
-    _cleanup(root, keep=version, names=set(files), previous=previous)
+    _cleanup(root, keep=version, names=set(files))
     return vdir
 
 
-def _cleanup(root: Path, *, keep: str, names: set[str], previous: str | None) -> None:
+def _cleanup(root: Path, *, keep: str, names: set[str]) -> None:
     for entry in root.iterdir():
         if entry.name in (keep, DATA_LINK):
             continue
@@ -159,4 +158,3 @@ def _cleanup(root: Path, *, keep: str, names: set[str], previous: str | None) ->
             and os.readlink(entry).startswith(f"{DATA_LINK}/")
         ):
             entry.unlink(missing_ok=True)  # a secret that is no longer configured
-    del previous

@@ -21,6 +21,7 @@ import binascii
 import json
 import os
 import random
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +47,7 @@ from envelope.keystore import read_s3_object
 
 __all__ = ["EXIT", "Log", "run_exec", "run_init"]
 
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 EXIT = {"ok": 0, "decrypt": 1, "config": 3, "kms": 4, "io": 5, "disk": 6}
 
 
@@ -296,10 +298,10 @@ def exec_environment(cfg: InitConfig, result: Result) -> dict[str, str]:
                 ) from None
             continue
         for key, value in entries(plaintext, s.name, s.form, s.keys).items():
-            rendered = render(
-                json.dumps({key: value}).encode(), s.name, "dotenv", None
-            )  # validates the name
-            del rendered
+            if not ENV_NAME.match(key):
+                raise ConfigError(
+                    f"secret {s.name}: {key!r} is not a valid environment variable name"
+                )
             out[key] = value if isinstance(value, str) else json.dumps(value)
     return out
 
