@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from tests.jwt_minter import JwtMinter
     from tests.openbao import OpenBao
 
 AWS_TEST_ENV = {
@@ -66,3 +67,16 @@ def openbao_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def jwt_minter(openbao: OpenBao) -> JwtMinter:
+    """One service-account-token issuer for the whole session, trusted by OpenBao's jwt
+    auth method (configured once, so test order does not matter)."""
+    from tests.jwt_minter import ISSUER, JwtMinter
+
+    minter = JwtMinter()
+    openbao.write(
+        "auth/jwt/config", jwt_validation_pubkeys=[minter.public_pem], bound_issuer=ISSUER
+    )
+    return minter

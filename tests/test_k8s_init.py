@@ -342,17 +342,16 @@ def test_kms_down_at_start_retries_then_fails(
     assert not list(pod.out.iterdir())
 
 
-def test_with_openbao_and_kubernetes_style_jwt_auth(pod: Pod, openbao: Any, tmp_path: Path) -> None:
+def test_with_openbao_and_kubernetes_style_jwt_auth(
+    pod: Pod, openbao: Any, jwt_minter: Any, tmp_path: Path
+) -> None:
     from envelope.kms.vault import VaultTransit
     from envelope.kms.vault_auth import TokenAuth
-    from tests.jwt_minter import AUDIENCE, ISSUER, JwtMinter
+    from tests.jwt_minter import AUDIENCE
     from tests.test_vault_transit import new_key, policy_for
 
     key = new_key(openbao, derived=True)
-    minter = JwtMinter()
-    openbao.write(
-        "auth/jwt/config", jwt_validation_pubkeys=[minter.public_pem], bound_issuer=ISSUER
-    )
+    minter = jwt_minter
     openbao.write(
         f"auth/jwt/role/billing-{key}",
         role_type="jwt",

@@ -17,7 +17,7 @@ from envelope.context import encode_context
 from envelope.kms.types import WrappedKey
 from envelope.kms.vault import VaultTransit
 from envelope.kms.vault_auth import AppRoleAuth, JwtAuth, TokenAuth
-from tests.jwt_minter import AUDIENCE, ISSUER, JwtMinter
+from tests.jwt_minter import AUDIENCE, JwtMinter
 from tests.kms_contract import CTX, KmsContract
 from tests.openbao import OpenBao
 
@@ -146,11 +146,9 @@ def test_rotation_and_min_decryption_version(openbao: OpenBao) -> None:
     assert env.decrypt(fresh) == b"after rotation"
 
 
-@pytest.fixture(scope="module")
-def minter(openbao: OpenBao) -> JwtMinter:
-    m = JwtMinter()
-    openbao.write("auth/jwt/config", jwt_validation_pubkeys=[m.public_pem], bound_issuer=ISSUER)
-    return m
+@pytest.fixture
+def minter(jwt_minter: JwtMinter) -> JwtMinter:
+    return jwt_minter
 
 
 def jwt_role(bao: OpenBao, role: str, key: str, subject: str, ttl: str = "10m") -> None:
