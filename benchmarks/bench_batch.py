@@ -145,19 +145,8 @@ def worker(case: str, n: int, size: int, repeat: int) -> dict[str, Any]:
             assert opened[0] == data
         else:
             assert memoryview(opened.buffers()[2]).cast("B")[: len(data)] == memoryview(data)
-        return {
-            "case": case,
-            "n": n,
-            "size": size,
-            "enc_s": t_enc,
-            "dec_s": t_dec,
-            "overhead": overhead,
-            "peak_rss_mib": rss_mib(),
-            "base_rss_mib": base_rss,
-            "input_mib": input_bytes / 2**20,
-            "output_mib": out_bytes / 2**20,
-        }
-    assert opened[-1] == data[-size:]
+    if case in ("cryptography", "tink", "esdk"):
+        assert opened[-1] == data[-size:]
     return {
         "case": case,
         "n": n,

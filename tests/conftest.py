@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -41,32 +42,28 @@ def moto_url() -> Iterator[str]:
                 os.environ[k] = v
 
 
-@pytest.fixture(scope="session")
-def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
-    """A real OpenBao dev server with transit, jwt and approle enabled."""
+def _running_openbao(work: Path, *, tls: bool) -> Iterator[OpenBao]:
     from tests.openbao import OpenBao
+    from tests.pki import make_tls_files
 
-    server = OpenBao(tmp_path_factory.mktemp("openbao")).start()
+    server = OpenBao(work, make_tls_files(work / "pki") if tls else None).start()
     try:
         server.setup_engines()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
+    """A real OpenBao dev server with transit, jwt and approle enabled."""
+    yield from _running_openbao(tmp_path_factory.mktemp("openbao"), tls=False)
 
 
 @pytest.fixture(scope="session")
 def openbao_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
     """OpenBao with a second, TLS listener that requires client certificates."""
-    from tests.openbao import OpenBao
-    from tests.pki import make_tls_files
-
-    work = tmp_path_factory.mktemp("openbao-tls")
-    server = OpenBao(work, make_tls_files(work / "pki")).start()
-    try:
-        server.setup_engines()
-        yield server
-    finally:
-        server.stop()
+    yield from _running_openbao(tmp_path_factory.mktemp("openbao-tls"), tls=True)
 
 
 @pytest.fixture(scope="session")
