@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import describe
 from envelope import DataKeyCache, Envelope
-from envelope.kms.types import DataKey, WrappedKey
+from envelope.kms._types import DataKey, WrappedKey
 
 MESSAGE = os.urandom(64)
 CTX = {"service": "bench"}
@@ -89,9 +89,9 @@ def main() -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's per-request log lines
 
-    from envelope.kms.aws import AwsKms
-    from envelope.kms.vault import VaultTransit
-    from envelope.kms.vault_auth import TokenAuth
+    from envelope.kms._aws import AwsKms
+    from envelope.kms._vault import VaultTransit
+    from envelope.kms._vault_auth import TokenAuth
     from tests.openbao import OpenBao
 
     rows = []

@@ -21,8 +21,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import describe
-from envelope.kms.vault import VaultTransit
-from envelope.kms.vault_auth import TokenAuth
+from envelope.kms._vault import VaultTransit
+from envelope.kms._vault_auth import TokenAuth
 from tests.openbao import OpenBao
 
 CTX = (("service", "bench"),)

@@ -14,7 +14,7 @@ import pytest
 
 from envelope.errors import DecryptionError, KmsError
 from envelope.kms import KmsBackend
-from envelope.kms.types import WrappedKey
+from envelope.kms._types import WrappedKey
 
 CTX = (("purpose", "contract-test"), ("service", "billing"))
 OTHER_CTX = (("purpose", "contract-test"), ("service", "payroll"))

@@ -11,7 +11,7 @@ import boto3
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, KmsError
-from envelope.kms.aws import AwsKms
+from envelope.kms._aws import AwsKms
 from tests.aws_faults import inject, kms_error
 from tests.kms_contract import CTX, DisableContract, KmsContract
 
@@ -85,7 +85,7 @@ def test_unwrap_pins_the_configured_key(moto_url: str, key_arn: str) -> None:
     with pytest.raises(KeyUnavailableError, match=other):
         ours.unwrap(theirs.wrapped, CTX)
     # Even if a slot is relabelled with our key id, KMS is asked with our KeyId pinned.
-    from envelope.kms.types import WrappedKey
+    from envelope.kms._types import WrappedKey
 
     relabelled = WrappedKey("aws-kms", key_arn, theirs.wrapped.blob)
     with pytest.raises((DecryptionError, KmsError)):
@@ -206,7 +206,7 @@ def test_import_envelope_without_boto3_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['boto3'] = None\n"
         "import envelope\n"
-        "from envelope.kms.aws import AwsKms\n"
+        "from envelope.kms._aws import AwsKms\n"
         "try:\n    AwsKms('alias/x')\nexcept envelope.ConfigError as e:\n    print(e)\n"
     )
     out = subprocess.run(

@@ -19,10 +19,10 @@ from envelope import (
     FormatError,
     KeyUnavailableError,
     LocalKms,
-    batch,
 )
-from envelope.context import Context
-from envelope.kms.types import DataKey
+from envelope import _batch as batch
+from envelope._format.context import Context
+from envelope.kms._types import DataKey
 
 RECORDS = [b"alice@example.com", b"", b"bob@example.org", os.urandom(1000), b"x"]
 PKS = [f"pk-{i}".encode() for i in range(len(RECORDS))]

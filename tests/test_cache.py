@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from envelope import ClusterSecret, DataKeyCache, Envelope, LocalKms
-from envelope.context import Context
-from envelope.format import parse_header
-from envelope.kms.types import DataKey, WrappedKey
+from envelope._format.context import Context
+from envelope._format.message import parse_header
+from envelope.kms._types import DataKey, WrappedKey
 
 
 class CountingKms(LocalKms):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from envelope import cli
-from envelope.kms.local import LocalKms
+from envelope.kms._local import LocalKms
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from envelope.cluster import ClusterSecret, ClusterSecretPart
+from envelope._keys.cluster import ClusterSecret, ClusterSecretPart
 from envelope.errors import ConfigError, KeyUnavailableError
 
 PART = bytes(range(32))

@@ -19,9 +19,9 @@ from envelope import (
     chunked,
     inspect,
 )
-from envelope.format import body_context, parse_header
-from envelope.keys import derive_input_key
-from envelope.kms.types import WrappedKey
+from envelope._format.message import body_context, parse_header
+from envelope._keys.derive import derive_input_key
+from envelope.kms._types import WrappedKey
 
 CTX = {"service": "billing", "env": "prod"}
 
@@ -154,7 +154,7 @@ def test_swapped_key_slot_fails(env: Envelope) -> None:
     one, two = env.encrypt(b"one", CTX), env.encrypt(b"two", CTX)
     h1, off1 = parse_header(one)
     h2, _ = parse_header(two)
-    from envelope.format import Header, encode_header
+    from envelope._format.message import Header, encode_header
 
     frank = encode_header(Header(h1.suite, h1.context, h1.split, h2.slots)) + one[off1:]
     with pytest.raises(DecryptionError):

@@ -5,9 +5,8 @@ import struct
 
 import pytest
 
-from envelope.context import canonical_context
-from envelope.errors import DecryptionError, FormatError
-from envelope.format import (
+from envelope._format.context import canonical_context
+from envelope._format.message import (
     MAGIC,
     MAX_HEADER_BYTES,
     SUITE_COBBLESTONE_256,
@@ -19,6 +18,7 @@ from envelope.format import (
     parse_header,
     read_header,
 )
+from envelope.errors import DecryptionError, FormatError
 
 
 def header(**kw: object) -> Header:

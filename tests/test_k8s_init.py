@@ -17,8 +17,8 @@ import pytest
 import yaml
 
 from envelope import ClusterSecret, Envelope, LocalKms, cli
-from envelope.k8s.forms import parse_dotenv, render
-from envelope.k8s.publish import DATA_LINK, filesystem_type
+from envelope.k8s._forms import parse_dotenv, render
+from envelope.k8s._publish import DATA_LINK, filesystem_type
 
 IS_ROOT = os.geteuid() == 0
 DB_ENV = (
@@ -225,9 +225,9 @@ def test_killed_mid_publish_leaves_nothing_and_a_rerun_completes(pod: Pod) -> No
     config = pod.write_config(pod.config())
     crash = (
         "import os, sys\n"
-        "import envelope.k8s.publish as p\n"
+        "import envelope.k8s._publish as p\n"
         "p._swap = lambda *a: os._exit(9)\n"  # dies right before the commit point
-        "from envelope.cli import run\n"
+        "from envelope.cli._main import run\n"
         "sys.exit(run(sys.argv[1:]))\n"
     )
     done = subprocess.run(
@@ -308,8 +308,8 @@ def test_exec_needs_env_for_raw(pod: Pod) -> None:
 def test_kms_down_at_start_retries_then_fails(
     pod: Pod, openbao: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from envelope.kms.vault import VaultTransit
-    from envelope.kms.vault_auth import TokenAuth
+    from envelope.kms._vault import VaultTransit
+    from envelope.kms._vault_auth import TokenAuth
     from tests.openbao import free_port
     from tests.test_vault_transit import new_key
 
@@ -345,8 +345,8 @@ def test_kms_down_at_start_retries_then_fails(
 def test_with_openbao_and_kubernetes_style_jwt_auth(
     pod: Pod, openbao: Any, jwt_minter: Any, tmp_path: Path
 ) -> None:
-    from envelope.kms.vault import VaultTransit
-    from envelope.kms.vault_auth import TokenAuth
+    from envelope.kms._vault import VaultTransit
+    from envelope.kms._vault_auth import TokenAuth
     from tests.jwt_minter import AUDIENCE
     from tests.test_vault_transit import new_key, policy_for
 
@@ -384,7 +384,7 @@ def test_with_openbao_and_kubernetes_style_jwt_auth(
 
 
 def test_with_moto_kms_and_an_s3_source(pod: Pod, moto_url: str) -> None:
-    from envelope.kms.aws import AwsKms
+    from envelope.kms._aws import AwsKms
 
     kms = boto3.client("kms", endpoint_url=moto_url, region_name="eu-west-1")
     s3 = boto3.client("s3", endpoint_url=moto_url, region_name="eu-west-1")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from envelope.k8s.config import parse_config
+from envelope.k8s._config import parse_config
 
 KIT = Path(__file__).resolve().parent.parent / "examples" / "kubernetes"
 FLAVOURS = ["vault", "aws"]

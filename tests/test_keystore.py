@@ -11,10 +11,10 @@ import boto3
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, LocalKms, cli
+from envelope._format.message import parse_header
 from envelope.errors import ConfigError
-from envelope.format import parse_header
-from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
-from envelope.kms.aws import AwsKms
+from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
+from envelope.kms._aws import AwsKms
 
 
 @pytest.fixture(params=["file", "s3"])

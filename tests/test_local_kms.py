@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
-from envelope.kms.local import LocalKms, default_keyring_path
+from envelope.kms._local import LocalKms, default_keyring_path
 from tests.kms_contract import CTX, KmsContract
 
 
@@ -139,7 +139,7 @@ def test_corrupt_keyring_is_a_config_error(tmp_path: Path, content: bytes) -> No
 def test_malformed_blob_is_a_decryption_error() -> None:
     kms = LocalKms.ephemeral()
     dk = kms.generate_data_key(CTX)
-    from envelope.kms.types import WrappedKey
+    from envelope.kms._types import WrappedKey
 
     for blob in (b"", dk.wrapped.blob[:-1], b"\x02" + dk.wrapped.blob[1:]):
         with pytest.raises(DecryptionError):

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from envelope import DecryptionError, Envelope, KeyUnavailableError, KmsError, LocalKms
-from envelope.context import Context
-from envelope.format import parse_header
-from envelope.kms.types import DataKey, WrappedKey
+from envelope._format.context import Context
+from envelope._format.message import parse_header
+from envelope.kms._types import DataKey, WrappedKey
 
 
 class Recording(LocalKms):
@@ -72,7 +72,7 @@ def test_tampered_slots_stay_opaque() -> None:
     env = Envelope([a, b])
     blob = bytearray(env.encrypt(b"x"))
     header, offset = parse_header(bytes(blob))
-    from envelope.format import Header, KeySlot, encode_header
+    from envelope._format.message import Header, KeySlot, encode_header
 
     bad = tuple(
         KeySlot(s.provider, s.key_id, s.wrapped[:-1] + bytes([s.wrapped[-1] ^ 1]))
@@ -104,7 +104,7 @@ def test_verify_key_slots_finds_a_damaged_spare_slot(tmp_path: Any) -> None:
     blob = env.encrypt(b"x")
     assert [p for _, _, p in env.verify_key_slots(blob)] == [None, None]
     header, offset = parse_header(blob)
-    from envelope.format import Header, KeySlot, encode_header
+    from envelope._format.message import Header, KeySlot, encode_header
 
     s = header.slots[1]
     damaged_slot = KeySlot(s.provider, s.key_id, s.wrapped[:-1] + bytes([s.wrapped[-1] ^ 1]))

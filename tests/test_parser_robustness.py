@@ -11,8 +11,8 @@ import random
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, FormatError, LocalKms, chunked
-from envelope.batch_format import decode as decode_batch_header
-from envelope.format import parse_header
+from envelope._format.batch import decode as decode_batch_header
+from envelope._format.message import parse_header
 
 SEED = 20261122
 

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, LocalKms, cli
-from envelope.context import Context
-from envelope.format import parse_header
-from envelope.kms.types import WrappedKey
-from envelope.rotation import envelope_files, rewrap_paths
+from envelope._format.context import Context
+from envelope._format.message import parse_header
+from envelope._rotation import envelope_files, rewrap_paths
+from envelope.kms._types import WrappedKey
 
 
 class Interrupting(LocalKms):

@@ -7,8 +7,8 @@ import os
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KmsError, inspect
-from envelope.format import Header, KeySlot, encode_header, parse_header
-from envelope.threshold import combine_key, split_key
+from envelope._format.message import Header, KeySlot, encode_header, parse_header
+from envelope._keys.threshold import combine_key, split_key
 from tests.test_multi_kms import Recording
 
 
@@ -98,7 +98,7 @@ def test_reordered_or_tampered_shares_fail() -> None:
 
 def test_policy_is_bound_to_the_body() -> None:
     """The threshold lives in the split descriptor, inside the digest the body commits to."""
-    from envelope.format import SplitDescriptor
+    from envelope._format.message import SplitDescriptor
 
     kms = three()
     env = Envelope(kms, threshold=2)

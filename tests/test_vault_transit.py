@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, KmsError
-from envelope.context import encode_context
-from envelope.kms.types import WrappedKey
-from envelope.kms.vault import VaultTransit
-from envelope.kms.vault_auth import AppRoleAuth, JwtAuth, TokenAuth
+from envelope._format.context import encode_context
+from envelope.kms._types import WrappedKey
+from envelope.kms._vault import VaultTransit
+from envelope.kms._vault_auth import AppRoleAuth, JwtAuth, TokenAuth
 from tests.jwt_minter import AUDIENCE, JwtMinter
 from tests.kms_contract import CTX, KmsContract
 from tests.openbao import OpenBao
@@ -134,7 +134,7 @@ def test_rotation_and_min_decryption_version(openbao: OpenBao) -> None:
     old = env.encrypt(b"before rotation", {"service": "a"})
     openbao.write(f"transit/keys/{key}/rotate")
     fresh = env.encrypt(b"after rotation")
-    from envelope.format import parse_header
+    from envelope._format.message import parse_header
 
     assert parse_header(fresh)[0].slots[0].wrapped.startswith(b"vault:v2:")
     moved = env.rewrap(old)
@@ -356,7 +356,7 @@ def test_missing_hvac_names_the_extra() -> None:
 
     code = (
         "import sys; sys.modules['hvac'] = None\n"
-        "import envelope\nfrom envelope.kms.vault import VaultTransit\n"
+        "import envelope\nfrom envelope.kms._vault import VaultTransit\n"
         "try:\n    VaultTransit('k', url='http://127.0.0.1:1')\n"
         "except envelope.ConfigError as e:\n    print(e)\n"
     )

@@ -7,10 +7,11 @@
 b's3cr3t'
 """
 
-from envelope.api import Envelope
-from envelope.batch import BatchHeader, BatchResult, EncryptedBatch
-from envelope.cache import DataKeyCache
-from envelope.cluster import ClusterSecret, ClusterSecretPart
+from envelope._batch import BatchHeader, BatchResult, EncryptedBatch
+from envelope._envelope import Envelope
+from envelope._format.inspect import MessageInfo, inspect
+from envelope._keys.cache import DataKeyCache
+from envelope._keys.cluster import ClusterSecret, ClusterSecretPart
 from envelope.errors import (
     ConfigError,
     DecryptionError,
@@ -19,10 +20,7 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
-from envelope.inspection import MessageInfo, inspect
-from envelope.kms import KmsBackend
-from envelope.kms.local import LocalKms
-from envelope.kms.types import DataKey, WrappedKey
+from envelope.kms import DataKey, KmsBackend, LocalKms, WrappedKey
 
 __all__ = [
     "BatchHeader",

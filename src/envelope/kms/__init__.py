@@ -2,7 +2,8 @@
 
 A backend holds one key-encryption key (KEK) and wraps, unwraps and rewraps
 256-bit data keys under it, binding the encryption context. Backends for AWS KMS
-and Vault/OpenBao Transit live in their own modules and import their SDKs there.
+and Vault/OpenBao Transit live in their own private modules and import their SDKs
+there, lazily: importing this package needs neither boto3 nor hvac.
 
 Error contract, for every backend:
 
@@ -15,79 +16,25 @@ Error contract, for every backend:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from envelope.kms._aws import AwsKms
+from envelope.kms._local import KeyVersion, LocalKms, default_keyring_path
+from envelope.kms._protocol import KmsBackend
+from envelope.kms._types import DataKey, WrappedKey
+from envelope.kms._vault import VaultTransit
+from envelope.kms._vault_auth import AppRoleAuth, JwtAuth, KubernetesAuth, TokenAuth, VaultAuth
 
-from envelope.context import Context
-from envelope.kms.types import DataKey, WrappedKey
-
-__all__ = ["DataKey", "KmsBackend", "LocalKms", "WrappedKey"]
-
-
-@runtime_checkable
-class KmsBackend(Protocol):
-    """A key-encryption key in some KMS."""
-
-    @property
-    def provider_id(self) -> str:
-        """Short ASCII name of the backend kind, stored in each key slot (``local``)."""
-        ...
-
-    @property
-    def key_id(self) -> str:
-        """Identifier of the KEK, stored in each key slot; stable across KEK versions."""
-        ...
-
-    def matches(self, key_id: str) -> bool:
-        """True if a key slot naming ``key_id`` was wrapped by this KEK (or an equivalent
-        one, such as a multi-region replica). Decryption uses only slots that match."""
-        ...
-
-    def generate_data_key(self, context: Context) -> DataKey:
-        """Returns a fresh random 256-bit data key and its wrapping under this KEK.
-
-        Raises:
-            KmsError: the KMS could not be used.
-        """
-        ...
-
-    def wrap(self, plaintext: bytes | bytearray, context: Context) -> WrappedKey:
-        """Wraps an existing data key under the newest version of this KEK.
-
-        Raises:
-            KmsError: the KMS could not be used.
-        """
-        ...
-
-    def unwrap(self, wrapped: WrappedKey, context: Context) -> bytearray:
-        """Returns the data key inside ``wrapped``.
-
-        Raises:
-            DecryptionError: the wrapped bytes or the context are wrong.
-            KeyUnavailableError: ``wrapped`` names a key or version this backend lacks.
-            KmsError: the KMS could not be used.
-        """
-        ...
-
-    def rewrap(self, wrapped: WrappedKey, context: Context) -> WrappedKey:
-        """Re-wraps under the newest KEK version (the plaintext key may stay in the KMS).
-
-        Raises:
-            DecryptionError, KeyUnavailableError, KmsError: as :meth:`unwrap`.
-        """
-        ...
-
-    def health(self) -> None:
-        """Checks the KEK is usable.
-
-        Raises:
-            KmsError: it is not, with the reason and the remedy.
-        """
-        ...
-
-
-def __getattr__(name: str) -> object:
-    if name == "LocalKms":
-        from envelope.kms.local import LocalKms  # noqa: PLC0415 - lazy, keeps imports light
-
-        return LocalKms
-    raise AttributeError(name)
+__all__ = [
+    "AppRoleAuth",
+    "AwsKms",
+    "DataKey",
+    "JwtAuth",
+    "KeyVersion",
+    "KmsBackend",
+    "KubernetesAuth",
+    "LocalKms",
+    "TokenAuth",
+    "VaultAuth",
+    "VaultTransit",
+    "WrappedKey",
+    "default_keyring_path",
+]

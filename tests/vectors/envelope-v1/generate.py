@@ -16,9 +16,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from envelope import chunked
-from envelope.cluster import ClusterSecretPart
-from envelope.context import canonical_context, encode_context
-from envelope.format import (
+from envelope._format.context import canonical_context, encode_context
+from envelope._format.message import (
     SUITE_COBBLESTONE_256,
     Header,
     KeySlot,
@@ -26,7 +25,8 @@ from envelope.format import (
     body_context,
     encode_header,
 )
-from envelope.keys import derive_input_key
+from envelope._keys.cluster import ClusterSecretPart
+from envelope._keys.derive import derive_input_key
 
 HERE = Path(__file__).parent
 KEYRING_ID = "kr-0000000000000001"
@@ -106,7 +106,7 @@ def batch_case(
     part: str | None,
 ) -> dict[str, object]:
     from envelope import _native
-    from envelope.batch_format import BatchHeaderFields, digest, encode
+    from envelope._format.batch import BatchHeaderFields, digest, encode
 
     ctx = canonical_context(context)
     data_key = fixed(f"data-key/{name}", 32)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from envelope.atomic import write_atomic
+from envelope._atomic import write_atomic
 from envelope.errors import ConfigError, KeyUnavailableError, KmsError
 
 __all__ = [
@@ -274,7 +274,7 @@ class S3KeyStore:
         endpoint_url: str | None = None,
     ) -> None:
         if client is None:
-            from envelope.kms.aws import _boto3  # noqa: PLC0415 - boto3 stays optional
+            from envelope.kms._aws import _boto3  # noqa: PLC0415 - boto3 stays optional
 
             client = _boto3().client("s3", region_name=region, endpoint_url=endpoint_url)
         self._s3 = client
@@ -413,7 +413,7 @@ def read_s3_object(
     """
     from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
 
-    from envelope.kms.aws import _boto3  # noqa: PLC0415 - boto3 stays optional
+    from envelope.kms._aws import _boto3  # noqa: PLC0415 - boto3 stays optional
 
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not uri.startswith("s3://") or not bucket or not key:

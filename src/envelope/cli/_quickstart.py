@@ -11,11 +11,11 @@ import secrets
 import tempfile
 from pathlib import Path
 
-from envelope.api import Envelope
-from envelope.cluster import ClusterSecret
+from envelope._envelope import Envelope
+from envelope._format.inspect import inspect
+from envelope._keys.cluster import ClusterSecret
 from envelope.errors import DecryptionError, KeyUnavailableError
-from envelope.inspection import inspect
-from envelope.kms.local import LocalKms
+from envelope.kms._local import LocalKms
 
 __all__ = ["run"]
 

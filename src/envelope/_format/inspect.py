@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from envelope import chunked
+from envelope._format.message import SUITES, VERSION, Header, parse_header
 from envelope.errors import DecryptionError
-from envelope.format import SUITES, VERSION, Header, parse_header
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer

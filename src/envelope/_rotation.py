@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from envelope.api import Envelope
-from envelope.atomic import atomic_output
+from envelope._atomic import atomic_output
+from envelope._envelope import Envelope
+from envelope._format.message import MAGIC
 from envelope.errors import EnvelopeError
-from envelope.format import MAGIC
 
 __all__ = ["Summary", "envelope_files", "reencrypt_paths", "rewrap_paths"]
 
@@ -109,7 +109,7 @@ def reencrypt_paths(
     and, typically, a new cluster-secret part), keeping its context; atomic per file."""
 
     def reencrypt(path: Path) -> None:
-        from envelope.format import parse_header  # noqa: PLC0415 - avoids a cycle at import
+        from envelope._format.message import parse_header  # noqa: PLC0415 - avoids a cycle at import
 
         blob = path.read_bytes()
         header, _ = parse_header(blob)

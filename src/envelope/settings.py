@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envelope.errors import ConfigError
-from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
+from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
 
 __all__ = ["KMS_KINDS", "VAULT_AUTH_METHODS", "VaultSettings", "make_keystore", "make_kms"]
@@ -18,7 +18,7 @@ VAULT_AUTH_METHODS = ("token", "approle", "jwt", "kubernetes")
 
 @dataclass(frozen=True)
 class VaultSettings:
-    """How to reach and log in to Vault / OpenBao (see ``envelope.kms.vault.VaultTransit``)."""
+    """How to reach and log in to Vault / OpenBao (see ``envelope.kms._vault.VaultTransit``)."""
 
     mount: str = "transit"
     auth: str = "token"
@@ -58,7 +58,7 @@ def make_kms(
         ConfigError: unknown kind, a missing key, or a backend that cannot be set up.
     """
     if kind == "local":
-        from envelope.kms.local import LocalKms  # noqa: PLC0415 - per backend
+        from envelope.kms._local import LocalKms  # noqa: PLC0415 - per backend
 
         return LocalKms.open(keyring, passphrase=passphrase)
     if kind == "aws":
@@ -66,7 +66,7 @@ def make_kms(
             raise ConfigError(
                 "the aws KMS needs a key: --kms-key KEY_ID|ARN|alias/NAME (ENVELOPE_KMS_KEY)"
             )
-        from envelope.kms.aws import AwsKms  # noqa: PLC0415 - imports boto3
+        from envelope.kms._aws import AwsKms  # noqa: PLC0415 - imports boto3
 
         return AwsKms(key, region=region, endpoint_url=endpoint)
     if kind == "vault":
@@ -97,8 +97,8 @@ def make_keystore(uri: str, *, endpoint: str | None = None, region: str | None =
 
 
 def _vault(key: str, url: str | None, v: VaultSettings) -> KmsBackend:
-    from envelope.kms import vault_auth  # noqa: PLC0415 - per backend
-    from envelope.kms.vault import VaultTransit  # noqa: PLC0415 - imports hvac
+    from envelope.kms import _vault_auth as vault_auth  # noqa: PLC0415 - per backend
+    from envelope.kms._vault import VaultTransit  # noqa: PLC0415 - imports hvac
 
     auth: vault_auth.VaultAuth
     if v.auth == "token":

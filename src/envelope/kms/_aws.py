@@ -19,9 +19,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from envelope.context import Context
+from envelope._format.context import Context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
-from envelope.kms.types import DATA_KEY_BYTES, DataKey, WrappedKey
+from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient

@@ -23,28 +23,28 @@ from pathlib import Path
 from typing import BinaryIO, NoReturn
 
 from envelope import __version__
-from envelope.api import Envelope
-from envelope.atomic import atomic_output, write_atomic
-from envelope.backends import (
-    KMS_KINDS,
-    VAULT_AUTH_METHODS,
-    VaultSettings,
-    make_keystore,
-    make_kms,
-)
-from envelope.cluster import ClusterSecret
+from envelope._atomic import atomic_output, write_atomic
+from envelope._envelope import Envelope
+from envelope._format.inspect import message_info
+from envelope._format.message import encode_header, parse_header, read_header
+from envelope._keys.cluster import ClusterSecret
+from envelope._rotation import Summary, envelope_files, reencrypt_paths, rewrap_paths
 from envelope.errors import (
     ConfigError,
     DecryptionError,
     KeyUnavailableError,
     KmsError,
 )
-from envelope.format import encode_header, parse_header, read_header
-from envelope.inspection import message_info
-from envelope.keystore import KeyStore
+from envelope.keystore._stores import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms.local import LocalKms, default_keyring_path
-from envelope.rotation import Summary, envelope_files, reencrypt_paths, rewrap_paths
+from envelope.kms._local import LocalKms, default_keyring_path
+from envelope.settings import (
+    KMS_KINDS,
+    VAULT_AUTH_METHODS,
+    VaultSettings,
+    make_keystore,
+    make_kms,
+)
 
 EXIT_OK, EXIT_DECRYPT, EXIT_USAGE, EXIT_CONFIG, EXIT_KMS, EXIT_IO = 0, 1, 2, 3, 4, 5
 PROGRESS_MIN_BYTES = 8 * 1024 * 1024
@@ -568,7 +568,7 @@ def cmd_cluster_secret_id(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from envelope.k8s.runner import run_init  # noqa: PLC0415 - needs the k8s extra
+    from envelope.k8s._runner import run_init  # noqa: PLC0415 - needs the k8s extra
 
     return run_init(
         args.config,
@@ -580,7 +580,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_exec(args: argparse.Namespace) -> int:
-    from envelope.k8s.runner import run_exec  # noqa: PLC0415 - needs the k8s extra
+    from envelope.k8s._runner import run_exec  # noqa: PLC0415 - needs the k8s extra
 
     command = list(args.command)
     if command[:1] == ["--"]:
@@ -589,7 +589,7 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from envelope.quickstart import run  # noqa: PLC0415 - only this command needs it
+    from envelope.cli._quickstart import run  # noqa: PLC0415 - only this command needs it
 
     return run(args.dir)
 

@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from envelope import _native
-from envelope.batch_format import BatchHeaderFields, decode, digest, encode
-from envelope.context import Context
+from envelope._format.batch import BatchHeaderFields, decode, digest, encode
+from envelope._format.context import Context
 from envelope.errors import ConfigError, DecryptionError
 
 if TYPE_CHECKING:
-    from envelope.api import Envelope
+    from envelope._envelope import Envelope
 
 __all__ = [
     "RECORD_OVERHEAD",

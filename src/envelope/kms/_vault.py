@@ -16,7 +16,7 @@ hvac is imported here and nowhere else; install it with ``pip install 'envelope-
   rewraps server-side.
 - Key versions: Vault enforces ``min_decryption_version``; a ciphertext below it raises
   :class:`KeyUnavailableError` naming the version.
-- Auth: see :mod:`envelope.kms.vault_auth` (token, AppRole, JWT, Kubernetes). Tokens are
+- Auth: see :mod:`envelope.kms._vault_auth` (token, AppRole, JWT, Kubernetes). Tokens are
   renewed by logging in again shortly before they expire, and once more on a 403.
 """
 
@@ -30,10 +30,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from envelope.context import Context, encode_context
+from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
-from envelope.kms.types import DATA_KEY_BYTES, DataKey, WrappedKey
-from envelope.kms.vault_auth import LoginResult, TokenAuth, VaultAuth
+from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
+from envelope.kms._vault_auth import LoginResult, TokenAuth, VaultAuth
 
 __all__ = ["VaultTransit"]
 

@@ -7,14 +7,12 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
-from envelope import _native, batch, chunked
-from envelope.atomic import atomic_output
-from envelope.batch import BatchHeader, EncryptedBatch
-from envelope.cache import DataKeyCache
-from envelope.cluster import ClusterSecret
-from envelope.context import Context, canonical_context
-from envelope.errors import ConfigError, DecryptionError, KmsError
-from envelope.format import (
+from envelope import _batch as batch
+from envelope import _native, chunked
+from envelope._atomic import atomic_output
+from envelope._batch import BatchHeader, EncryptedBatch
+from envelope._format.context import Context, canonical_context
+from envelope._format.message import (
     PREAMBLE_LEN,
     SUITE_COBBLESTONE_256,
     Header,
@@ -24,10 +22,13 @@ from envelope.format import (
     preamble_length,
     read_header,
 )
-from envelope.keysource import KeySource, wipe
-from envelope.keystore import KeyStore
+from envelope._keys.cache import DataKeyCache
+from envelope._keys.cluster import ClusterSecret
+from envelope._keys.source import KeySource, wipe
+from envelope.errors import ConfigError, DecryptionError, KmsError
+from envelope.keystore._stores import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms.types import WrappedKey
+from envelope.kms._types import WrappedKey
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -49,7 +50,7 @@ class Envelope:
             need both the KMS and the part to decrypt. Messages that record no split
             decrypt without it.
         threads: worker threads for large messages; 0 means one per core.
-        keystore: where stored data keys live (:mod:`envelope.keystore`), for
+        keystore: where stored data keys live (:mod:`envelope.keystore._stores`), for
             ``key_ref=`` and for messages that reference a stored key.
         cache: a :class:`~envelope.DataKeyCache` to cut KMS calls.
         threshold: with several backends, share each data key k-of-n (Shamir) instead
@@ -309,7 +310,7 @@ class Envelope:
         cores. ``records`` (and ``aad``, one entry per record, e.g. primary keys) may be
         a list of bytes-like objects, a ``(data, offsets)`` tuple, a pyarrow binary array
         or a 2-D numpy uint8 array; the result's records keep that shape. See
-        :mod:`envelope.batch`.
+        :mod:`envelope._batch`.
 
         Raises:
             KmsError: the KMS could not generate a data key.
@@ -335,7 +336,7 @@ class Envelope:
             aad: the per-record AAD the batch was sealed with.
             context: if given, the batch's context must equal it.
             errors: ``"raise"`` stops at the first bad record; ``"collect"`` returns a
-                :class:`~envelope.batch.BatchResult` with every good record and the
+                :class:`~envelope._batch.BatchResult` with every good record and the
                 positions of the bad ones.
 
         Raises:

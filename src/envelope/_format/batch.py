@@ -17,9 +17,8 @@ import hashlib
 import struct
 from dataclasses import dataclass
 
-from envelope.context import Context, encode_context
-from envelope.errors import FormatError
-from envelope.format import (
+from envelope._format.context import Context, encode_context
+from envelope._format.message import (
     MAX_HEADER_BYTES,
     PREAMBLE_LEN,
     VERSION,
@@ -34,6 +33,7 @@ from envelope.format import (
     parse_split,
     preamble_length,
 )
+from envelope.errors import FormatError
 
 __all__ = ["BATCH_MAGIC", "SUITE_RECORD_BATCH", "BatchHeaderFields", "decode", "digest", "encode"]
 

@@ -17,11 +17,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Mapping, Sequence
 
-from envelope.cache import DataKeyCache
-from envelope.cluster import ClusterSecret
-from envelope.context import Context, canonical_context
-from envelope.errors import ConfigError, DecryptionError, FormatError, KeyUnavailableError, KmsError
-from envelope.format import (
+from envelope._format.context import Context, canonical_context
+from envelope._format.message import (
     MAX_KEY_SLOTS,
     SUITE_COBBLESTONE_256,
     Header,
@@ -30,15 +27,18 @@ from envelope.format import (
     encode_header,
     parse_header,
 )
-from envelope.keys import derive_input_key
-from envelope.keystore import KeyStore, StoredKey
+from envelope._keys.cache import DataKeyCache
+from envelope._keys.cluster import ClusterSecret
+from envelope._keys.derive import derive_input_key
+from envelope._keys.threshold import combine_key, split_key
+from envelope.errors import ConfigError, DecryptionError, FormatError, KeyUnavailableError, KmsError
+from envelope.keystore._stores import KeyStore, StoredKey
 from envelope.kms import KmsBackend
-from envelope.kms.types import DATA_KEY_BYTES, WrappedKey
-from envelope.threshold import combine_key, split_key
+from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 
 __all__ = ["STORED_KEY_PROVIDER", "KeySource"]
 
-#: Slots that reference a stored data key (envelope.keystore); their wrapped bytes are a
+#: Slots that reference a stored data key (envelope.keystore._stores); their wrapped bytes are a
 #: format byte and the u32 version.
 STORED_KEY_PROVIDER = "keystore"
 STORED_KEY_SLOT_FORMAT = b"\x01"

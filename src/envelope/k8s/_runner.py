@@ -30,9 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from envelope.api import Envelope
-from envelope.backends import VaultSettings, make_keystore, make_kms
-from envelope.cluster import ClusterSecret
+from envelope._envelope import Envelope
+from envelope._keys.cluster import ClusterSecret
 from envelope.errors import (
     ConfigError,
     DecryptionError,
@@ -40,10 +39,11 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
-from envelope.k8s.config import InitConfig, SecretConfig, load_config
-from envelope.k8s.forms import entries, render
-from envelope.k8s.publish import check_memory_backed, publish
-from envelope.keystore import read_s3_object
+from envelope.k8s._config import InitConfig, SecretConfig, load_config
+from envelope.k8s._forms import entries, render
+from envelope.k8s._publish import check_memory_backed, publish
+from envelope.keystore._stores import read_s3_object
+from envelope.settings import VaultSettings, make_keystore, make_kms
 
 __all__ = ["EXIT", "Log", "run_exec", "run_init"]
 

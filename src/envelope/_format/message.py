@@ -22,7 +22,7 @@ import struct
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from envelope.context import (
+from envelope._format.context import (
     MAX_CONTEXT_KEY_BYTES,
     MAX_CONTEXT_PAIRS,
     MAX_CONTEXT_VALUE_BYTES,

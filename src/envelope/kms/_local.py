@@ -25,10 +25,10 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from envelope.atomic import write_atomic
-from envelope.context import Context, encode_context
+from envelope._atomic import write_atomic
+from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
-from envelope.kms.types import DATA_KEY_BYTES, DataKey, WrappedKey
+from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 
 __all__ = ["KeyVersion", "LocalKms", "default_keyring_path"]
 
