@@ -11,12 +11,10 @@
 //! Each record carries its index, so one record decrypts alone; whole-batch decryption
 //! also checks that record i sits at position i.
 
-use aws_lc_rs::constant_time::verify_slices_are_equal;
 use rayon::prelude::*;
 
-use crate::aead::{Aes256Gcm, NONCE_LEN, TAG_LEN};
-use crate::cobblestone::COMMITMENT_LEN;
-use crate::kdf;
+use crate::aead::TAG_LEN;
+use crate::kdf::{KeySchedule, Label, COMMITMENT_LEN};
 use crate::parallel;
 use crate::Error;
 
@@ -27,7 +25,6 @@ pub const RECORD_OVERHEAD: usize = INDEX_LEN + TAG_LEN;
 /// Records one batch can hold (the index is a u32).
 pub const MAX_RECORDS: u64 = 1 << 32;
 
-const LABEL: &[u8] = b"envelope.dev/v1 record batch+";
 /// Records per parallel task.
 const TASK: usize = 4096;
 /// Batches smaller than this stay on the calling thread.
@@ -94,17 +91,9 @@ impl Records for Slices<'_> {
     }
 }
 
-/// The AEAD key and base nonce of one batch.
-pub struct BatchKeys {
-    cipher: Aes256Gcm,
-    base_nonce: [u8; NONCE_LEN],
-}
-
-impl Drop for BatchKeys {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.base_nonce);
-    }
-}
+/// The key schedule of one batch (derived under the record-batch label, so it can
+/// only seal and open records, never message chunks).
+pub struct BatchKeys(KeySchedule);
 
 impl BatchKeys {
     /// Derives a batch's keys and commitment from its input key, salt and context.
@@ -116,12 +105,8 @@ impl BatchKeys {
         salt: &[u8],
         context: &[u8],
     ) -> Result<(Self, [u8; COMMITMENT_LEN]), Error> {
-        let d = kdf::expand(LABEL, input_key, salt, context)?;
-        let keys = Self {
-            cipher: d.cipher,
-            base_nonce: d.base_nonce,
-        };
-        Ok((keys, d.commitment))
+        let (keys, commitment) = KeySchedule::derive(Label::RecordBatch, input_key, salt, context)?;
+        Ok((Self(keys), commitment))
     }
 
     /// Derives the keys and checks the commitment in constant time.
@@ -134,15 +119,8 @@ impl BatchKeys {
         commitment: &[u8],
         context: &[u8],
     ) -> Result<Self, Error> {
-        let (keys, expected) =
-            Self::derive(input_key, salt, context).map_err(|_| Error::Decrypt)?;
-        verify_slices_are_equal(commitment, &expected).map_err(|_| Error::Decrypt)?;
-        Ok(keys)
-    }
-
-    #[inline]
-    fn nonce(&self, index: u32) -> [u8; NONCE_LEN] {
-        kdf::counter_nonce(&self.base_nonce, u64::from(index))
+        KeySchedule::derive_and_verify(Label::RecordBatch, input_key, salt, commitment, context)
+            .map(Self)
     }
 
     /// Seals one record into `out` (`plaintext.len() + RECORD_OVERHEAD` bytes).
@@ -166,8 +144,7 @@ impl BatchKeys {
         let (head, rest) = out.split_at_mut(INDEX_LEN);
         head.copy_from_slice(&index.to_be_bytes());
         let (body, tag) = rest.split_at_mut(plaintext.len());
-        self.cipher
-            .seal_to(self.nonce(index), aad, plaintext, body, tag)
+        self.0.seal_to(u64::from(index), aad, plaintext, body, tag)
     }
 
     /// Opens one record into `out` (`record.len() - RECORD_OVERHEAD` bytes) and returns
@@ -183,7 +160,7 @@ impl BatchKeys {
         let (head, rest) = record.split_at(INDEX_LEN);
         let index = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
         let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        self.cipher.open_to(self.nonce(index), aad, ct, tag, out)?;
+        self.0.open_to(u64::from(index), aad, ct, tag, out)?;
         Ok(index)
     }
 }
@@ -492,7 +469,7 @@ mod tests {
     #[test]
     fn nonce_xors_index() {
         let (keys, _) = BatchKeys::derive(&[0u8; 32], &[0u8; 24], b"").unwrap();
-        let (a, b) = (keys.nonce(0), keys.nonce(0x0102_0304));
+        let (a, b) = (keys.0.nonce(0), keys.0.nonce(0x0102_0304));
         assert_eq!(a[..8], b[..8]);
         assert_eq!([a[8] ^ b[8], a[11] ^ b[11]], [1, 4]);
     }

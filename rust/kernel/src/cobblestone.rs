@@ -10,18 +10,15 @@
 //! Chunks are 16 KiB; the final chunk is always shorter (possibly empty). Chunk `i`
 //! is sealed under nonce `base nonce XOR i` (big-endian) with empty AAD.
 
-use aws_lc_rs::constant_time::verify_slices_are_equal;
 use rayon::prelude::*;
 
-use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
-use crate::kdf;
+use crate::aead::TAG_LEN;
+use crate::kdf::{KeySchedule, Label};
 use crate::parallel;
 use crate::Error;
 
-/// Salt length.
-pub const SALT_LEN: usize = 24;
-/// Commitment length.
-pub const COMMITMENT_LEN: usize = 32;
+pub use crate::kdf::{COMMITMENT_LEN, SALT_LEN};
+
 /// Bytes before the first chunk: salt and commitment.
 pub const PREFIX_LEN: usize = SALT_LEN + COMMITMENT_LEN;
 /// Plaintext bytes in every chunk but the last.
@@ -31,105 +28,75 @@ pub const SEALED_CHUNK_LEN: usize = CHUNK_LEN + TAG_LEN;
 /// The scheme's hard limit on the number of chunks in one message.
 pub const MAX_CHUNKS: u64 = 1 << 38;
 
-const LABEL: &[u8] = b"c2sp.org/chunked-encryption@v1+";
-
 /// Messages with at least this many full chunks are spread over the thread pool.
 const PARALLEL_MIN_CHUNKS: usize = 16;
 /// Chunks handed to one worker at a time (1 MiB of plaintext).
 const CHUNKS_PER_TASK: usize = 64;
 
-/// The per-message AEAD key and base nonce.
-pub(crate) struct MessageKeys {
-    cipher: Aes256Gcm,
-    base_nonce: [u8; NONCE_LEN],
+/// Seals a chunk held at the front of `out` (plaintext already copied there)
+/// and writes its tag right after it.
+#[inline]
+pub(crate) fn seal_chunk(keys: &KeySchedule, index: u64, out: &mut [u8]) -> Result<(), Error> {
+    if index >= MAX_CHUNKS {
+        return Err(Error::MessageTooLong);
+    }
+    let (body, tag_out) = out.split_at_mut(out.len() - TAG_LEN);
+    let tag = keys.seal_in_place(index, &[], body)?;
+    tag_out.copy_from_slice(&tag);
+    Ok(())
 }
 
-impl Drop for MessageKeys {
-    fn drop(&mut self) {
-        // The AES key is wiped by aws-lc; the nonce is not secret but costs nothing to clear.
-        zeroize::Zeroize::zeroize(&mut self.base_nonce);
+/// Seals `plaintext` into `out`, which is `plaintext.len() + TAG_LEN` bytes.
+#[inline]
+fn seal_chunk_to(
+    keys: &KeySchedule,
+    index: u64,
+    plaintext: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    if index >= MAX_CHUNKS {
+        return Err(Error::MessageTooLong);
     }
+    let (body, tag_out) = out.split_at_mut(plaintext.len());
+    keys.seal_to(index, &[], plaintext, body, tag_out)
 }
 
-impl MessageKeys {
-    /// Nonce for chunk `index`: the base nonce XOR the index as a 96-bit big-endian integer.
-    #[inline]
-    pub(crate) fn nonce(&self, index: u64) -> [u8; NONCE_LEN] {
-        kdf::counter_nonce(&self.base_nonce, index)
+/// Opens one sealed chunk (`ciphertext || tag`) into `out`.
+#[inline]
+pub(crate) fn open_chunk(
+    keys: &KeySchedule,
+    index: u64,
+    sealed: &[u8],
+    out: &mut [u8],
+) -> Result<(), Error> {
+    if index >= MAX_CHUNKS || sealed.len() < TAG_LEN {
+        return Err(Error::Decrypt);
     }
-
-    /// Seals a chunk held at the front of `out` (plaintext already copied there)
-    /// and writes its tag right after it.
-    #[inline]
-    pub(crate) fn seal_chunk(&self, index: u64, out: &mut [u8]) -> Result<(), Error> {
-        if index >= MAX_CHUNKS {
-            return Err(Error::MessageTooLong);
-        }
-        let (body, tag_out) = out.split_at_mut(out.len() - TAG_LEN);
-        let tag = self.cipher.seal_in_place(self.nonce(index), &[], body)?;
-        tag_out.copy_from_slice(&tag);
-        Ok(())
-    }
-
-    /// Seals `plaintext` into `out`, which is `plaintext.len() + TAG_LEN` bytes.
-    #[inline]
-    pub(crate) fn seal_chunk_to(
-        &self,
-        index: u64,
-        plaintext: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), Error> {
-        if index >= MAX_CHUNKS {
-            return Err(Error::MessageTooLong);
-        }
-        let (body, tag_out) = out.split_at_mut(plaintext.len());
-        self.cipher
-            .seal_to(self.nonce(index), &[], plaintext, body, tag_out)
-    }
-
-    /// Opens one sealed chunk (`ciphertext || tag`) into `out`.
-    #[inline]
-    pub(crate) fn open_chunk(
-        &self,
-        index: u64,
-        sealed: &[u8],
-        out: &mut [u8],
-    ) -> Result<(), Error> {
-        if index >= MAX_CHUNKS || sealed.len() < TAG_LEN {
-            return Err(Error::Decrypt);
-        }
-        let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
-        self.cipher.open_to(self.nonce(index), &[], ct, tag, out)
-    }
+    let (ct, tag) = sealed.split_at(sealed.len() - TAG_LEN);
+    keys.open_to(index, &[], ct, tag, out)
 }
 
-/// Derives the message keys and the commitment for `(input_key, salt, context)`.
+/// Derives the message's key schedule and the commitment for `(input_key, salt, context)`.
 pub(crate) fn derive(
     input_key: &[u8],
     salt: &[u8],
     context: &[u8],
-) -> Result<(MessageKeys, [u8; COMMITMENT_LEN]), Error> {
-    let d = kdf::expand(LABEL, input_key, salt, context)?;
-    let keys = MessageKeys {
-        cipher: d.cipher,
-        base_nonce: d.base_nonce,
-    };
-    Ok((keys, d.commitment))
+) -> Result<(KeySchedule, [u8; COMMITMENT_LEN]), Error> {
+    KeySchedule::derive(Label::Cobblestone, input_key, salt, context)
 }
 
-/// Derives the keys for decryption and checks the commitment in constant time.
+/// Derives the key schedule for decryption from the message prefix (salt || commitment)
+/// and checks the commitment in constant time.
 pub(crate) fn derive_and_verify(
     input_key: &[u8],
     prefix: &[u8],
     context: &[u8],
-) -> Result<MessageKeys, Error> {
-    if input_key.len() != KEY_LEN {
-        return Err(Error::Decrypt);
-    }
-    let (salt, commitment) = prefix[..PREFIX_LEN].split_at(SALT_LEN);
-    let (keys, expected) = derive(input_key, salt, context)?;
-    verify_slices_are_equal(commitment, &expected).map_err(|_| Error::Decrypt)?;
-    Ok(keys)
+) -> Result<KeySchedule, Error> {
+    let (salt, commitment) = prefix
+        .get(..PREFIX_LEN)
+        .ok_or(Error::Decrypt)?
+        .split_at(SALT_LEN);
+    KeySchedule::derive_and_verify(Label::Cobblestone, input_key, salt, commitment, context)
 }
 
 /// Ciphertext length of a message of `plaintext_len` bytes.
@@ -194,7 +161,7 @@ pub fn seal_into(
     let (out_full, out_last) = out[PREFIX_LEN..].split_at_mut(full * SEALED_CHUNK_LEN);
 
     let seal_one = |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| {
-        keys.seal_chunk_to(index as u64, src, dst)
+        seal_chunk_to(&keys, index as u64, src, dst)
     };
     if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
         parallel::run(threads, || {
@@ -212,7 +179,7 @@ pub fn seal_into(
             .enumerate()
             .try_for_each(seal_one)?;
     }
-    keys.seal_chunk_to(full as u64, pt_last, out_last)
+    seal_chunk_to(&keys, full as u64, pt_last, out_last)
 }
 
 /// Encrypts `plaintext` into a new vector.
@@ -272,8 +239,9 @@ fn open_checked(
     let (ct_full, ct_last) = ciphertext[PREFIX_LEN..].split_at(full * SEALED_CHUNK_LEN);
     let (out_full, out_last) = out.split_at_mut(full * CHUNK_LEN);
 
-    let open_one =
-        |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| keys.open_chunk(index as u64, src, dst);
+    let open_one = |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| {
+        open_chunk(&keys, index as u64, src, dst)
+    };
     if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
         parallel::run(threads, || {
             out_full
@@ -290,7 +258,7 @@ fn open_checked(
             .enumerate()
             .try_for_each(open_one)?;
     }
-    keys.open_chunk(full as u64, ct_last, out_last)
+    open_chunk(&keys, full as u64, ct_last, out_last)
 }
 
 /// Decrypts `ciphertext` into a new vector.

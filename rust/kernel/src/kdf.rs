@@ -1,21 +1,47 @@
-//! The kernel's one key derivation, shared by messages and record batches:
+//! The kernel's one key schedule, shared by messages and record batches:
 //!
 //! ```text
 //! key (32) || base nonce (12) || commitment (32) =
 //!     HKDF-Expand-SHA512(prk = input key, info = label || "AEAD_AES_256_GCM" || 0x00 || salt || context)
+//! nonce(i) = base nonce XOR i (96-bit big-endian)
 //! ```
 //!
-//! Messages use Cobblestone's label, batches their own; nothing else differs.
+//! Messages use Cobblestone's label, batches their own ([`Label`]); nothing else differs.
+//! This module owns the salt and commitment sizes; it depends only on [`crate::aead`].
 
+use aws_lc_rs::constant_time::verify_slices_are_equal;
 use aws_lc_rs::hkdf::{KeyType, Prk, HKDF_SHA512};
 use zeroize::Zeroizing;
 
-use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN};
-use crate::cobblestone::{COMMITMENT_LEN, SALT_LEN};
+use crate::aead::{Aes256Gcm, KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::Error;
+
+/// Salt length.
+pub const SALT_LEN: usize = 24;
+/// Commitment length.
+pub const COMMITMENT_LEN: usize = 32;
 
 const AEAD_NAME: &[u8] = b"AEAD_AES_256_GCM";
 const DERIVED_LEN: usize = KEY_LEN + NONCE_LEN + COMMITMENT_LEN;
+
+/// What a key schedule is for. Each purpose has its own HKDF label, so a batch key
+/// can never equal a message key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Label {
+    /// c2sp.org/chunked-encryption (Cobblestone-256) messages.
+    Cobblestone,
+    /// envelope's record batches.
+    RecordBatch,
+}
+
+impl Label {
+    fn bytes(self) -> &'static [u8] {
+        match self {
+            Label::Cobblestone => b"c2sp.org/chunked-encryption@v1+",
+            Label::RecordBatch => b"envelope.dev/v1 record batch+",
+        }
+    }
+}
 
 struct DerivedLen;
 
@@ -25,50 +51,146 @@ impl KeyType for DerivedLen {
     }
 }
 
-/// An AEAD key, its base nonce, and the commitment to both.
-pub(crate) struct Derived {
-    pub(crate) cipher: Aes256Gcm,
-    pub(crate) base_nonce: [u8; NONCE_LEN],
-    pub(crate) commitment: [u8; COMMITMENT_LEN],
+/// An AEAD key and its base nonce: everything needed to seal or open item `i`
+/// (a message chunk or a batch record) under nonce `base nonce XOR i`.
+pub(crate) struct KeySchedule {
+    cipher: Aes256Gcm,
+    base_nonce: [u8; NONCE_LEN],
 }
 
-/// Derives under `label` (see the module documentation).
-pub(crate) fn expand(
-    label: &[u8],
-    input_key: &[u8],
-    salt: &[u8],
-    context: &[u8],
-) -> Result<Derived, Error> {
-    if input_key.len() != KEY_LEN {
-        return Err(Error::InvalidKeySize);
+impl Drop for KeySchedule {
+    fn drop(&mut self) {
+        // The AES key is wiped by aws-lc; the nonce is not secret but costs nothing to clear.
+        zeroize::Zeroize::zeroize(&mut self.base_nonce);
     }
-    if salt.len() != SALT_LEN {
-        return Err(Error::InvalidSaltSize);
-    }
-    let prk = Prk::new_less_safe(HKDF_SHA512, input_key);
-    let info: [&[u8]; 5] = [label, AEAD_NAME, &[0u8], salt, context];
-    let mut okm = Zeroizing::new([0u8; DERIVED_LEN]);
-    prk.expand(&info, DerivedLen)
-        .and_then(|o| o.fill(&mut okm[..]))
-        .map_err(|_| Error::Internal)?;
-    let cipher = Aes256Gcm::new(&okm[..KEY_LEN])?;
-    let mut base_nonce = [0u8; NONCE_LEN];
-    base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
-    let mut commitment = [0u8; COMMITMENT_LEN];
-    commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-    Ok(Derived {
-        cipher,
-        base_nonce,
-        commitment,
-    })
 }
 
-/// The nonce for counter `index`: the base nonce XOR the index as a 96-bit big-endian integer.
-#[inline]
-pub(crate) fn counter_nonce(base: &[u8; NONCE_LEN], index: u64) -> [u8; NONCE_LEN] {
-    let mut nonce = *base;
-    for (n, c) in nonce[NONCE_LEN - 8..].iter_mut().zip(index.to_be_bytes()) {
-        *n ^= c;
+impl KeySchedule {
+    /// Derives the schedule and the commitment for `(input_key, salt, context)` under `label`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKeySize`], [`Error::InvalidSaltSize`].
+    pub(crate) fn derive(
+        label: Label,
+        input_key: &[u8],
+        salt: &[u8],
+        context: &[u8],
+    ) -> Result<(Self, [u8; COMMITMENT_LEN]), Error> {
+        if input_key.len() != KEY_LEN {
+            return Err(Error::InvalidKeySize);
+        }
+        if salt.len() != SALT_LEN {
+            return Err(Error::InvalidSaltSize);
+        }
+        let prk = Prk::new_less_safe(HKDF_SHA512, input_key);
+        let info: [&[u8]; 5] = [label.bytes(), AEAD_NAME, &[0u8], salt, context];
+        let mut okm = Zeroizing::new([0u8; DERIVED_LEN]);
+        prk.expand(&info, DerivedLen)
+            .and_then(|o| o.fill(&mut okm[..]))
+            .map_err(|_| Error::Internal)?;
+        let cipher = Aes256Gcm::new(&okm[..KEY_LEN])?;
+        let mut base_nonce = [0u8; NONCE_LEN];
+        base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
+        let mut commitment = [0u8; COMMITMENT_LEN];
+        commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
+        Ok((Self { cipher, base_nonce }, commitment))
     }
-    nonce
+
+    /// Derives the schedule for decryption and checks `commitment` in constant time.
+    ///
+    /// # Errors
+    /// [`Error::Decrypt`] for a wrong key (of any size), salt, context or commitment.
+    pub(crate) fn derive_and_verify(
+        label: Label,
+        input_key: &[u8],
+        salt: &[u8],
+        commitment: &[u8],
+        context: &[u8],
+    ) -> Result<Self, Error> {
+        let (keys, expected) =
+            Self::derive(label, input_key, salt, context).map_err(|_| Error::Decrypt)?;
+        verify_slices_are_equal(commitment, &expected).map_err(|_| Error::Decrypt)?;
+        Ok(keys)
+    }
+
+    /// The nonce for item `index`: the base nonce XOR the index as a 96-bit big-endian integer.
+    #[inline]
+    pub(crate) fn nonce(&self, index: u64) -> [u8; NONCE_LEN] {
+        let mut nonce = self.base_nonce;
+        for (n, c) in nonce[NONCE_LEN - 8..].iter_mut().zip(index.to_be_bytes()) {
+            *n ^= c;
+        }
+        nonce
+    }
+
+    /// Seals `in_out` in place as item `index` and returns the tag.
+    #[inline]
+    pub(crate) fn seal_in_place(
+        &self,
+        index: u64,
+        aad: &[u8],
+        in_out: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Error> {
+        self.cipher.seal_in_place(self.nonce(index), aad, in_out)
+    }
+
+    /// Seals `plaintext` as item `index` into `out` (same length) and its tag into `tag_out`.
+    #[inline]
+    pub(crate) fn seal_to(
+        &self,
+        index: u64,
+        aad: &[u8],
+        plaintext: &[u8],
+        out: &mut [u8],
+        tag_out: &mut [u8],
+    ) -> Result<(), Error> {
+        self.cipher
+            .seal_to(self.nonce(index), aad, plaintext, out, tag_out)
+    }
+
+    /// Opens item `index` (`ciphertext`, `tag`) into `out`; zeroes `out` on failure.
+    #[inline]
+    pub(crate) fn open_to(
+        &self,
+        index: u64,
+        aad: &[u8],
+        ciphertext: &[u8],
+        tag: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        self.cipher
+            .open_to(self.nonce(index), aad, ciphertext, tag, out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_separate_the_schedules() {
+        let (m, cm) =
+            KeySchedule::derive(Label::Cobblestone, &[7u8; 32], &[1u8; 24], b"c").unwrap();
+        let (b, cb) =
+            KeySchedule::derive(Label::RecordBatch, &[7u8; 32], &[1u8; 24], b"c").unwrap();
+        assert_ne!(cm, cb);
+        assert_ne!(m.nonce(0), b.nonce(0));
+    }
+
+    #[test]
+    fn verify_rejects_wrong_sizes_and_commitments_opaquely() {
+        let (_, c) = KeySchedule::derive(Label::RecordBatch, &[7u8; 32], &[1u8; 24], b"").unwrap();
+        let verify = |key: &[u8], salt: &[u8], commitment: &[u8]| {
+            KeySchedule::derive_and_verify(Label::RecordBatch, key, salt, commitment, b"")
+                .map(|_| ())
+        };
+        assert_eq!(verify(&[7u8; 32], &[1u8; 24], &c), Ok(()));
+        assert_eq!(verify(&[7u8; 31], &[1u8; 24], &c), Err(Error::Decrypt));
+        assert_eq!(verify(&[7u8; 32], &[1u8; 23], &c), Err(Error::Decrypt));
+        assert_eq!(
+            verify(&[7u8; 32], &[1u8; 24], &c[..31]),
+            Err(Error::Decrypt)
+        );
+        assert_eq!(verify(&[6u8; 32], &[1u8; 24], &c), Err(Error::Decrypt));
+    }
 }

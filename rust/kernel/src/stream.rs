@@ -10,13 +10,14 @@ use zeroize::Zeroizing;
 
 use crate::aead::TAG_LEN;
 use crate::cobblestone::{
-    derive, derive_and_verify, MessageKeys, CHUNK_LEN, PREFIX_LEN, SALT_LEN, SEALED_CHUNK_LEN,
+    derive, derive_and_verify, open_chunk, seal_chunk, CHUNK_LEN, PREFIX_LEN, SEALED_CHUNK_LEN,
 };
+use crate::kdf::{KeySchedule, SALT_LEN};
 use crate::Error;
 
 /// Encrypts a stream chunk by chunk.
 pub struct StreamSealer {
-    keys: MessageKeys,
+    keys: KeySchedule,
     prefix: Option<[u8; PREFIX_LEN]>,
     buf: Zeroizing<Vec<u8>>,
     index: u64,
@@ -73,7 +74,7 @@ impl StreamSealer {
         let start = out.len();
         out.extend_from_slice(&self.buf);
         out.resize(start + self.buf.len() + TAG_LEN, 0);
-        let result = self.keys.seal_chunk(self.index, &mut out[start..]);
+        let result = seal_chunk(&self.keys, self.index, &mut out[start..]);
         if result.is_err() {
             out.truncate(start);
             self.closed = true;
@@ -105,7 +106,7 @@ enum OpenerState {
         input_key: Zeroizing<Vec<u8>>,
         context: Vec<u8>,
     },
-    Chunks(MessageKeys),
+    Chunks(KeySchedule),
     Failed,
     Done,
 }
@@ -169,7 +170,7 @@ impl StreamOpener {
             let start = out.len();
             out.resize(start + CHUNK_LEN, 0);
             let sealed = &self.buf[pos..pos + SEALED_CHUNK_LEN];
-            if let Err(e) = keys.open_chunk(self.index, sealed, &mut out[start..]) {
+            if let Err(e) = open_chunk(keys, self.index, sealed, &mut out[start..]) {
                 out.truncate(start);
                 return Err(e);
             }
@@ -215,7 +216,7 @@ impl StreamOpener {
         }
         let start = out.len();
         out.resize(start + rest - TAG_LEN, 0);
-        if let Err(e) = keys.open_chunk(self.index, &self.buf, &mut out[start..]) {
+        if let Err(e) = open_chunk(keys, self.index, &self.buf, &mut out[start..]) {
             out.truncate(start);
             return Err(e);
         }
