@@ -7,12 +7,11 @@
 use envelope_kernel::batch::{self, BatchKeys, Contiguous, Records, Slices};
 use envelope_kernel::Error;
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::buffers::{ReadBuffer, ReadI64Buffer};
-use crate::errors::to_py;
+use crate::errors::{to_py, Invalid};
 use crate::fresh;
 
 /// Keeps each list item's bytes alive and readable while the GIL is released.
@@ -52,20 +51,19 @@ impl<'py> Input<'py> {
                 ReadI64Buffer::get(offsets)?,
             ));
         }
-        let list = records.cast::<PyList>().map_err(|_| {
-            PyValueError::new_err("records must be a list, or a buffer with offsets")
-        })?;
+        let list = records
+            .cast::<PyList>()
+            .map_err(|_| Invalid::RecordsNotList)?;
         let mut held = Vec::with_capacity(list.len());
         for item in list.iter() {
             match item.cast_into::<PyBytes>() {
                 Ok(b) => held.push(Held::Bytes(b)),
                 Err(e) => {
                     let other = e.into_inner();
-                    let buf = PyBuffer::<u8>::get(&other).map_err(|_| {
-                        PyValueError::new_err("every record must be a bytes-like object")
-                    })?;
+                    let buf =
+                        PyBuffer::<u8>::get(&other).map_err(|_| Invalid::RecordNotBytesLike)?;
                     if !buf.is_c_contiguous() {
-                        return Err(PyValueError::new_err("records must be C-contiguous"));
+                        return Err(Invalid::RecordNotContiguous.into());
                     }
                     held.push(Held::Buffer(buf));
                 }
@@ -270,7 +268,7 @@ impl BatchCipher {
     }
 
     /// Opens one record alone; returns `(index, plaintext)`.
-    #[pyo3(signature = (record, aad=b"".as_slice()))]
+    #[pyo3(signature = (record, aad=b"".as_slice()), text_signature = "($self, record, aad=b'')")]
     fn open_record<'py>(
         &self,
         py: Python<'py>,

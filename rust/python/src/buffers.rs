@@ -1,8 +1,9 @@
 //! Zero-copy views of Python buffer-protocol objects.
 
 use pyo3::buffer::PyBuffer;
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+
+use crate::errors::Invalid;
 
 /// A C-contiguous byte buffer exported by a Python object (bytes, bytearray,
 /// memoryview, numpy array, mmap, ...), held for as long as this value lives.
@@ -14,7 +15,7 @@ impl ReadBuffer {
     pub(crate) fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let buf = PyBuffer::<u8>::get(obj)?;
         if !buf.is_c_contiguous() {
-            return Err(PyValueError::new_err("buffer must be C-contiguous"));
+            return Err(Invalid::BufferNotContiguous.into());
         }
         Ok(Self { buf })
     }
@@ -42,10 +43,10 @@ impl WriteBuffer {
     pub(crate) fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
         let buf = PyBuffer::<u8>::get(obj)?;
         if buf.readonly() {
-            return Err(PyValueError::new_err("out must be a writable buffer"));
+            return Err(Invalid::OutNotWritable.into());
         }
         if !buf.is_c_contiguous() {
-            return Err(PyValueError::new_err("out must be C-contiguous"));
+            return Err(Invalid::OutNotContiguous.into());
         }
         Ok(Self { buf })
     }
@@ -68,13 +69,12 @@ pub(crate) struct ReadI64Buffer {
 
 impl ReadI64Buffer {
     pub(crate) fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let buf = PyBuffer::<i64>::get(obj)
-            .map_err(|_| PyValueError::new_err("offsets must be a buffer of int64 values"))?;
+        let buf = PyBuffer::<i64>::get(obj).map_err(|_| Invalid::OffsetsNotInt64)?;
         if !buf.is_c_contiguous() {
-            return Err(PyValueError::new_err("offsets must be C-contiguous"));
+            return Err(Invalid::OffsetsNotContiguous.into());
         }
         if (buf.buf_ptr() as usize) % std::mem::align_of::<i64>() != 0 {
-            return Err(PyValueError::new_err("offsets must be 8-byte aligned"));
+            return Err(Invalid::OffsetsMisaligned.into());
         }
         Ok(Self { buf })
     }

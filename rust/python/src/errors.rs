@@ -1,4 +1,8 @@
-//! Kernel errors to Python exceptions.
+//! Every Python exception the binding raises is built here, and only here.
+//!
+//! Kernel errors map by [`to_py`]; the binding's own argument checks are the
+//! variants of [`Invalid`], each with its message. (Errors that PyO3 raises while
+//! converting arguments or exporting buffers pass through unchanged.)
 
 use envelope_kernel::Error;
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -23,5 +27,50 @@ fn decryption_error(py: Python<'_>) -> PyErr {
     match class {
         Ok(cls) => PyErr::from_type(cls, ()),
         Err(e) => e,
+    }
+}
+
+/// An argument the binding refuses before calling the kernel; raised as `ValueError`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Invalid {
+    /// A read buffer is not C-contiguous.
+    BufferNotContiguous,
+    /// `out` is read-only.
+    OutNotWritable,
+    /// `out` is not C-contiguous.
+    OutNotContiguous,
+    /// Offsets are not a buffer of int64 values.
+    OffsetsNotInt64,
+    /// Offsets are not C-contiguous.
+    OffsetsNotContiguous,
+    /// Offsets are not 8-byte aligned.
+    OffsetsMisaligned,
+    /// Records are neither a list nor a buffer with offsets.
+    RecordsNotList,
+    /// A list item is not a bytes-like object.
+    RecordNotBytesLike,
+    /// A list item is not C-contiguous.
+    RecordNotContiguous,
+}
+
+impl Invalid {
+    fn message(self) -> &'static str {
+        match self {
+            Invalid::BufferNotContiguous => "buffer must be C-contiguous",
+            Invalid::OutNotWritable => "out must be a writable buffer",
+            Invalid::OutNotContiguous => "out must be C-contiguous",
+            Invalid::OffsetsNotInt64 => "offsets must be a buffer of int64 values",
+            Invalid::OffsetsNotContiguous => "offsets must be C-contiguous",
+            Invalid::OffsetsMisaligned => "offsets must be 8-byte aligned",
+            Invalid::RecordsNotList => "records must be a list, or a buffer with offsets",
+            Invalid::RecordNotBytesLike => "every record must be a bytes-like object",
+            Invalid::RecordNotContiguous => "records must be C-contiguous",
+        }
+    }
+}
+
+impl From<Invalid> for PyErr {
+    fn from(err: Invalid) -> Self {
+        PyValueError::new_err(err.message())
     }
 }
