@@ -1,7 +1,30 @@
 """Type stubs of the Rust extension (rust/python). Hazmat: use envelope.chunked instead."""
 
+from typing import Final, Self, final
+
 from typing_extensions import Buffer
 
+__all__ = [
+    "CHUNK_LEN",
+    "MAX_BATCH_RECORDS",
+    "PREFIX_LEN",
+    "RECORD_OVERHEAD",
+    "SALT_LEN",
+    "SEALED_CHUNK_LEN",
+    "TAG_LEN",
+    "BatchCipher",
+    "StreamOpener",
+    "StreamSealer",
+    "__version__",
+    "aes256gcm_open",
+    "aes256gcm_seal",
+    "cobblestone_open",
+    "cobblestone_opened_len",
+    "cobblestone_seal",
+    "cobblestone_sealed_len",
+]
+
+__version__: Final[str]
 CHUNK_LEN: int
 SEALED_CHUNK_LEN: int
 PREFIX_LEN: int
@@ -29,19 +52,22 @@ def cobblestone_open(
     out: Buffer | None = None,
 ) -> bytes | None: ...
 
+@final
 class StreamSealer:
-    def __init__(self, input_key: bytes, salt: bytes, context: bytes) -> None: ...
+    def __new__(cls, input_key: bytes, salt: bytes, context: bytes) -> Self: ...
     def update(self, data: Buffer) -> bytes: ...
     def finalize(self) -> bytes: ...
 
+@final
 class StreamOpener:
-    def __init__(self, input_key: bytes, context: bytes) -> None: ...
+    def __new__(cls, input_key: bytes, context: bytes) -> Self: ...
     def update(self, data: Buffer) -> bytes: ...
     def finalize(self) -> bytes: ...
 
 RECORD_OVERHEAD: int
 MAX_BATCH_RECORDS: int
 
+@final
 class BatchCipher:
     @staticmethod
     def derive(input_key: bytes, salt: bytes, context: bytes) -> tuple[BatchCipher, bytes]: ...

@@ -66,7 +66,10 @@ fn cobblestone_opened_len(py: Python<'_>, sealed_len: usize) -> PyResult<usize> 
 #[pyfunction]
 // Mirrors the Python signature: keyword arguments, not a parameter object.
 #[allow(clippy::too_many_arguments)]
-#[pyo3(signature = (input_key, salt, context, message, threads=0, out=None, prefix=b"".as_slice()))]
+#[pyo3(
+    signature = (input_key, salt, context, message, threads=0, out=None, prefix=b"".as_slice()),
+    text_signature = "(input_key, salt, context, message, threads=0, out=None, prefix=b'')"
+)]
 fn cobblestone_seal<'py>(
     py: Python<'py>,
     input_key: &[u8],
@@ -130,6 +133,7 @@ fn write_out<'py>(
 
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("CHUNK_LEN", cobblestone::CHUNK_LEN)?;
     m.add("SEALED_CHUNK_LEN", cobblestone::SEALED_CHUNK_LEN)?;
     m.add("PREFIX_LEN", cobblestone::PREFIX_LEN)?;
