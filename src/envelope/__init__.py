@@ -12,6 +12,7 @@ from envelope._envelope import Envelope
 from envelope._format.inspect import MessageInfo, inspect
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret, ClusterSecretPart
+from envelope._version import __version__ as __version__
 from envelope.errors import (
     ConfigError,
     DecryptionError,
@@ -43,4 +44,3 @@ __all__ = [
     "WrappedKey",
     "inspect",
 ]
-__version__ = "0.1.0"

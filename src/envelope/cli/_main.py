@@ -22,13 +22,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import BinaryIO, NoReturn
 
-from envelope import __version__
 from envelope._atomic import atomic_output, write_atomic
 from envelope._envelope import Envelope
 from envelope._format.inspect import message_info
 from envelope._format.message import encode_header, parse_header, read_header
 from envelope._keys.cluster import ClusterSecret
 from envelope._rotation import Summary, envelope_files, reencrypt_paths, rewrap_paths
+from envelope._version import __version__
 from envelope.errors import (
     ConfigError,
     DecryptionError,
