@@ -149,11 +149,19 @@ class Encryptor:
         return "<envelope.chunked.Encryptor>"
 
     def update(self, data: Buffer) -> bytes:
-        """Feeds plaintext; returns the ciphertext now complete."""
+        """Feeds plaintext; returns the ciphertext now complete.
+
+        Raises:
+            ValueError: called after :meth:`finalize`.
+        """
         return self._sealer.update(data)
 
     def finalize(self) -> bytes:
-        """Ends the message; returns the rest of the ciphertext."""
+        """Ends the message; returns the rest of the ciphertext.
+
+        Raises:
+            ValueError: called a second time.
+        """
         return self._sealer.finalize()
 
 
@@ -178,9 +186,19 @@ class Decryptor:
         return "<envelope.chunked.Decryptor>"
 
     def update(self, data: Buffer) -> bytes:
-        """Feeds ciphertext; returns the plaintext now authenticated."""
+        """Feeds ciphertext; returns the plaintext now authenticated.
+
+        Raises:
+            DecryptionError: a chunk did not authenticate (now or earlier).
+            ValueError: called after a successful :meth:`finalize`.
+        """
         return self._opener.update(data)
 
     def finalize(self) -> bytes:
-        """Ends the message; returns the last plaintext or raises DecryptionError."""
+        """Ends the message; returns the last plaintext.
+
+        Raises:
+            DecryptionError: the final chunk or the message length did not authenticate.
+            ValueError: called after a successful :meth:`finalize`.
+        """
         return self._opener.finalize()

@@ -179,19 +179,34 @@ class DataKeyCache:
         self, key: Hashable, nbytes: int, produce: Callable[[], tuple[T, bytearray]]
     ) -> tuple[T, bytearray]:
         """A data key for one more message of ``nbytes`` bytes: cached within the limits,
-        else from ``produce()`` (one KMS call). Returns a copy of the key bytes."""
+        else from ``produce()`` (one KMS call). Returns a copy of the key bytes.
+
+        Raises:
+            Exception: whatever ``produce()`` raises (for example
+                :class:`~envelope.errors.KmsError`), in this thread and in every thread
+                that was waiting for the same entry; nothing is cached then.
+        """
         value, secret = self._get(("encrypt", key), produce, nbytes, counts=True)
         return value, secret  # type: ignore[return-value]
 
     def for_decryption(self, key: Hashable, produce: Callable[[], bytearray]) -> bytearray:
-        """An unwrapped data key: cached for ``max_age``, else from ``produce()``."""
+        """An unwrapped data key: cached for ``max_age``, else from ``produce()``.
+
+        Raises:
+            Exception: whatever ``produce()`` raises (for example
+                :class:`~envelope.errors.DecryptionError`); nothing is cached then.
+        """
         _, secret = self._get(("decrypt", key), lambda: (None, produce()), 0, counts=False)
         return secret
 
     def for_decryption_with(
         self, key: Hashable, produce: Callable[[], tuple[T, bytearray]]
     ) -> tuple[T, bytearray]:
-        """Like :meth:`for_decryption`, keeping a public value (a parsed header) with it."""
+        """Like :meth:`for_decryption`, keeping a public value (a parsed header) with it.
+
+        Raises:
+            Exception: whatever ``produce()`` raises; nothing is cached then.
+        """
         value, secret = self._get(("decrypt", key), produce, 0, counts=False)
         return value, secret  # type: ignore[return-value]
 

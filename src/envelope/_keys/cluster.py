@@ -53,7 +53,14 @@ def _decode_part(raw: bytes, source: str) -> bytearray:
 
 
 class ClusterSecretPart:
-    """One 32-byte part. Its bytes never appear in ``repr`` or ``str``."""
+    """One 32-byte part. Its bytes never appear in ``repr`` or ``str``.
+
+    Args:
+        material: the part's 32 bytes (copied).
+
+    Raises:
+        ValueError: ``material`` is not 32 bytes.
+    """
 
     __slots__ = ("_material", "id")
 
@@ -77,7 +84,15 @@ class ClusterSecretPart:
 
 
 class ClusterSecret:
-    """The current cluster-secret part, plus previous parts kept during rotation."""
+    """The current cluster-secret part, plus previous parts kept during rotation.
+
+    Args:
+        current: the part new messages use.
+        previous: older parts that still decrypt (kept while messages are re-encrypted).
+
+    Raises:
+        ValueError: the same part is listed twice.
+    """
 
     __slots__ = ("_parts",)
 

@@ -84,7 +84,14 @@ class KeyStore(Protocol):
         ...
 
     def create(self, name: str, blob: bytes) -> int:
-        """Stores ``blob`` as the next version of ``name``; returns that version."""
+        """Stores ``blob`` as the next version of ``name``; returns that version.
+
+        Raises:
+            VersionConflict: too many racing writers took the next versions first.
+            ConfigError: the store cannot be written.
+            KmsError: a remote store failed.
+            ValueError: ``name`` is not a valid key name.
+        """
         ...
 
     def get(self, name: str, version: int | None = None) -> StoredKey:
@@ -92,6 +99,8 @@ class KeyStore(Protocol):
 
         Raises:
             KeyUnavailableError: no such key or version.
+            KmsError: a remote store failed.
+            ValueError: ``name`` is not a valid key name.
         """
         ...
 
@@ -100,15 +109,25 @@ class KeyStore(Protocol):
 
         Raises:
             VersionConflict: it changed.
+            KmsError: a remote store failed.
         """
         ...
 
     def versions(self, name: str) -> list[int]:
-        """Every version of ``name``, oldest first."""
+        """Every version of ``name``, oldest first.
+
+        Raises:
+            KmsError: a remote store failed.
+            ValueError: ``name`` is not a valid key name.
+        """
         ...
 
     def names(self, prefix: str = "") -> list[str]:
-        """Every key name under ``prefix``."""
+        """Every key name under ``prefix``.
+
+        Raises:
+            KmsError: a remote store failed.
+        """
         ...
 
 
@@ -134,7 +153,10 @@ def _object_key(name: str, version: int) -> str:
 
 
 class FileKeyStore:
-    """Key objects as files under ``root`` (mode 0600, directories 0700)."""
+    """Key objects as files under ``root`` (mode 0600, directories 0700).
+
+    Nothing is read or created until the first call.
+    """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self._root = Path(root).resolve()
@@ -155,6 +177,8 @@ class FileKeyStore:
 
         Raises:
             ConfigError: the directory cannot be written.
+            VersionConflict: too many racing writers took the next versions first.
+            ValueError: ``name`` is not a valid key name (see :func:`check_name`).
         """
         directory = self._dir(name)
         try:
@@ -182,6 +206,7 @@ class FileKeyStore:
 
         Raises:
             KeyUnavailableError: no such key or version.
+            ValueError: ``name`` is not a valid key name (see :func:`check_name`).
         """
         version = _resolve_version(self, name, version)
         path = self._dir(name) / f"v{version:08d}"
@@ -215,7 +240,8 @@ class FileKeyStore:
         """Replaces a version under a lock, if its content is still ``old``'s.
 
         Raises:
-            VersionConflict: another writer changed it first.
+            VersionConflict: another writer changed it first, or holds the lock for 10 s.
+            KeyUnavailableError: the version no longer exists.
         """
         path = self._dir(old.name) / f"v{old.version:08d}"
         with self._lock(path):
@@ -229,7 +255,11 @@ class FileKeyStore:
         return StoredKey(old.name, old.version, blob, hashlib.sha256(blob).hexdigest())
 
     def versions(self, name: str) -> list[int]:
-        """Versions of ``name`` on disk."""
+        """Versions of ``name`` on disk.
+
+        Raises:
+            ValueError: ``name`` is not a valid key name (see :func:`check_name`).
+        """
         directory = self._dir(name)
         if not directory.is_dir():
             return []
@@ -237,7 +267,7 @@ class FileKeyStore:
         return sorted(int(m.group(1)) for m in found if m)
 
     def names(self, prefix: str = "") -> list[str]:
-        """Names of stored keys under ``prefix``."""
+        """Names of stored keys under ``prefix`` (raises nothing: an absent root is empty)."""
         out = set()
         if not self._root.is_dir():
             return []
@@ -317,7 +347,10 @@ class S3KeyStore:
         """Creates the next version with ``If-None-Match: *``; retries on a lost race.
 
         Raises:
-            VersionConflict: too many racing writers; ConfigError/KmsError: S3 failed.
+            VersionConflict: too many racing writers took the next versions first.
+            ConfigError: the bucket does not exist.
+            KmsError: S3 denied access or could not be reached.
+            ValueError: ``name`` is not a valid key name (see :func:`check_name`).
         """
         for _ in range(MAX_CREATE_ATTEMPTS):
             version = max(self.versions(name), default=0) + 1
@@ -337,7 +370,10 @@ class S3KeyStore:
         """Reads a version (default: newest).
 
         Raises:
-            KeyUnavailableError: no such key or version.
+            KeyUnavailableError: no such key or version, or an object too large to be one.
+            ConfigError: the bucket does not exist.
+            KmsError: S3 denied access or could not be reached.
+            ValueError: ``name`` is not a valid key name (see :func:`check_name`).
         """
         version = _resolve_version(self, name, version)
         what = f"version {version} of key {name!r}"
@@ -355,6 +391,8 @@ class S3KeyStore:
 
         Raises:
             VersionConflict: another writer changed it first.
+            ConfigError: the bucket does not exist.
+            KmsError: S3 denied access or could not be reached.
         """
         what = f"version {old.version} of key {old.name!r}"
         try:
@@ -384,7 +422,13 @@ class S3KeyStore:
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def versions(self, name: str) -> list[int]:
-        """Versions of ``name`` in the bucket."""
+        """Versions of ``name`` in the bucket.
+
+        Raises:
+            ConfigError: the bucket does not exist.
+            KmsError: S3 denied access or could not be reached.
+            ValueError: ``name`` is not a valid key name (see :func:`check_name`).
+        """
         out = []
         for key in self._list(check_name(name) + "/"):
             rest = key[len(name) + 1 :]
@@ -393,7 +437,12 @@ class S3KeyStore:
         return sorted(out)
 
     def names(self, prefix: str = "") -> list[str]:
-        """Names of stored keys under ``prefix``."""
+        """Names of stored keys under ``prefix``.
+
+        Raises:
+            ConfigError: the bucket does not exist.
+            KmsError: S3 denied access or could not be reached.
+        """
         out = set()
         for key in self._list(prefix):
             name, _, last = key.rpartition("/")

@@ -53,7 +53,8 @@ class AwsKms:
         endpoint_url: a KMS endpoint (VPC endpoint, FIPS endpoint, or a test server).
         grant_tokens: KMS grant tokens sent with every request.
         max_attempts: attempts per request, including retries (botocore standard mode).
-        connect_timeout, read_timeout: seconds, per attempt.
+        connect_timeout: seconds to connect, per attempt.
+        read_timeout: seconds to wait for a response, per attempt.
 
     Raises:
         ConfigError: boto3 is not installed.
@@ -175,7 +176,11 @@ class AwsKms:
         return self._arn
 
     def matches(self, key_id: str) -> bool:
-        """True for this key's ARN, or a replica of this multi-region key."""
+        """True for this key's ARN, or a replica of this multi-region key.
+
+        Raises:
+            KmsError: this key's ARN is not resolved yet and cannot be described.
+        """
         if key_id == self.key_id:
             return True
         ours, theirs = _MRK_ARN.match(self.key_id), _MRK_ARN.match(key_id)
@@ -210,7 +215,8 @@ class AwsKms:
         """Encrypt a 32-byte data key under this key.
 
         Raises:
-            ValueError: not 32 bytes. KmsError: as :meth:`generate_data_key`.
+            ValueError: ``plaintext`` is not 32 bytes.
+            KmsError: as :meth:`generate_data_key`.
         """
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
@@ -248,7 +254,9 @@ class AwsKms:
         """ReEncrypt to this key's current backing key; the data key stays in KMS.
 
         Raises:
-            As :meth:`unwrap`.
+            KeyUnavailableError: as :meth:`unwrap`.
+            DecryptionError: as :meth:`unwrap`.
+            KmsError: as :meth:`unwrap`.
         """
         self._check_slot(wrapped)
         resp = self._call(

@@ -83,7 +83,8 @@ def _scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
 class LocalKms:
     """A keyring file of versioned 256-bit KEKs (see the module docstring).
 
-    Build one with :meth:`create`, :meth:`open` or :meth:`ephemeral`.
+    Build one with :meth:`create`, :meth:`open` or :meth:`ephemeral` (the constructor
+    takes already-loaded key material and raises nothing of its own).
     """
 
     provider_id = "local"
@@ -108,7 +109,10 @@ class LocalKms:
 
     @classmethod
     def ephemeral(cls) -> LocalKms:
-        """A keyring that lives only in memory (tests, one-off tools)."""
+        """A keyring that lives only in memory (tests, one-off tools).
+
+        Raises nothing: the key comes from ``secrets`` and nothing is written.
+        """
         return cls(
             f"kr-{secrets.token_hex(8)}",
             {1: bytearray(secrets.token_bytes(32))},
@@ -345,7 +349,10 @@ class LocalKms:
         return WrappedKey(self.provider_id, self._id, blob)
 
     def generate_data_key(self, context: Context) -> DataKey:
-        """A fresh random data key, wrapped under the newest KEK version."""
+        """A fresh random data key, wrapped under the newest KEK version.
+
+        Raises nothing: the local keyring is in memory once loaded.
+        """
         plaintext = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
         return DataKey(plaintext, self.wrap(plaintext, context))
 
@@ -382,7 +389,8 @@ class LocalKms:
         """Re-wraps under the newest KEK version.
 
         Raises:
-            DecryptionError, KeyUnavailableError: as :meth:`unwrap`.
+            KeyUnavailableError: as :meth:`unwrap`.
+            DecryptionError: as :meth:`unwrap`.
         """
         plaintext = self.unwrap(wrapped, context)
         try:
@@ -391,4 +399,7 @@ class LocalKms:
             plaintext[:] = bytes(len(plaintext))
 
     def health(self) -> None:
-        """Always healthy once loaded: the keys are in memory."""
+        """Always healthy once loaded: the keys are in memory.
+
+        Raises nothing (the protocol allows :class:`~envelope.errors.KmsError`).
+        """

@@ -29,6 +29,13 @@ class DataKey:
 
     The plaintext lives in a ``bytearray`` that :meth:`wipe` (or leaving a ``with``
     block) zeroes. It never appears in ``repr``.
+
+    Args:
+        plaintext: the 32 key bytes (kept, not copied: wiping zeroes the caller's buffer).
+        wrapped: the same key wrapped by a KMS.
+
+    Raises:
+        ValueError: ``plaintext`` is not 32 bytes.
     """
 
     __slots__ = ("_plaintext", "wrapped")

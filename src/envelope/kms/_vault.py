@@ -286,7 +286,8 @@ class VaultTransit:
         """``transit/encrypt/<key>``.
 
         Raises:
-            ValueError: not 32 bytes. KmsError: as :meth:`generate_data_key`.
+            ValueError: ``plaintext`` is not 32 bytes.
+            KmsError: as :meth:`generate_data_key`.
         """
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
@@ -317,7 +318,9 @@ class VaultTransit:
         for a non-derived key (Transit's rewrap cannot carry associated data).
 
         Raises:
-            As :meth:`unwrap`.
+            KeyUnavailableError: as :meth:`unwrap`.
+            DecryptionError: as :meth:`unwrap`.
+            KmsError: as :meth:`unwrap`.
         """
         ciphertext = self._check_slot(wrapped)
         bind = self._bind(context)
@@ -363,7 +366,9 @@ class VaultTransit:
             Per item, the data key or the DecryptionError for that item.
 
         Raises:
-            KeyUnavailableError: an item names another key. KmsError: as :meth:`unwrap`.
+            KeyUnavailableError: an item names another key.
+            DecryptionError: an item's ciphertext is malformed (before any request).
+            KmsError: as :meth:`unwrap`.
         """
         bind = self._bind(context)
         items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
@@ -381,7 +386,9 @@ class VaultTransit:
         """Rewraps many data keys in one request (derived keys; others one by one).
 
         Raises:
-            As :meth:`unwrap_many`.
+            KeyUnavailableError: as :meth:`unwrap_many`.
+            DecryptionError: as :meth:`unwrap_many`.
+            KmsError: as :meth:`unwrap_many`.
         """
         bind = self._bind(context)
         if "context" not in bind:

@@ -47,7 +47,22 @@ class VaultAuth:
     method = "token"
 
     def login(self, client: Any) -> LoginResult:
-        """Logs in. Raises whatever hvac raises; VaultTransit maps it to KmsError."""
+        """Logs in to ``client``'s server.
+
+        Args:
+            client: an ``hvac.Client``.
+
+        Returns:
+            The token and when it expires.
+
+        Raises:
+            ConfigError: a credential file (token, secret id, JWT) cannot be read, or no
+                credential is configured.
+            NotImplementedError: on this base class.
+            Exception: whatever hvac / requests raise for the login request;
+                :class:`~envelope.kms.VaultTransit` maps it to
+                :class:`~envelope.errors.KmsError`.
+        """
         raise NotImplementedError
 
     @staticmethod
@@ -77,6 +92,11 @@ class TokenAuth(VaultAuth):
         return f"TokenAuth(token_file={str(self._file) if self._file else None!r})"
 
     def login(self, client: Any) -> LoginResult:
+        """Returns the first token found (no request to the server).
+
+        Raises:
+            ConfigError: the token file cannot be read, or no token is found anywhere.
+        """
         token = self._token
         if token is None and self._file is not None:
             token = _read(self._file, "Vault token file")
@@ -92,7 +112,12 @@ class TokenAuth(VaultAuth):
 
 
 class AppRoleAuth(VaultAuth):
-    """AppRole: ``role_id`` and a ``secret_id`` (or the file holding it)."""
+    """AppRole: ``role_id`` and a ``secret_id`` (or the file holding it).
+
+    Raises:
+        ConfigError: neither ``secret_id`` nor ``secret_id_file`` is given; (at login) the
+            ``secret_id_file`` cannot be read.
+    """
 
     method = "approle"
 
@@ -115,6 +140,13 @@ class AppRoleAuth(VaultAuth):
         return f"AppRoleAuth(role_id={self._role_id!r}, mount={self.mount!r})"
 
     def login(self, client: Any) -> LoginResult:
+        """Logs in with the role id and secret id (read from its file each time).
+
+        Raises:
+            ConfigError: the secret id file cannot be read.
+            Exception: what hvac raises for a refused or failed login (mapped to
+                :class:`~envelope.errors.KmsError` by :class:`~envelope.kms.VaultTransit`).
+        """
         secret = (
             self._secret_id
             if self._secret_id is not None
@@ -130,6 +162,9 @@ class JwtAuth(VaultAuth):
     """The pod's service-account JWT against a ``jwt`` auth method bound to ``role``.
 
     The token file is read at every login, so a rotated (projected) token is picked up.
+
+    Raises:
+        ConfigError: (at login) the token file cannot be read.
     """
 
     method = "jwt"
@@ -150,6 +185,13 @@ class JwtAuth(VaultAuth):
         return f"{name}(role={self.role!r}, mount={self.mount!r}, jwt_file={str(self._file)!r})"
 
     def login(self, client: Any) -> LoginResult:
+        """Logs in with the JWT read from ``jwt_file`` now.
+
+        Raises:
+            ConfigError: the token file cannot be read.
+            Exception: what hvac raises for a refused or failed login (mapped to
+                :class:`~envelope.errors.KmsError` by :class:`~envelope.kms.VaultTransit`).
+        """
         jwt = _read(self._file, "service-account token")
         resp = client.adapter.post(
             f"/v1/auth/{self.mount}/login", json={"role": self.role, "jwt": jwt}
@@ -159,7 +201,11 @@ class JwtAuth(VaultAuth):
 
 class KubernetesAuth(JwtAuth):
     """The ``kubernetes`` auth method: same login shape as JWT, Vault checks the token with
-    the cluster's TokenReview API."""
+    the cluster's TokenReview API.
+
+    Raises:
+        ConfigError: (at login) the token file cannot be read.
+    """
 
     method = "kubernetes"
 
