@@ -86,8 +86,9 @@ def merge(explicit: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, 
     top = _prune(explicit)
     tree = _deep(env_layer(environ, top.get("kms", {}).get("kind")), top)
     cluster = tree.get("cluster_secret")
-    if cluster is not None and "file" in top.get("cluster_secret", {}):
-        cluster.pop("env", None)
+    given = top.get("cluster_secret", {})
+    if cluster is not None and "file" in given and "env" not in given:
+        cluster.pop("env", None)  # an explicit file wins over $ENVELOPE_CLUSTER_SECRET
     if cluster is not None and "file" not in cluster and "env" not in cluster:
         del tree["cluster_secret"]  # --previous-cluster-secret alone: no current part
     store = tree.get("keystore")
