@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +348,9 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_cli_flags_map_onto_fields(monkeypatch: pytest.MonkeyPatch) -> None:
+    for _path, names, _flag in ENV_TABLE:
+        for name in names:
+            monkeypatch.delenv(name, raising=False)  # the suite's AWS_DEFAULT_REGION, say
     monkeypatch.setenv("ENVELOPE_KMS_KEY", "from-env")
     monkeypatch.setenv("ENVELOPE_VAULT_ROLE", "env-role")
     args = parse(
@@ -414,3 +419,9 @@ def test_load_cluster_secret(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.delenv("MY_PART")
     with pytest.raises(ConfigError, match="MY_PART"):
         load_cluster_secret(ClusterSecretSettings(env="MY_PART"))
+
+
+def test_the_cli_parser_does_not_import_pydantic() -> None:
+    code = "import sys, envelope.cli; envelope.cli.build_parser(); print('pydantic' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"  # it is imported when a command needs settings

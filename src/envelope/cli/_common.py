@@ -7,8 +7,9 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from envelope import settings as model
 from envelope._envelope import Envelope
 from envelope._exitcodes import ExitCode, exit_codes_help
 from envelope._keys.cluster import ClusterSecret
@@ -16,15 +17,10 @@ from envelope.errors import ConfigError
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 from envelope.kms._local import LocalKms, default_keyring_path
-from envelope.settings import (
-    KMS_KINDS,
-    VAULT_AUTH_METHODS,
-    Settings,
-    build_keystore,
-    build_kms,
-    keyring_passphrase,
-    load_cluster_secret,
-)
+from envelope.settings import KMS_KINDS, VAULT_AUTH_METHODS
+
+if TYPE_CHECKING:
+    from envelope.settings import Settings
 
 __all__ = [
     "EXIT_CODES",
@@ -42,6 +38,7 @@ __all__ = [
     "make_envelope",
     "open_in",
     "parse_context",
+    "passphrase",
     "settings",
 ]
 
@@ -201,14 +198,19 @@ def settings(args: argparse.Namespace) -> Settings:
     """
     cached: Settings | None = getattr(args, "_settings", None)
     if cached is None:
-        cached = Settings.resolve(_explicit(args))
+        cached = model.Settings.resolve(_explicit(args))
         args._settings = cached
     return cached
 
 
+def passphrase(args: argparse.Namespace) -> str | None:
+    """The local keyring's passphrase (``--passphrase-file`` or the environment)."""
+    return model.keyring_passphrase(settings(args).kms)
+
+
 def kms_backend(args: argparse.Namespace) -> KmsBackend:
     """The KMS backend the flags select."""
-    return build_kms(settings(args).kms)
+    return model.build_kms(settings(args).kms)
 
 
 def local_kms(args: argparse.Namespace) -> LocalKms:
@@ -216,7 +218,7 @@ def local_kms(args: argparse.Namespace) -> LocalKms:
     s = settings(args).kms
     if s.kind != "local":
         raise Fail(ExitCode.USAGE, "keyring commands manage the local keyring only (--kms local)")
-    return LocalKms.open(s.keyring, passphrase=keyring_passphrase(s))
+    return LocalKms.open(s.keyring, passphrase=model.keyring_passphrase(s))
 
 
 def key_store(args: argparse.Namespace, *, required: bool = False) -> KeyStore | None:
@@ -228,7 +230,7 @@ def key_store(args: argparse.Namespace, *, required: bool = False) -> KeyStore |
                 "no key store given: pass --keystore s3://bucket/prefix or a directory"
             )
         return None
-    return build_keystore(s)
+    return model.build_keystore(s)
 
 
 def make_envelope(args: argparse.Namespace, part: ClusterSecret | None = None) -> Envelope:
@@ -247,7 +249,7 @@ def cluster_secret(args: argparse.Namespace, *, required: bool) -> ClusterSecret
                 "with the KMS key alone"
             )
         return None
-    return load_cluster_secret(s)
+    return model.load_cluster_secret(s)
 
 
 def parse_context(pairs: Sequence[str]) -> dict[str, str] | None:

@@ -11,10 +11,9 @@ from envelope.cli._common import (
     add_command,
     add_kms_flags,
     local_kms,
-    settings,
+    passphrase,
 )
 from envelope.kms._local import LocalKms
-from envelope.settings import keyring_passphrase
 
 __all__ = ["register"]
 
@@ -54,9 +53,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def cmd_keyring_init(args: argparse.Namespace) -> int:
-    kms = LocalKms.create(
-        args.keyring, passphrase=keyring_passphrase(settings(args).kms), overwrite=args.force
-    )
+    kms = LocalKms.create(args.keyring, passphrase=passphrase(args), overwrite=args.force)
     print(f"created keyring {kms.key_id} at {kms.path}")
     return ExitCode.OK
 

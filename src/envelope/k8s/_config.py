@@ -34,6 +34,8 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from envelope.errors import ConfigError
 from envelope.settings import (
     ClusterSecretSettings,
@@ -44,18 +46,9 @@ from envelope.settings import (
 
 try:
     import yaml
-    from pydantic import (
-        BaseModel,
-        ConfigDict,
-        Field,
-        ValidationError,
-        field_validator,
-        model_validator,
-    )
-except ImportError as exc:  # pragma: no cover - exercised by the extra's absence
+except ImportError:  # pragma: no cover - exercised by the extra's absence
     raise ConfigError(
-        f"envelope init/exec need the k8s extra ({exc.name} is missing): "
-        "pip install 'envelope-kms[k8s]'"
+        "envelope init/exec need the k8s extra (PyYAML is missing): pip install 'envelope-kms[k8s]'"
     ) from None
 
 __all__ = ["InitConfig", "load_config"]

@@ -48,25 +48,61 @@ The Vault token itself comes from ``VAULT_TOKEN``/``BAO_TOKEN`` (or ``token_file
 credentials from boto3's usual chain.
 """
 
-from envelope.settings._build import (
-    build_keystore,
-    build_kms,
-    keyring_passphrase,
-    load_cluster_secret,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from envelope.settings._env import ENV_TABLE
-from envelope.settings._errors import config_error
-from envelope.settings._model import (
-    KMS_KINDS,
-    SERVICE_ACCOUNT_TOKEN,
-    VAULT_AUTH_METHODS,
-    ClusterSecretSettings,
-    KeyStoreSettings,
-    KmsSettings,
-    Settings,
-    VaultAuthSettings,
-    VaultSettings,
-)
+from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS
+
+if TYPE_CHECKING:
+    from envelope.settings._build import (
+        build_keystore,
+        build_kms,
+        keyring_passphrase,
+        load_cluster_secret,
+    )
+    from envelope.settings._errors import config_error
+    from envelope.settings._model import (
+        SERVICE_ACCOUNT_TOKEN,
+        ClusterSecretSettings,
+        KeyStoreSettings,
+        KmsSettings,
+        Settings,
+        VaultAuthSettings,
+        VaultSettings,
+    )
+
+# Imported on first use: pydantic takes as long to import as the rest of the CLI.
+_LAZY = {
+    **dict.fromkeys(
+        ("build_keystore", "build_kms", "keyring_passphrase", "load_cluster_secret"), "_build"
+    ),
+    "config_error": "_errors",
+    **dict.fromkeys(
+        (
+            "SERVICE_ACCOUNT_TOKEN",
+            "ClusterSecretSettings",
+            "KeyStoreSettings",
+            "KmsSettings",
+            "Settings",
+            "VaultAuthSettings",
+            "VaultSettings",
+        ),
+        "_model",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ENV_TABLE",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import (
     BaseModel,
@@ -18,6 +18,7 @@ from pydantic import (
 from envelope.kms._vault_auth import SERVICE_ACCOUNT_TOKEN
 from envelope.settings._env import flag_hint, merge
 from envelope.settings._errors import config_error, field_problem
+from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS, KmsKind, VaultAuthMethod
 
 __all__ = [
     "KMS_KINDS",
@@ -30,11 +31,6 @@ __all__ = [
     "VaultAuthSettings",
     "VaultSettings",
 ]
-
-KmsKind = Literal["local", "aws", "vault"]
-VaultAuthMethod = Literal["token", "approle", "jwt", "kubernetes"]
-KMS_KINDS: tuple[str, ...] = get_args(KmsKind)
-VAULT_AUTH_METHODS: tuple[str, ...] = get_args(VaultAuthMethod)
 
 
 class _Strict(BaseModel):
