@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from envelope import cli
+from envelope._exitcodes import ExitCode
 from envelope.kms._local import LocalKms
 
 
@@ -87,7 +88,7 @@ def test_cluster_secret_file(home: Path, capsys: pytest.CaptureFixture[str]) -> 
     capsys.readouterr()
     assert cli.run(["cluster-secret", "id", "cluster.key"]) == 0
     assert capsys.readouterr().out.startswith("cs-")
-    assert cli.run(["cluster-secret", "new", "--out", "cluster.key"]) == cli.EXIT_CONFIG
+    assert cli.run(["cluster-secret", "new", "--out", "cluster.key"]) == ExitCode.CONFIG
 
 
 def test_tampered_input_writes_nothing(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -98,11 +99,11 @@ def test_tampered_input_writes_nothing(home: Path, capsys: pytest.CaptureFixture
     Path("bad.env").write_bytes(bytes(blob))
     before = sorted(os.listdir())
     code = cli.run(["decrypt", "bad.env", "-o", "out.txt", "--cluster-secret", "cluster.key"])
-    assert code == cli.EXIT_DECRYPT
+    assert code == ExitCode.DECRYPT
     assert sorted(os.listdir()) == before
     assert "decryption failed" in capsys.readouterr().err
     # stdout: nothing written either
-    assert cli.run(["decrypt", "bad.env", "--cluster-secret", "cluster.key"]) == cli.EXIT_DECRYPT
+    assert cli.run(["decrypt", "bad.env", "--cluster-secret", "cluster.key"]) == ExitCode.DECRYPT
     assert capsys.readouterr().out == ""
 
 
@@ -120,7 +121,7 @@ def test_wrong_context(home: Path) -> None:
             "service=payroll",
         ]
     )
-    assert code == cli.EXIT_DECRYPT and not Path("out.txt").exists()
+    assert code == ExitCode.DECRYPT and not Path("out.txt").exists()
 
 
 def test_missing_keyring_says_what_to_run(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -136,14 +137,14 @@ def test_missing_keyring_says_what_to_run(home: Path, capsys: pytest.CaptureFixt
             "cluster.key",
         ]
     )
-    assert code == cli.EXIT_CONFIG
+    assert code == ExitCode.CONFIG
     assert "envelope keyring init" in capsys.readouterr().err
 
 
 def test_missing_cluster_secret_says_what_to_run(
     home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli.run(["encrypt", "secret.txt", "-o", "x"]) == cli.EXIT_CONFIG
+    assert cli.run(["encrypt", "secret.txt", "-o", "x"]) == ExitCode.CONFIG
     assert "envelope cluster-secret new" in capsys.readouterr().err
     assert cli.run(["encrypt", "secret.txt", "-o", "x", "--no-split"]) == 0
     assert cli.run(["decrypt", "x", "-o", "y"]) == 0
@@ -154,7 +155,7 @@ def test_message_needing_a_part_names_it(home: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert cli.run(["cluster-secret", "id", "cluster.key"]) == 0
     part_id = capsys.readouterr().out.strip()
-    assert cli.run(["decrypt", "secret.env", "-o", "out.txt"]) == cli.EXIT_CONFIG
+    assert cli.run(["decrypt", "secret.env", "-o", "out.txt"]) == ExitCode.CONFIG
     assert part_id in capsys.readouterr().err
 
 
@@ -163,7 +164,7 @@ def test_unknown_version_is_named(home: Path, capsys: pytest.CaptureFixture[str]
     blob = bytearray(Path("secret.env").read_bytes())
     blob[4] = 9
     Path("v9.env").write_bytes(bytes(blob))
-    assert cli.run(["decrypt", "v9.env", "--cluster-secret", "cluster.key"]) == cli.EXIT_DECRYPT
+    assert cli.run(["decrypt", "v9.env", "--cluster-secret", "cluster.key"]) == ExitCode.DECRYPT
     assert "version 9" in capsys.readouterr().err
 
 
@@ -177,7 +178,7 @@ def test_inspect(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert info["wrapped_keys"][0]["provider"] == "local"
     assert cli.run(["inspect", "secret.env"]) == 0
     assert "cluster secret: cs-" in capsys.readouterr().out
-    assert cli.run(["inspect", "secret.txt"]) == cli.EXIT_DECRYPT
+    assert cli.run(["inspect", "secret.txt"]) == ExitCode.DECRYPT
 
 
 def test_keyring_rotate_list_and_rewrap(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -196,7 +197,7 @@ def test_keyring_rotate_list_and_rewrap(home: Path, capsys: pytest.CaptureFixtur
     assert (
         cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key"]) == 0
     )
-    assert cli.run(["rewrap", "secret.txt"]) == cli.EXIT_DECRYPT
+    assert cli.run(["rewrap", "secret.txt"]) == ExitCode.DECRYPT
 
 
 def test_previous_cluster_secret(home: Path) -> None:
@@ -223,14 +224,14 @@ def test_passphrase_protected_keyring(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.chdir(tmp_path)
     Path("pass").write_text("s3cret passphrase\n")
     assert cli.run(["keyring", "init", "--keyring", "k.json", "--passphrase-file", "pass"]) == 0
-    assert cli.run(["keyring", "list", "--keyring", "k.json"]) == cli.EXIT_CONFIG
+    assert cli.run(["keyring", "list", "--keyring", "k.json"]) == ExitCode.CONFIG
     monkeypatch.setenv("ENVELOPE_KEYRING_PASSPHRASE", "s3cret passphrase")
     assert cli.run(["keyring", "list", "--keyring", "k.json"]) == 0
 
 
 @pytest.mark.parametrize("pair", ["novalue", "=x"])
 def test_bad_context_pair_is_usage_error(home: Path, pair: str) -> None:
-    assert encrypt("-c", pair) == cli.EXIT_USAGE
+    assert encrypt("-c", pair) == ExitCode.USAGE
 
 
 @pytest.mark.parametrize(

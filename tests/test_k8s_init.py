@@ -227,7 +227,7 @@ def test_killed_mid_publish_leaves_nothing_and_a_rerun_completes(pod: Pod) -> No
         "import os, sys\n"
         "import envelope.k8s._publish as p\n"
         "p._swap = lambda *a: os._exit(9)\n"  # dies right before the commit point
-        "from envelope.cli._main import run\n"
+        "from envelope.cli import run\n"
         "sys.exit(run(sys.argv[1:]))\n"
     )
     done = subprocess.run(

@@ -11,6 +11,7 @@ import boto3
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, LocalKms, cli
+from envelope._exitcodes import ExitCode
 from envelope._format.message import parse_header
 from envelope.errors import ConfigError
 from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
@@ -222,4 +223,4 @@ def test_cli_keystore_commands(
     assert cli.run(["keystore", "rewrap", "dek", "--all"]) == 0
     assert cli.run(["decrypt", "secret.env", "-o", "out.txt"]) == 0
     assert Path("out.txt").read_bytes() == b"token"
-    assert cli.run(["keystore", "get", "absent"]) == cli.EXIT_CONFIG
+    assert cli.run(["keystore", "get", "absent"]) == ExitCode.CONFIG

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from envelope import DecryptionError, Envelope, KeyUnavailableError, KmsError, LocalKms
+from envelope._exitcodes import ExitCode
 from envelope._format.context import Context
 from envelope._format.message import parse_header
 from envelope.kms._types import DataKey, WrappedKey
@@ -128,4 +129,4 @@ def test_verify_key_slots_finds_a_damaged_spare_slot(tmp_path: Any) -> None:
     assert cli.run(["inspect", str(path), "--verify", "--keyring", str(keyring)]) == 0
     other = tmp_path / "other.json"
     LocalKms.create(other)
-    assert cli.run(["inspect", str(path), "--verify", "--keyring", str(other)]) == cli.EXIT_CONFIG
+    assert cli.run(["inspect", str(path), "--verify", "--keyring", str(other)]) == ExitCode.CONFIG

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, LocalKms, cli
+from envelope._exitcodes import ExitCode
 from envelope._format.context import Context
 from envelope._format.message import parse_header
 from envelope._rotation import envelope_files, rewrap_paths
@@ -84,7 +85,7 @@ def test_cli_rewrap_summary_and_failures(
         Envelope(LocalKms.ephemeral()).encrypt(b"other keyring")
     )
     capsys.readouterr()
-    assert cli.run(["rewrap", "d", "--state", "j"]) == cli.EXIT_DECRYPT
+    assert cli.run(["rewrap", "d", "--state", "j"]) == ExitCode.DECRYPT
     out = capsys.readouterr()
     assert "3 done, 0 already done (journal), 1 failed, of 4 files" in out.out
     assert "bad.env" in out.err

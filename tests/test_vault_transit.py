@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, KmsError
+from envelope._exitcodes import ExitCode
 from envelope._format.context import encode_context
 from envelope.kms._types import WrappedKey
 from envelope.kms._vault import VaultTransit
@@ -426,5 +427,5 @@ def test_cli_with_vault_and_jwt(
                 "jwt",
             ]
         )
-        == cli.EXIT_CONFIG
+        == ExitCode.CONFIG
     )  # no role given

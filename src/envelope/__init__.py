@@ -12,7 +12,7 @@ from envelope._envelope import Envelope
 from envelope._format.inspect import MessageInfo, inspect
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret, ClusterSecretPart
-from envelope._version import __version__ as __version__
+from envelope._version import __version__
 from envelope.errors import (
     ConfigError,
     DecryptionError,
@@ -42,5 +42,6 @@ __all__ = [
     "LocalKms",
     "MessageInfo",
     "WrappedKey",
+    "__version__",
     "inspect",
 ]

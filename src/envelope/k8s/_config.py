@@ -29,101 +29,36 @@ secrets:
 
 from __future__ import annotations
 
-import difflib
 import json
 import re
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
 from envelope.errors import ConfigError
+from envelope.settings import (
+    ClusterSecretSettings,
+    KeyStoreSettings,
+    KmsSettings,
+    config_error,
+)
 
 try:
     import yaml
-    from pydantic import (
-        BaseModel,
-        ConfigDict,
-        Field,
-        ValidationError,
-        field_validator,
-        model_validator,
-    )
-except ImportError as exc:  # pragma: no cover - exercised by the extra's absence
+except ImportError:  # pragma: no cover - exercised by the extra's absence
     raise ConfigError(
-        f"envelope init/exec need the k8s extra ({exc.name} is missing): "
-        "pip install 'envelope-kms[k8s]'"
+        "envelope init/exec need the k8s extra (PyYAML is missing): pip install 'envelope-kms[k8s]'"
     ) from None
 
 __all__ = ["InitConfig", "load_config"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
 _ENV = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class VaultAuthConfig(_Strict):
-    method: Literal["kubernetes", "jwt", "approle", "token"] = "kubernetes"
-    role: str | None = None
-    mount: str | None = None
-    jwt_file: str = SERVICE_ACCOUNT_TOKEN
-    token_file: str | None = None
-    role_id: str | None = None
-    secret_id_file: str | None = None
-
-    def problem(self) -> str | None:
-        """What is missing for this method, if anything."""
-        if self.method in ("kubernetes", "jwt") and not self.role:
-            return (
-                f"vault.auth.method {self.method!r} needs vault.auth.role: "
-                "the Vault role bound to this service account"
-            )
-        if self.method == "approle" and not (self.role_id and self.secret_id_file):
-            return (
-                "vault.auth.method 'approle' needs vault.auth.role_id and vault.auth.secret_id_file"
-            )
-        return None
-
-
-class VaultConfig(_Strict):
-    mount: str = "transit"
-    auth: VaultAuthConfig = Field(default_factory=VaultAuthConfig)
-    ca_bundle: str | None = None
-    client_cert: str | None = None
-    client_key: str | None = None
-    namespace: str | None = None
-
-    @model_validator(mode="after")
-    def _mtls(self) -> VaultConfig:
-        if bool(self.client_cert) != bool(self.client_key):
-            raise ValueError("mTLS needs both 'client_cert' and 'client_key'")
-        return self
-
-
-class KmsConfig(_Strict):
-    kind: Literal["local", "aws", "vault"]
-    key: str | None = None
-    region: str | None = None
-    endpoint: str | None = None
-    keyring: str | None = None
-    passphrase_file: str | None = None
-    vault: VaultConfig = Field(default_factory=VaultConfig)
-
-    @model_validator(mode="after")
-    def _key(self) -> KmsConfig:
-        if self.kind in ("aws", "vault") and not self.key:
-            what = "the KMS key id, ARN or alias" if self.kind == "aws" else "the transit key name"
-            raise ValueError(f"kind {self.kind!r} needs 'key': {what}")
-        if self.kind == "vault" and (problem := self.vault.auth.problem()):
-            raise ValueError(problem)
-        return self
-
-
-class ClusterSecretConfig(_Strict):
-    file: str
-    previous: list[str] = Field(default_factory=list)
 
 
 class SourceConfig(_Strict):
@@ -200,15 +135,41 @@ class OutputConfig(_Strict):
         return v
 
 
+def _defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """The file format's own defaults: Vault auth ``kubernetes``; ``keystore`` as a URI."""
+    kms = data.get("kms")
+    if isinstance(kms, dict) and kms.get("kind") == "vault":
+        vault = kms.get("vault", {})
+        auth = vault.get("auth", {}) if isinstance(vault, dict) else None
+        if isinstance(auth, dict) and "method" not in auth:
+            data = {
+                **data,
+                "kms": {**kms, "vault": {**vault, "auth": {**auth, "method": "kubernetes"}}},
+            }
+    store = data.get("keystore")
+    if isinstance(store, str):
+        region = kms.get("region") if isinstance(kms, dict) else None
+        data = {
+            **data,
+            "keystore": {"uri": store, "endpoint": data.get("s3_endpoint"), "region": region},
+        }
+    return data
+
+
 class InitConfig(_Strict):
     version: Literal[1] = 1
-    kms: KmsConfig
-    cluster_secret: ClusterSecretConfig | None = None
-    keystore: str | None = None
+    kms: KmsSettings
+    cluster_secret: ClusterSecretSettings | None = None
+    keystore: KeyStoreSettings | None = None
     s3_endpoint: str | None = None
     output: OutputConfig | None = None
     secrets: list[SecretConfig] = Field(min_length=1)
     timeout: float = Field(default=60.0, gt=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_defaults(cls, data: Any) -> Any:
+        return _defaults(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _unique(self) -> InitConfig:
@@ -219,48 +180,6 @@ class InitConfig(_Strict):
         if len(set(targets)) != len(targets):
             raise ValueError("secret targets (file names) must be unique")
         return self
-
-
-def _fields_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
-    """The field names allowed at ``loc`` (for "did you mean" hints)."""
-    current: Any = model
-    for part in loc[:-1]:
-        if isinstance(part, int) or current is None:
-            continue
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
-            return []
-        ann = field.annotation
-        args = getattr(ann, "__args__", ())
-        candidates = [a for a in (ann, *args) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not candidates:
-            inner = [
-                a
-                for arg in args
-                for a in getattr(arg, "__args__", ())
-                if isinstance(a, type) and issubclass(a, BaseModel)
-            ]
-            candidates = inner
-        current = candidates[0] if candidates else None
-    return list(getattr(current, "model_fields", {}).keys()) if current is not None else []
-
-
-def describe_errors(exc: ValidationError, source: str) -> str:
-    """One line per problem: the field's path, what is wrong and how to fix it."""
-    lines = [f"invalid envelope config {source}:"]
-    for err in exc.errors():
-        loc = tuple(err["loc"])
-        path = ".".join(str(p) for p in loc) or "(top level)"
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        if err["type"] == "extra_forbidden":
-            allowed = _fields_of(InitConfig, loc)
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-            hint = f"; did you mean '{close[0]}'?" if close else f"; allowed: {', '.join(allowed)}"
-            msg = f"unknown field '{loc[-1]}'{hint}"
-        elif err["type"] == "missing":
-            msg = "this field is required"
-        lines.append(f"  {path}: {msg}")
-    return "\n".join(lines)
 
 
 def parse_config(text: str, source: str = "<config>") -> InitConfig:
@@ -278,7 +197,7 @@ def parse_config(text: str, source: str = "<config>") -> InitConfig:
     try:
         return InitConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(describe_errors(exc, source)) from None
+        raise config_error(exc, InitConfig, f"config {source}") from None
 
 
 def load_config(path: str | Path) -> InitConfig:

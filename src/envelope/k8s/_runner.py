@@ -1,15 +1,10 @@
 """``envelope init`` and ``envelope exec``: decrypt a service's secrets as its pod starts.
 
-Exit codes:
-
-====  =====================================================================
-0     every secret decrypted and published (init) / the command was executed (exec)
-1     a secret did not decrypt: tampered, truncated, wrong context
-3     configuration: invalid config, missing file, key or cluster part, bad form
-4     the KMS (or S3) stayed unavailable until the deadline (--timeout)
-5     the output could not be written
-6     the output directory is not memory-backed (and --allow-disk was not given)
-====  =====================================================================
+Exit codes (:class:`envelope._exitcodes.ExitCode`): OK every secret decrypted and published
+(init) / the command was executed (exec); DECRYPT a secret did not decrypt; CONFIG invalid
+config, missing file, key or cluster part, bad form; KMS the KMS (or S3) stayed unavailable
+until the deadline (--timeout); IO the output could not be written; DISK the output
+directory is not memory-backed (and --allow-disk was not given).
 
 Nothing is published unless every secret decrypted; log lines never contain values.
 """
@@ -31,7 +26,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from envelope._envelope import Envelope
-from envelope._keys.cluster import ClusterSecret
+from envelope._exitcodes import ExitCode
 from envelope.errors import (
     ConfigError,
     DecryptionError,
@@ -43,12 +38,11 @@ from envelope.k8s._config import InitConfig, SecretConfig, load_config
 from envelope.k8s._forms import entries, render
 from envelope.k8s._publish import check_memory_backed, publish
 from envelope.keystore._stores import read_s3_object
-from envelope.settings import VaultSettings, make_keystore, make_kms
+from envelope.settings import build_keystore, build_kms, load_cluster_secret
 
-__all__ = ["EXIT", "Log", "run_exec", "run_init"]
+__all__ = ["Log", "run_exec", "run_init"]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-EXIT = {"ok": 0, "decrypt": 1, "config": 3, "kms": 4, "io": 5, "disk": 6}
 
 
 class Log:
@@ -88,48 +82,10 @@ class Result:
 
 def build_envelope(cfg: InitConfig, *, deadline: float) -> Envelope:
     """The Envelope the config describes."""
-    k, v = cfg.kms, cfg.kms.vault
-    passphrase = None
-    if k.passphrase_file:
-        try:
-            passphrase = Path(k.passphrase_file).read_text().rstrip("\n")
-        except OSError as exc:
-            raise ConfigError(
-                f"cannot read passphrase file {k.passphrase_file}: {exc.strerror}"
-            ) from None
-    kms = make_kms(
-        k.kind,
-        key=k.key,
-        region=k.region,
-        endpoint=k.endpoint,
-        keyring=k.keyring,
-        passphrase=passphrase,
-        vault=VaultSettings(
-            mount=v.mount,
-            auth=v.auth.method,
-            role=v.auth.role,
-            jwt_file=v.auth.jwt_file,
-            auth_mount=v.auth.mount,
-            token_file=v.auth.token_file,
-            role_id=v.auth.role_id,
-            secret_id_file=v.auth.secret_id_file,
-            ca_bundle=v.ca_bundle,
-            client_cert=v.client_cert,
-            client_key=v.client_key,
-            namespace=v.namespace,
-            deadline=max(1.0, min(10.0, deadline)),
-        ),
-    )
-    cluster = None
-    if cfg.cluster_secret is not None:
-        cluster = ClusterSecret.from_file(
-            cfg.cluster_secret.file, previous=cfg.cluster_secret.previous
-        )
-    keystore = (
-        make_keystore(cfg.keystore, endpoint=cfg.s3_endpoint, region=k.region)
-        if cfg.keystore
-        else None
-    )
+    vault = cfg.kms.vault.model_copy(update={"deadline": max(1.0, min(10.0, deadline))})
+    kms = build_kms(cfg.kms.model_copy(update={"vault": vault}))
+    cluster = load_cluster_secret(cfg.cluster_secret) if cfg.cluster_secret else None
+    keystore = build_keystore(cfg.keystore) if cfg.keystore else None
     return Envelope(kms, cluster, keystore=keystore)
 
 
@@ -163,7 +119,7 @@ def decrypt_all(
     try:
         env = build_envelope(cfg, deadline=timeout)
     except ConfigError as exc:
-        result.failures.append(Failure("*", EXIT["config"], str(exc)))
+        result.failures.append(Failure("*", ExitCode.CONFIG, str(exc)))
         return result
     pending = list(cfg.secrets)
     attempt = 0
@@ -175,11 +131,11 @@ def decrypt_all(
                 result.plaintexts[s.name] = env.decrypt(_fetch(s, cfg), s.context)
                 log("info", "secret.decrypted", secret=s.name, attempt=attempt)
             except KeyUnavailableError as exc:
-                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+                result.failures.append(Failure(s.name, ExitCode.CONFIG, str(exc)))
             except DecryptionError as exc:
-                result.failures.append(Failure(s.name, EXIT["decrypt"], str(exc)))
+                result.failures.append(Failure(s.name, ExitCode.DECRYPT, str(exc)))
             except ConfigError as exc:
-                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+                result.failures.append(Failure(s.name, ExitCode.CONFIG, str(exc)))
             except KmsError as exc:
                 retry.append((s, str(exc)))
         if not retry:
@@ -188,7 +144,7 @@ def decrypt_all(
         if time.monotonic() + delay > deadline:
             for s, message in retry:
                 result.failures.append(
-                    Failure(s.name, EXIT["kms"], f"{message} (gave up after {timeout:g}s)")
+                    Failure(s.name, ExitCode.KMS, f"{message} (gave up after {timeout:g}s)")
                 )
             break
         for s, message in retry:
@@ -201,7 +157,7 @@ def decrypt_all(
 def _report(result: Result, log: Log) -> int:
     for f in result.failures:
         log("error", "secret.failed", secret=f.secret, reason=f.message)
-    return max(f.code for f in result.failures) if result.failures else EXIT["ok"]
+    return max(f.code for f in result.failures) if result.failures else ExitCode.OK
 
 
 def _render_all(cfg: InitConfig, result: Result) -> dict[str, bytes]:
@@ -213,7 +169,7 @@ def _render_all(cfg: InitConfig, result: Result) -> dict[str, bytes]:
                     result.plaintexts[s.name], s.name, s.form, s.keys
                 )
             except ConfigError as exc:
-                result.failures.append(Failure(s.name, EXIT["config"], str(exc)))
+                result.failures.append(Failure(s.name, ExitCode.CONFIG, str(exc)))
     return files
 
 
@@ -228,9 +184,9 @@ def _publish_once(cfg: InitConfig, out_dir: Path, timeout: float, log: Log) -> i
         publish(out_dir, files, mode=cfg.output.mode, uid=cfg.output.uid, gid=cfg.output.gid)
     except OSError as exc:
         log("error", "output.failed", directory=str(out_dir), reason=exc.strerror or str(exc))
-        return EXIT["io"]
+        return ExitCode.IO
     log("info", "init.done", published=len(files), directory=str(out_dir))
-    return EXIT["ok"]
+    return ExitCode.OK
 
 
 def run_init(
@@ -253,10 +209,10 @@ def run_init(
         cfg = load_config(config_path)
     except ConfigError as exc:
         log("error", "config.invalid", reason=str(exc))
-        return EXIT["config"]
+        return ExitCode.CONFIG
     if cfg.output is None:
         log("error", "config.invalid", reason="envelope init needs 'output': {directory: ...}")
-        return EXIT["config"]
+        return ExitCode.CONFIG
     out_dir = Path(cfg.output.directory)
     try:
         if not out_dir.is_dir():
@@ -264,7 +220,7 @@ def run_init(
         fs = check_memory_backed(out_dir, allow_disk=allow_disk)
     except ConfigError as exc:
         log("error", "output.refused", directory=str(out_dir), reason=str(exc))
-        return EXIT["disk"] if "refusing" in str(exc) else EXIT["config"]
+        return ExitCode.DISK if "refusing" in str(exc) else ExitCode.CONFIG
     log(
         "info",
         "init.start",
@@ -274,11 +230,11 @@ def run_init(
     )
     budget = timeout or cfg.timeout
     code = _publish_once(cfg, out_dir, budget, log)
-    if code != EXIT["ok"] or refresh is None:
+    if code != ExitCode.OK or refresh is None:
         return code
     while True:  # the native-sidecar mode: ends when the pod stops the container
         sleep(refresh)
-        if _publish_once(cfg, out_dir, budget, log) != EXIT["ok"]:
+        if _publish_once(cfg, out_dir, budget, log) != ExitCode.OK:
             log("warning", "refresh.kept_previous", directory=str(out_dir))
 
 
@@ -317,12 +273,12 @@ def run_exec(
             "exec.usage",
             reason="give the command after --: envelope exec --config F -- CMD ARGS",
         )
-        return 2
+        return ExitCode.USAGE
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
         log("error", "config.invalid", reason=str(exc))
-        return EXIT["config"]
+        return ExitCode.CONFIG
     result = decrypt_all(cfg, timeout or cfg.timeout, log)
     if result.failures:
         return _report(result, log)
@@ -330,11 +286,11 @@ def run_exec(
         env = exec_environment(cfg, result)
     except (ConfigError, EnvelopeError) as exc:
         log("error", "exec.failed", reason=str(exc))
-        return EXIT["config"]
+        return ExitCode.CONFIG
     log("info", "exec.start", command=os.path.basename(command[0]), variables=len(env))
     try:
         os.execvpe(command[0], command, {**os.environ, **env})  # noqa: S606 - the point of exec
     except OSError as exc:
         log("error", "exec.failed", command=command[0], reason=exc.strerror or str(exc))
         return 127
-    return EXIT["ok"]  # pragma: no cover - execvpe does not return
+    return ExitCode.OK  # pragma: no cover - execvpe does not return

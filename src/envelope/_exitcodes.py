@@ -1,0 +1,63 @@
+"""The one table of exit codes, shared by the CLI and ``envelope init``/``exec``."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = ["ExitCode", "exit_codes_help", "exit_codes_summary"]
+
+
+class ExitCode(IntEnum):
+    """Process exit codes; :attr:`description` is the one-line meaning."""
+
+    OK = 0
+    DECRYPT = 1
+    USAGE = 2
+    CONFIG = 3
+    KMS = 4
+    IO = 5
+    DISK = 6
+
+    @property
+    def description(self) -> str:
+        """What the code means, in one line."""
+        return _DESCRIPTIONS[self]
+
+    @property
+    def summary(self) -> str:
+        """A word or two (the README's list)."""
+        return _SUMMARIES[self]
+
+
+_DESCRIPTIONS = {
+    ExitCode.OK: "success",
+    ExitCode.DECRYPT: "decryption failed (tampered, truncated, wrong context, "
+    "not an envelope message)",
+    ExitCode.USAGE: "usage error",
+    ExitCode.CONFIG: "configuration error (missing keyring, cluster secret or key; "
+    "unreadable file)",
+    ExitCode.KMS: "KMS error",
+    ExitCode.IO: "input/output error",
+    ExitCode.DISK: "init: the output directory is not memory-backed (no --allow-disk)",
+}
+_SUMMARIES = {
+    ExitCode.OK: "ok",
+    ExitCode.DECRYPT: "decryption failed",
+    ExitCode.USAGE: "usage",
+    ExitCode.CONFIG: "configuration",
+    ExitCode.KMS: "KMS",
+    ExitCode.IO: "I/O",
+    ExitCode.DISK: "output not memory-backed",
+}
+
+
+def exit_codes_help(*, include_disk: bool = False) -> str:
+    """The ``exit codes:`` block of ``envelope --help``."""
+    codes = [c for c in ExitCode if include_disk or c is not ExitCode.DISK]
+    return "exit codes:\n" + "\n".join(f"  {c.value}  {c.description}" for c in codes)
+
+
+def exit_codes_summary() -> str:
+    """``(0 ok, 1 decryption failed, ...)``: the list README.md shows (without DISK)."""
+    codes = [c for c in ExitCode if c is not ExitCode.DISK]
+    return "(" + ", ".join(f"{c.value} {c.summary}" for c in codes) + ")"

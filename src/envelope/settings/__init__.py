@@ -1,0 +1,123 @@
+"""The one settings model: which KMS and how to reach it, the cluster secret, the key store.
+
+Every front end is a thin view of it: the CLI's flags, ``envelope init``'s YAML config
+(:mod:`envelope.k8s`), and code. Validation and its messages live here only: every error
+names the field (and, from the command line, its flag and environment variable), says how
+to fix it and suggests the right name for a misspelt key.
+
+>>> from envelope.settings import Settings, build_kms
+>>> s = Settings.resolve({"kms": {"kind": "vault", "key": "billing"}}, environ={})
+>>> s.kms.vault.auth.method
+'token'
+
+Environment variables are defaults under explicit values (:meth:`Settings.resolve`:
+an explicit value always wins; when several variables are listed, the first set wins):
+
+==============================  ==========================================  =====================
+field                           environment variables                       flag
+==============================  ==========================================  =====================
+kms.kind                        ENVELOPE_KMS (default ``local``)            --kms
+kms.key                         ENVELOPE_KMS_KEY                            --kms-key
+kms.region                      ENVELOPE_KMS_REGION, AWS_REGION,            --kms-region
+                                AWS_DEFAULT_REGION
+kms.endpoint                    ENVELOPE_KMS_ENDPOINT; for ``vault`` also   --kms-endpoint
+                                BAO_ADDR, VAULT_ADDR (BAO_* wins, as bao)
+kms.keyring                     ENVELOPE_KEYRING                            --keyring
+kms.passphrase_file             ENVELOPE_KEYRING_PASSPHRASE_FILE            --passphrase-file
+(keyring passphrase itself)     ENVELOPE_KEYRING_PASSPHRASE (file wins)
+kms.vault.mount                 ENVELOPE_VAULT_MOUNT                        --vault-mount
+kms.vault.auth.method           ENVELOPE_VAULT_AUTH                         --vault-auth
+kms.vault.auth.role             ENVELOPE_VAULT_ROLE                         --vault-role
+kms.vault.auth.jwt_file         ENVELOPE_VAULT_JWT_FILE                     --vault-jwt-file
+kms.vault.auth.mount            ENVELOPE_VAULT_AUTH_MOUNT                   --vault-auth-mount
+kms.vault.auth.token_file       ENVELOPE_VAULT_TOKEN_FILE                   --vault-token-file
+kms.vault.auth.role_id          ENVELOPE_VAULT_ROLE_ID                      --vault-role-id
+kms.vault.auth.secret_id_file   ENVELOPE_VAULT_SECRET_ID_FILE               --vault-secret-id-file
+kms.vault.ca_bundle             BAO_CACERT, VAULT_CACERT                    --vault-ca-bundle
+kms.vault.client_cert           BAO_CLIENT_CERT, VAULT_CLIENT_CERT          --vault-client-cert
+kms.vault.client_key            BAO_CLIENT_KEY, VAULT_CLIENT_KEY            --vault-client-key
+kms.vault.namespace             BAO_NAMESPACE, VAULT_NAMESPACE              --vault-namespace
+cluster_secret.file             ENVELOPE_CLUSTER_SECRET_FILE                --cluster-secret
+cluster_secret.env              ENVELOPE_CLUSTER_SECRET (holds the part)
+keystore.uri                    ENVELOPE_KEYSTORE                           --keystore
+keystore.endpoint               ENVELOPE_KEYSTORE_ENDPOINT                  --keystore-endpoint
+keystore.region                 (kms.region)                                (--kms-region)
+==============================  ==========================================  =====================
+
+The Vault token itself comes from ``VAULT_TOKEN``/``BAO_TOKEN`` (or ``token_file``), AWS
+credentials from boto3's usual chain.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from envelope.settings._env import ENV_TABLE
+from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS
+
+if TYPE_CHECKING:
+    from envelope.settings._build import (
+        build_keystore,
+        build_kms,
+        keyring_passphrase,
+        load_cluster_secret,
+    )
+    from envelope.settings._errors import config_error
+    from envelope.settings._model import (
+        SERVICE_ACCOUNT_TOKEN,
+        ClusterSecretSettings,
+        KeyStoreSettings,
+        KmsSettings,
+        Settings,
+        VaultAuthSettings,
+        VaultSettings,
+    )
+
+# Imported on first use: pydantic takes as long to import as the rest of the CLI.
+_LAZY = {
+    **dict.fromkeys(
+        ("build_keystore", "build_kms", "keyring_passphrase", "load_cluster_secret"), "_build"
+    ),
+    "config_error": "_errors",
+    **dict.fromkeys(
+        (
+            "SERVICE_ACCOUNT_TOKEN",
+            "ClusterSecretSettings",
+            "KeyStoreSettings",
+            "KmsSettings",
+            "Settings",
+            "VaultAuthSettings",
+            "VaultSettings",
+        ),
+        "_model",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "ENV_TABLE",
+    "KMS_KINDS",
+    "SERVICE_ACCOUNT_TOKEN",
+    "VAULT_AUTH_METHODS",
+    "ClusterSecretSettings",
+    "KeyStoreSettings",
+    "KmsSettings",
+    "Settings",
+    "VaultAuthSettings",
+    "VaultSettings",
+    "build_keystore",
+    "build_kms",
+    "config_error",
+    "keyring_passphrase",
+    "load_cluster_secret",
+]

@@ -1,0 +1,179 @@
+"""The settings model: which KMS and how to reach it, the cluster secret, the key store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from envelope.kms._vault_auth import SERVICE_ACCOUNT_TOKEN
+from envelope.settings._env import flag_hint, merge
+from envelope.settings._errors import config_error, field_problem
+from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS, KmsKind, VaultAuthMethod
+
+__all__ = [
+    "KMS_KINDS",
+    "SERVICE_ACCOUNT_TOKEN",
+    "VAULT_AUTH_METHODS",
+    "ClusterSecretSettings",
+    "KeyStoreSettings",
+    "KmsSettings",
+    "Settings",
+    "VaultAuthSettings",
+    "VaultSettings",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class VaultAuthSettings(_Strict):
+    """How to log in to Vault / OpenBao."""
+
+    method: VaultAuthMethod = "token"
+    role: str | None = None
+    mount: str | None = None
+    jwt_file: str = SERVICE_ACCOUNT_TOKEN
+    token_file: str | None = None
+    role_id: str | None = None
+    secret_id_file: str | None = None
+
+
+class VaultSettings(_Strict):
+    """How to reach Vault / OpenBao (the address is :attr:`KmsSettings.endpoint`)."""
+
+    mount: str = "transit"
+    auth: VaultAuthSettings = Field(default_factory=VaultAuthSettings)
+    ca_bundle: str | None = None
+    client_cert: str | None = None
+    client_key: str | None = None
+    namespace: str | None = None
+    deadline: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _mtls(self) -> VaultSettings:
+        if bool(self.client_cert) != bool(self.client_key):
+            missing = "client_key" if self.client_cert else "client_cert"
+            raise field_problem(missing, "mTLS needs both 'client_cert' and 'client_key'")
+        return self
+
+
+class KmsSettings(_Strict):
+    """Which KMS backend holds the key-encryption key."""
+
+    kind: KmsKind = "local"
+    key: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    keyring: str | None = None
+    passphrase_file: str | None = None
+    vault: VaultSettings = Field(default_factory=VaultSettings)
+
+    @model_validator(mode="after")
+    def _complete(self) -> KmsSettings:
+        if self.kind in ("aws", "vault") and not self.key:
+            what = (
+                "the KMS key id, ARN or alias/NAME"
+                if self.kind == "aws"
+                else "the transit key name"
+            )
+            raise field_problem("key", f"kind {self.kind!r} needs 'key': {what}")
+        if self.kind == "vault":
+            auth = self.vault.auth
+            if auth.method in ("kubernetes", "jwt") and not auth.role:
+                raise field_problem(
+                    "vault.auth.role",
+                    f"vault.auth.method {auth.method!r} needs vault.auth.role: "
+                    "the Vault role bound to this service account",
+                )
+            if auth.method == "approle" and not (auth.role_id and auth.secret_id_file):
+                missing = "role_id" if not auth.role_id else "secret_id_file"
+                raise field_problem(
+                    f"vault.auth.{missing}",
+                    "vault.auth.method 'approle' needs vault.auth.role_id and "
+                    "vault.auth.secret_id_file",
+                )
+        return self
+
+
+class ClusterSecretSettings(_Strict):
+    """This service's cluster-secret part: a file, or an environment variable (hex/base64)."""
+
+    file: str | None = None
+    env: str | None = None
+    previous: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _one(self) -> ClusterSecretSettings:
+        if (self.file is None) == (self.env is None):
+            raise field_problem(
+                "file", "give exactly one of 'file' (a path) or 'env' (a variable name)"
+            )
+        return self
+
+
+class KeyStoreSettings(_Strict):
+    """Where stored data keys live: ``s3://bucket/prefix``, ``file:///dir`` or a directory."""
+
+    uri: str
+    endpoint: str | None = None
+    region: str | None = None
+
+    @field_validator("uri")
+    @classmethod
+    def _uri(cls, v: str) -> str:
+        if v.startswith("s3://"):
+            if not v[len("s3://") :].partition("/")[0]:
+                raise ValueError(f"key store {v!r} names no bucket: use s3://bucket/prefix")
+        elif "://" in v and not v.startswith("file://"):
+            raise ValueError(f"key store {v!r}: use s3://bucket/prefix, file:///dir or a directory")
+        elif not v:
+            raise ValueError("an empty key store: use s3://bucket/prefix or a directory")
+        return v
+
+
+class Settings(_Strict):
+    """Everything a front end needs to build an :class:`~envelope.Envelope`."""
+
+    kms: KmsSettings = Field(default_factory=KmsSettings)
+    cluster_secret: ClusterSecretSettings | None = None
+    keystore: KeyStoreSettings | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings the environment variables give (``os.environ`` by default).
+
+        Raises:
+            ConfigError: a variable holds an invalid value (the message names it).
+        """
+        return cls.resolve({}, environ)
+
+    @classmethod
+    def resolve(
+        cls,
+        explicit: Mapping[str, Any],
+        environ: Mapping[str, str] | None = None,
+        *,
+        source: str = "settings (command line and environment)",
+    ) -> Settings:
+        """``explicit`` values (a nested mapping; None means not given) over the environment.
+
+        Raises:
+            ConfigError: invalid settings; one line per problem, naming the field, its
+                flag and environment variable, and what to do.
+        """
+        tree = merge(explicit, os.environ if environ is None else environ)
+        try:
+            return cls.model_validate(tree)
+        except ValidationError as exc:
+            raise config_error(exc, cls, source, flag_hint) from None
