@@ -13,7 +13,7 @@ import pytest
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, LocalKms, cli
 from envelope._format.message import parse_header
 from envelope.errors import ConfigError
-from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
+from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
 from envelope.kms._aws import AwsKms
 
 

@@ -26,7 +26,7 @@ from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.source import KeySource, wipe
 from envelope.errors import ConfigError, DecryptionError, KmsError
-from envelope.keystore._stores import KeyStore
+from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 from envelope.kms._types import WrappedKey
 
@@ -50,7 +50,7 @@ class Envelope:
             need both the KMS and the part to decrypt. Messages that record no split
             decrypt without it.
         threads: worker threads for large messages; 0 means one per core.
-        keystore: where stored data keys live (:mod:`envelope.keystore._stores`), for
+        keystore: where stored data keys live (:mod:`envelope.keystore`), for
             ``key_ref=`` and for messages that reference a stored key.
         cache: a :class:`~envelope.DataKeyCache` to cut KMS calls.
         threshold: with several backends, share each data key k-of-n (Shamir) instead

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envelope.errors import ConfigError
-from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore
+from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
 
 __all__ = ["KMS_KINDS", "VAULT_AUTH_METHODS", "VaultSettings", "make_keystore", "make_kms"]

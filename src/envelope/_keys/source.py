@@ -32,13 +32,13 @@ from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
 from envelope._keys.threshold import combine_key, split_key
 from envelope.errors import ConfigError, DecryptionError, FormatError, KeyUnavailableError, KmsError
-from envelope.keystore._stores import KeyStore, StoredKey
+from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend
 from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 
 __all__ = ["STORED_KEY_PROVIDER", "KeySource"]
 
-#: Slots that reference a stored data key (envelope.keystore._stores); their wrapped bytes are a
+#: Slots that reference a stored data key (envelope.keystore); their wrapped bytes are a
 #: format byte and the u32 version.
 STORED_KEY_PROVIDER = "keystore"
 STORED_KEY_SLOT_FORMAT = b"\x01"

@@ -35,7 +35,7 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
-from envelope.keystore._stores import KeyStore
+from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 from envelope.kms._local import LocalKms, default_keyring_path
 from envelope.settings import (

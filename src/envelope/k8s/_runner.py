@@ -42,7 +42,7 @@ from envelope.errors import (
 from envelope.k8s._config import InitConfig, SecretConfig, load_config
 from envelope.k8s._forms import entries, render
 from envelope.k8s._publish import check_memory_backed, publish
-from envelope.keystore._stores import read_s3_object
+from envelope.keystore._s3 import read_s3_object
 from envelope.settings import VaultSettings, make_keystore, make_kms
 
 __all__ = ["EXIT", "Log", "run_exec", "run_init"]
