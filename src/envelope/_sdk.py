@@ -19,7 +19,7 @@ def _load(module: str, extra: str, needed_by: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         raise ConfigError(
-            f"{needed_by} needs {module}: pip install 'envelope-kms[{extra}]'"
+            f"{module} is not installed ({needed_by} need it): pip install 'envelope-kms[{extra}]'"
         ) from None
 
 
@@ -29,7 +29,7 @@ def boto3() -> Any:
     Raises:
         ConfigError: boto3 is not installed (names the ``aws`` extra).
     """
-    return _load("boto3", "aws", "the AWS backends (KMS, S3 key store)")
+    return _load("boto3", "aws", "the AWS KMS backend and the S3 key store")
 
 
 def hvac() -> Any:
@@ -38,4 +38,4 @@ def hvac() -> Any:
     Raises:
         ConfigError: hvac is not installed (names the ``vault`` extra).
     """
-    return _load("hvac", "vault", "the Vault/OpenBao backend")
+    return _load("hvac", "vault", "the Vault/OpenBao Transit backend")
