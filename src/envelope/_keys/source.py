@@ -1,7 +1,10 @@
 """Where a message's input key comes from, and where it is found again.
 
 ``KeySource`` owns the KMS backends (in the order configured), the cluster secret, the
-key store and the data-key cache. It is the one place that enforces the trust policy:
+key store and the data-key cache, and does all the caching: of data keys, and of whole
+message prefixes (header bytes, body context, input key; :meth:`KeySource.new_message`,
+:meth:`KeySource.open_message`). Callers pass canonical contexts, canonicalised once at
+the public entry point. It is the one place that enforces the trust policy:
 only key slots naming a configured backend's key (or the configured key store) are ever
 acted on, so a message naming another key fails with ``KeyUnavailableError`` before any
 KMS call.
@@ -15,16 +18,18 @@ error names every backend with its own reason.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from envelope._format.context import Context, canonical_context
+from envelope._format.context import Context
 from envelope._format.message import (
     MAX_KEY_SLOTS,
     SUITE_COBBLESTONE_256,
     Header,
     KeySlot,
     SplitDescriptor,
+    body_context,
     encode_header,
+    header_end,
     parse_header,
 )
 from envelope._keys.cache import DataKeyCache
@@ -144,6 +149,79 @@ class KeySource:
         finally:
             wipe(data_key)
 
+    # -- whole messages: the message-prefix cache -------------------------------------
+
+    def new_message(
+        self, ctx: Context, nbytes: int | None = None, key_ref: str | None = None
+    ) -> tuple[bytes, bytes, bytearray]:
+        """Header bytes, body context and input key for a new message of ``nbytes``
+        plaintext bytes (None: unknown, as for a stream, which bypasses the cache).
+
+        With a cache and no ``key_ref`` the whole prefix is reused within the cache's
+        limits; each message still draws its own salt, hence its own key and nonces.
+
+        Raises:
+            KmsError: no data key could be generated or unwrapped.
+            ConfigError, KeyUnavailableError: ``key_ref`` is outside the key store or
+                names no stored key.
+        """
+        if self.cache is not None and key_ref is None and nbytes is not None:
+            (header_bytes, digest), input_key = self.cache.for_encryption(
+                ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx, None, None)
+            )
+            return header_bytes, digest, input_key
+        (header_bytes, digest), input_key = self._prefix(ctx, key_ref, nbytes)
+        return header_bytes, digest, input_key
+
+    def _prefix(
+        self, ctx: Context, key_ref: str | None, nbytes: int | None
+    ) -> tuple[tuple[bytes, bytes], bytearray]:
+        slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
+        return (encode_header(header), body_context(header)), input_key
+
+    def open_message(
+        self, message: memoryview, expected: Context | None
+    ) -> tuple[int, bytes, bytearray]:
+        """Body offset, body context and input key of ``message`` (a byte-format view),
+        cached by its header's bytes when there is a cache.
+
+        Raises:
+            DecryptionError: ``expected`` differs from the message's context, or as
+                :meth:`data_key`. FormatError: not a message header.
+            KeyUnavailableError, KmsError: as :meth:`input_key`.
+        """
+        if self.cache is None:
+            header, offset = parse_header(message)
+            digest, input_key = self.open_header(header, expected)
+            return offset, digest, input_key
+        offset = header_end(message)
+        raw = bytes(message[:offset])
+        (ctx, digest), input_key = self.cache.for_decryption_with(
+            ("message", self.identity(), raw), lambda: self._opened(raw)
+        )
+        if expected is not None and expected != ctx:
+            wipe(input_key)
+            raise DecryptionError()
+        return offset, digest, input_key
+
+    def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
+        header, _ = parse_header(raw)
+        input_key = self.input_key(
+            header.slots, header.split, header.context, None, use_cache=False
+        )
+        return (header.context, body_context(header)), input_key
+
+    def open_header(self, header: Header, expected: Context | None) -> tuple[bytes, bytearray]:
+        """Body context and input key of a parsed message header (data-key cache only).
+
+        Raises:
+            As :meth:`input_key`.
+        """
+        return body_context(header), self.input_key(
+            header.slots, header.split, header.context, expected
+        )
+
     # -- stored keys: trust, unwrap ---------------------------------------------------
 
     def matching(self, slots: Sequence[KeySlot]) -> list[tuple[KmsBackend | None, KeySlot]]:
@@ -257,17 +335,18 @@ class KeySource:
         slots: Sequence[KeySlot],
         split: SplitDescriptor,
         ctx: Context,
-        expected: Mapping[str, str] | None,
+        expected: Context | None,
         *,
         use_cache: bool = True,
     ) -> bytearray:
-        """The input key of a stored message or batch.
+        """The input key of a stored message or batch; ``expected``, if given, is the
+        canonical context the caller requires.
 
         Raises:
             DecryptionError: ``expected`` differs from the stored context, or as
                 :meth:`data_key`; KeyUnavailableError for a missing cluster part.
         """
-        if expected is not None and canonical_context(expected) != ctx:
+        if expected is not None and expected != ctx:
             raise DecryptionError()
         part = None
         sid = split.cluster_secret_id
@@ -346,9 +425,8 @@ class KeySource:
             )
         return self.data_key(header.slots, header.context)
 
-    def store_new_key(self, name: str, context: Mapping[str, str] | None = None) -> int:
+    def store_new_key(self, name: str, ctx: Context = ()) -> int:
         """A new version of the stored data key ``name`` (one KMS call per backend)."""
-        ctx = canonical_context(context)
         slots, secret = self._generate(ctx)
         wipe(secret)
         header = Header(SUITE_COBBLESTONE_256, ctx, SplitDescriptor(None), slots)
