@@ -35,18 +35,21 @@ from envelope._format.message import (
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
+from envelope._keys.stored import (
+    STORED_KEY_PROVIDER,
+    key_object,
+    new_key_object,
+    reference_slot,
+    resolve_ref,
+    slot_version,
+)
 from envelope._keys.threshold import combine_key, split_key
-from envelope.errors import ConfigError, DecryptionError, FormatError, KeyUnavailableError, KmsError
+from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend
 from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 
-__all__ = ["STORED_KEY_PROVIDER", "KeySource"]
-
-#: Slots that reference a stored data key (envelope.keystore); their wrapped bytes are a
-#: format byte and the u32 version.
-STORED_KEY_PROVIDER = "keystore"
-STORED_KEY_SLOT_FORMAT = b"\x01"
+__all__ = ["KeySource", "wipe"]
 
 
 def wipe(b: bytearray) -> None:
@@ -127,16 +130,10 @@ class KeySource:
         plaintext bytes (None: unknown, which bypasses the encryption cache)."""
         split, part = self._part()
         if key_ref is not None:
-            store, name, version = self.resolve_ref(key_ref)
-            stored = store.get(name, version)
+            store = self.store()
+            stored = store.get(*resolve_ref(store, key_ref))
             data_key = self.unwrap_stored(stored)
-            slots: tuple[KeySlot, ...] = (
-                KeySlot(
-                    STORED_KEY_PROVIDER,
-                    f"{store.uri}/{stored.name}@{stored.version}",
-                    STORED_KEY_SLOT_FORMAT + stored.version.to_bytes(4, "big"),
-                ),
-            )
+            slots: tuple[KeySlot, ...] = (reference_slot(store, stored),)
         elif self.cache is not None and nbytes is not None:
             cache_key = (tuple((b.provider_id, b.key_id) for b in self.backends), ctx, split)
             slots, data_key = self.cache.for_encryption(
@@ -319,7 +316,8 @@ class KeySource:
         for backend, slot in self.matching(slots):
             try:
                 if backend is None:
-                    return self.unwrap_stored(self.stored_from_slot(slot))
+                    store = self.store()
+                    return self.unwrap_stored(store.get(*slot_version(store, slot)))
                 return self._unwrap(backend, slot, ctx, use_cache)
             except (KmsError, DecryptionError) as exc:
                 failures.append((f"{slot.provider} key {slot.key_id}", exc))
@@ -388,49 +386,20 @@ class KeySource:
             raise ConfigError("no key store is configured: pass keystore= (CLI: --keystore URI)")
         return self.keystore
 
-    def resolve_ref(self, key_ref: str) -> tuple[KeyStore, str, int | None]:
-        """``name``, ``name@version`` or ``<store uri>/name[@version]`` in the configured
-        store (never another one)."""
-        store = self.store()
-        ref = key_ref
-        if "://" in ref:
-            if not ref.startswith(store.uri + "/"):
-                raise ConfigError(
-                    f"key reference {key_ref!r} is not in the configured key store {store.uri}"
-                )
-            ref = ref[len(store.uri) + 1 :]
-        name, _, version = ref.partition("@")
-        if version and not version.isdigit():
-            raise ValueError(f"key reference {key_ref!r}: the version after '@' must be a number")
-        return store, name, int(version) if version else None
-
-    def stored_from_slot(self, slot: KeySlot) -> StoredKey:
-        """The stored key object a ``keystore`` slot references."""
-        store, name, version = self.resolve_ref(slot.key_id)
-        if version is None or slot.wrapped != STORED_KEY_SLOT_FORMAT + version.to_bytes(4, "big"):
-            raise DecryptionError()
-        return store.get(name, version)
-
     def unwrap_stored(self, stored: StoredKey) -> bytearray:
-        """The data key inside a stored key object."""
-        try:
-            header, end = parse_header(stored.blob)
-        except FormatError:
-            raise KmsError(
-                f"stored key {stored.name!r} version {stored.version} is not a key object"
-            ) from None
-        if end != len(stored.blob):
-            raise KmsError(
-                f"stored key {stored.name!r} version {stored.version} has trailing bytes"
-            )
+        """The data key inside a stored key object.
+
+        Raises:
+            KmsError: not a key object, or as :meth:`data_key`.
+        """
+        header = key_object(stored)
         return self.data_key(header.slots, header.context)
 
     def store_new_key(self, name: str, ctx: Context = ()) -> int:
         """A new version of the stored data key ``name`` (one KMS call per backend)."""
         slots, secret = self._generate(ctx)
         wipe(secret)
-        header = Header(SUITE_COBBLESTONE_256, ctx, SplitDescriptor(None), slots)
-        return self.store().create(name, encode_header(header))
+        return self.store().create(name, new_key_object(ctx, slots))
 
     def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
         """Rewraps a stored key version under the newest KEK versions, conditionally."""
