@@ -80,16 +80,23 @@ class KeySource:
         self.cluster = cluster
         self.keystore = keystore
         self.cache = cache
+        self._identity: tuple[tuple[tuple[str, str], ...], object, object, object] | None = None
 
-    def identity(self) -> tuple[object, ...]:
+    def identity(self) -> tuple[tuple[tuple[str, str], ...], object, object, object]:
         """What this source trusts and holds: part of every cache key, so that a cache
-        shared between Envelopes never serves one a key only another may derive."""
-        return (
-            tuple((b.provider_id, b.key_id) for b in self.backends),
-            self.keystore.uri if self.keystore else None,
-            self.cluster.ids if self.cluster else (),
-            self.threshold,
-        )
+        shared between Envelopes never serves one a key only another may derive.
+
+        Computed on first use (an AWS key id may take a DescribeKey call), then kept:
+        every part of it is fixed once the backends, store and secret are built.
+        """
+        if self._identity is None:
+            self._identity = (
+                tuple((b.provider_id, b.key_id) for b in self.backends),
+                self.keystore.uri if self.keystore else None,
+                self.cluster.ids if self.cluster else (),
+                self.threshold,
+            )
+        return self._identity
 
     @property
     def primary(self) -> KmsBackend:
@@ -135,7 +142,7 @@ class KeySource:
             data_key = self.unwrap_stored(stored)
             slots: tuple[KeySlot, ...] = (reference_slot(store, stored),)
         elif self.cache is not None and nbytes is not None:
-            cache_key = (tuple((b.provider_id, b.key_id) for b in self.backends), ctx, split)
+            cache_key = (self.identity()[0], ctx, split)
             slots, data_key = self.cache.for_encryption(
                 cache_key, nbytes, lambda: self._generate(ctx)
             )
