@@ -171,16 +171,16 @@ class KeySource:
         """
         if self.cache is not None and key_ref is None and nbytes is not None:
             (header_bytes, digest), input_key = self.cache.for_encryption(
-                ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx, None, None)
+                ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx)
             )
             return header_bytes, digest, input_key
-        (header_bytes, digest), input_key = self._prefix(ctx, key_ref, nbytes)
-        return header_bytes, digest, input_key
-
-    def _prefix(
-        self, ctx: Context, key_ref: str | None, nbytes: int | None
-    ) -> tuple[tuple[bytes, bytes], bytearray]:
         slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
+        return encode_header(header), body_context(header), input_key
+
+    def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
+        """A new prefix to cache (no data-key cache under it)."""
+        slots, split, input_key = self.fresh(ctx)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return (encode_header(header), body_context(header)), input_key
 
