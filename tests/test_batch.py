@@ -21,6 +21,7 @@ from envelope import (
     LocalKms,
 )
 from envelope import _batch as batch
+from envelope._batch import cipher as batch_cipher
 from envelope._format.context import Context
 from envelope.kms._types import DataKey
 
@@ -268,7 +269,7 @@ def test_errors_argument_is_checked(env: Envelope) -> None:
 def test_large_inputs_are_split_into_batches(
     env: Envelope, monkeypatch: pytest.MonkeyPatch, shape: str
 ) -> None:
-    monkeypatch.setattr(batch, "MAX_RECORDS_PER_BATCH", 1000)
+    monkeypatch.setattr(batch_cipher, "MAX_RECORDS_PER_BATCH", 1000)
     values = [os.urandom(8) for _ in range(2500)]
     given: object = {
         "list": values,

@@ -14,7 +14,7 @@ from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableErr
 from envelope._exitcodes import ExitCode
 from envelope._format.message import parse_header
 from envelope.errors import ConfigError
-from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
+from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore, VersionConflict
 from envelope.kms._aws import AwsKms
 
 

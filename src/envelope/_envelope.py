@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from envelope import _batch as batch
 from envelope import _native, chunked
-from envelope._atomic import atomic_output
 from envelope._batch import BatchHeader, EncryptedBatch
+from envelope._files import STREAM_PIECE, Progress, copy_through, open_input, output
 from envelope._format.context import Context, canonical_context
 from envelope._format.message import (
-    PREAMBLE_LEN,
-    SUITE_COBBLESTONE_256,
     Header,
     body_context,
     encode_header,
     parse_header,
-    preamble_length,
     read_header,
 )
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.source import KeySource, wipe
-from envelope.errors import ConfigError, DecryptionError, KmsError
-from envelope.keystore._stores import KeyStore
+from envelope.errors import DecryptionError, KmsError
+from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 from envelope.kms._types import WrappedKey
 
@@ -35,10 +32,10 @@ if TYPE_CHECKING:
 
 __all__ = ["Envelope"]
 
-#: Bytes read per step by the stream and file paths (a multiple of the chunk size).
-STREAM_PIECE = 64 * chunked.CHUNK_SIZE
 
-Progress = Callable[[int], None]
+def _expected(context: Mapping[str, str] | None) -> Context | None:
+    """The canonical form of a context a caller requires (None: any context)."""
+    return None if context is None else canonical_context(context)
 
 
 class Envelope:
@@ -50,7 +47,7 @@ class Envelope:
             need both the KMS and the part to decrypt. Messages that record no split
             decrypt without it.
         threads: worker threads for large messages; 0 means one per core.
-        keystore: where stored data keys live (:mod:`envelope.keystore._stores`), for
+        keystore: where stored data keys live (:mod:`envelope.keystore`), for
             ``key_ref=`` and for messages that reference a stored key.
         cache: a :class:`~envelope.DataKeyCache` to cut KMS calls.
         threshold: with several backends, share each data key k-of-n (Shamir) instead
@@ -93,35 +90,7 @@ class Envelope:
         """The data-key cache, if any."""
         return self._keys.cache
 
-    # -- key handling -----------------------------------------------------------------
-
-    def _new_message(
-        self,
-        context: Mapping[str, str] | None,
-        key_ref: str | None = None,
-        nbytes: int | None = None,
-    ) -> tuple[Header, bytes, bytearray]:
-        ctx = canonical_context(context)
-        slots, split, input_key = self._keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        return header, encode_header(header), input_key
-
-    def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
-        """A new message prefix (header bytes, body context) and its input key."""
-        slots, split, input_key = self._keys.fresh(ctx)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        return (encode_header(header), body_context(header)), input_key
-
-    def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
-        """Parses a message header and unwraps its input key (for the decrypt cache)."""
-        header, _ = parse_header(raw)
-        input_key = self._keys.input_key(
-            header.slots, header.split, header.context, None, use_cache=False
-        )
-        return (header.context, body_context(header)), input_key
-
-    def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
-        return self._keys.input_key(header.slots, header.split, header.context, context)
+    # -- stored keys ------------------------------------------------------------------
 
     def store_new_key(self, name: str, context: Mapping[str, str] | None = None) -> int:
         """Creates a new version of the stored data key ``name`` (one KMS call).
@@ -135,7 +104,7 @@ class Envelope:
         Raises:
             ConfigError: no key store; KmsError: the KMS or the store failed.
         """
-        return self._keys.store_new_key(name, context)
+        return self._keys.store_new_key(name, canonical_context(context))
 
     def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
         """Rewraps a stored key version under the newest KEK version, conditionally
@@ -169,21 +138,13 @@ class Envelope:
             KeyUnavailableError: ``key_ref`` names no stored key.
             ValueError, TypeError: the context is invalid (see ``canonical_context``).
         """
-        size = memoryview(data).nbytes
-        cache = self._keys.cache
-        if cache is not None and key_ref is None:
-            # The whole header (and the input key) is constant within a cache window.
-            ctx = canonical_context(context)
-            (header_bytes, digest), input_key = cache.for_encryption(
-                ("message", self._keys.identity(), ctx), size, lambda: self._prefix(ctx)
-            )
-        else:
-            header, header_bytes, input_key = self._new_message(context, key_ref, size)
-            digest = body_context(header)
+        header_bytes, digest, input_key = self._keys.new_message(
+            canonical_context(context), memoryview(data).nbytes, key_ref
+        )
         try:
             out = _native.cobblestone_seal(
                 bytes(input_key),
-                chunked._salt(None),
+                chunked.new_salt(),
                 digest,
                 data,
                 self._threads,
@@ -208,22 +169,11 @@ class Envelope:
                 version reads) and :class:`KeyUnavailableError` (it needs a KMS key or
                 cluster-secret part that is not configured; the error names it).
             KmsError: the KMS could not be used.
+            ValueError, TypeError: ``context`` is invalid (see ``canonical_context``).
         """
+        expected = None if context is None else canonical_context(context)  # _expected, inlined
         view = memoryview(blob).cast("B")
-        cache = self._keys.cache
-        if cache is not None:
-            offset = PREAMBLE_LEN + preamble_length(bytes(view[:PREAMBLE_LEN]))
-            raw = bytes(view[:offset])
-            (ctx, digest), input_key = cache.for_decryption_with(
-                ("message", self._keys.identity(), raw), lambda: self._opened(raw)
-            )
-            if context is not None and canonical_context(context) != ctx:
-                wipe(input_key)
-                raise DecryptionError()
-        else:
-            header, offset = parse_header(view)
-            input_key = self._input_key(header, context)
-            digest = body_context(header)
+        offset, digest, input_key = self._keys.open_message(view, expected)
         try:
             out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)
         finally:
@@ -318,7 +268,7 @@ class Envelope:
                 whose length differs from ``records``.
         """
         return batch.encrypt(
-            self, records, aad, canonical_context(context), self._threads, key_ref=key_ref
+            self._keys, records, aad, canonical_context(context), self._threads, key_ref=key_ref
         )
 
     def decrypt_batch(
@@ -345,7 +295,9 @@ class Envelope:
                 context is wrong, or records were added or dropped.
             KmsError: the KMS could not be used.
         """
-        return batch.decrypt(self, encrypted, aad, context, errors=errors, threads=self._threads)
+        return batch.decrypt(
+            self._keys, encrypted, aad, _expected(context), errors=errors, threads=self._threads
+        )
 
     def batch_header(
         self,
@@ -359,7 +311,7 @@ class Envelope:
         Raises:
             DecryptionError, KmsError: as :meth:`decrypt`.
         """
-        return batch.open_header(self, header, context)
+        return batch.open_header(self._keys, header, _expected(context))
 
     # -- streams ----------------------------------------------------------------------
 
@@ -380,20 +332,15 @@ class Envelope:
         Raises:
             KmsError, ValueError: as :meth:`encrypt`; OSError from the streams.
         """
-        header, header_bytes, input_key = self._new_message(context, key_ref)
+        header_bytes, digest, input_key = self._keys.new_message(
+            canonical_context(context), None, key_ref
+        )
         try:
-            enc = chunked.Encryptor(input_key, body_context(header))
+            enc = chunked.Encryptor(input_key, digest)
         finally:
             wipe(input_key)
         dst.write(header_bytes)
-        total = 0
-        while piece := src.read(STREAM_PIECE):
-            total += len(piece)
-            dst.write(enc.update(piece))
-            if progress:
-                progress(len(piece))
-        dst.write(enc.finalize())
-        return total
+        return copy_through(enc, src, dst, progress)[0]
 
     def decrypt_stream(
         self,
@@ -415,22 +362,13 @@ class Envelope:
         Raises:
             DecryptionError, KmsError: as :meth:`decrypt`; OSError from the streams.
         """
-        header = read_header(src)
-        input_key = self._input_key(header, context)
+        expected = _expected(context)
+        digest, input_key = self._keys.open_header(read_header(src), expected)
         try:
-            dec = chunked.Decryptor(input_key, body_context(header))
+            dec = chunked.Decryptor(input_key, digest)
         finally:
             wipe(input_key)
-        total = 0
-        while piece := src.read(STREAM_PIECE):
-            out = dec.update(piece)
-            total += len(out)
-            dst.write(out)
-            if progress:
-                progress(len(piece))
-        out = dec.finalize()
-        dst.write(out)
-        return total + len(out)
+        return copy_through(dec, src, dst, progress)[1]
 
     # -- files ------------------------------------------------------------------------
 
@@ -450,7 +388,7 @@ class Envelope:
             ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
             KmsError, ValueError: as :meth:`encrypt`.
         """
-        with _open_input(src) as f_in, _output(dst, mode) as f_out:
+        with open_input(src) as f_in, output(dst, mode) as f_out:
             return self.encrypt_stream(f_in, f_out, context, progress=progress, key_ref=key_ref)
 
     def decrypt_file(
@@ -471,7 +409,7 @@ class Envelope:
             DecryptionError, KmsError: as :meth:`decrypt`.
             ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
         """
-        with _open_input(src) as f_in, _output(dst, mode) as f_out:
+        with open_input(src) as f_in, output(dst, mode) as f_out:
             return self.decrypt_stream(f_in, f_out, context, progress=progress)
 
     def rewrap_file(self, path: str | os.PathLike[str]) -> None:
@@ -481,34 +419,10 @@ class Envelope:
             As :meth:`rewrap`; ConfigError if the file cannot be read or replaced.
         """
         target = Path(path)
-        with _open_input(target) as f_in:
+        with open_input(target) as f_in:
             header = self._rewrapped(read_header(f_in))
             mode = os.fstat(f_in.fileno()).st_mode & 0o777
-            with _output(target, mode) as f_out:
+            with output(target, mode) as f_out:
                 f_out.write(encode_header(header))
                 while piece := f_in.read(STREAM_PIECE):
                     f_out.write(piece)
-
-
-def _open_input(path: str | os.PathLike[str]) -> BinaryIO:
-    try:
-        return open(path, "rb")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-
-
-class _output:
-    """atomic_output that reports the file it could not create as a ConfigError."""
-
-    def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
-        self._cm = atomic_output(path, mode=mode)
-        self._path = path
-
-    def __enter__(self) -> BinaryIO:
-        try:
-            return self._cm.__enter__()
-        except OSError as exc:
-            raise ConfigError(f"cannot write {self._path}: {exc.strerror}") from None
-
-    def __exit__(self, *exc: object) -> bool | None:
-        return self._cm.__exit__(*exc)  # type: ignore[arg-type]

@@ -28,6 +28,7 @@ __all__ = [
     "decrypt_into",
     "encrypt",
     "encrypt_into",
+    "new_salt",
     "plaintext_length",
     "sealed_length",
 ]
@@ -39,8 +40,13 @@ OVERHEAD: int = _native.PREFIX_LEN + _native.TAG_LEN
 SALT_SIZE: int = _native.SALT_LEN
 
 
+def new_salt() -> bytes:
+    """A fresh random salt (``SALT_SIZE`` bytes from the OS CSPRNG) for one message."""
+    return secrets.token_bytes(SALT_SIZE)
+
+
 def _salt(salt: bytes | None) -> bytes:
-    return secrets.token_bytes(SALT_SIZE) if salt is None else bytes(salt)
+    return new_salt() if salt is None else bytes(salt)
 
 
 def sealed_length(plaintext_length: int) -> int:

@@ -14,6 +14,7 @@ bound section; salt and commitment follow the bound section, the key slots come 
 from __future__ import annotations
 
 import hashlib
+import secrets
 import struct
 from dataclasses import dataclass
 
@@ -35,7 +36,16 @@ from envelope._format.message import (
 )
 from envelope.errors import FormatError
 
-__all__ = ["BATCH_MAGIC", "SUITE_RECORD_BATCH", "BatchHeaderFields", "decode", "digest", "encode"]
+__all__ = [
+    "BATCH_MAGIC",
+    "SALT_LEN",
+    "SUITE_RECORD_BATCH",
+    "BatchHeaderFields",
+    "decode",
+    "digest",
+    "encode",
+    "new_salt",
+]
 
 BATCH_MAGIC = b"\x89ENB"
 #: Records sealed one by one with AES-256-GCM under an HKDF-SHA512-derived batch key.
@@ -65,6 +75,11 @@ class BatchHeaderFields:
             + encode_split(self.split)
             + struct.pack(">Q", self.record_count)
         )
+
+
+def new_salt() -> bytes:
+    """A fresh random batch salt (``SALT_LEN`` bytes from the OS CSPRNG)."""
+    return secrets.token_bytes(SALT_LEN)
 
 
 def digest(fields: BatchHeaderFields) -> bytes:

@@ -43,6 +43,7 @@ __all__ = [
     "SplitDescriptor",
     "body_context",
     "encode_header",
+    "header_end",
     "parse_header",
     "read_header",
 ]
@@ -325,6 +326,16 @@ def parse_slots(r: Reader) -> tuple[KeySlot, ...]:
     return tuple(slots)
 
 
+def header_end(message: bytes | bytearray | memoryview) -> int:
+    """Where the header at the start of ``message`` (bytes, or a byte-format view) ends:
+    the body's offset, from the preamble alone (the header itself is not parsed).
+
+    Raises:
+        FormatError: as :func:`preamble_length`.
+    """
+    return PREAMBLE_LEN + preamble_length(bytes(message[:PREAMBLE_LEN]))
+
+
 def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:
     """Parses the header at the start of ``message``.
 
@@ -336,8 +347,7 @@ def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:
             malformed or oversized header (the message says which).
     """
     view = memoryview(message).cast("B")
-    length = preamble_length(bytes(view[:PREAMBLE_LEN]))
-    end = PREAMBLE_LEN + length
+    end = header_end(view)
     if len(view) < end:
         raise FormatError("not an envelope message: truncated header")
     return _parse_body(view[PREAMBLE_LEN:end]), end

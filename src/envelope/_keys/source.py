@@ -1,7 +1,10 @@
 """Where a message's input key comes from, and where it is found again.
 
 ``KeySource`` owns the KMS backends (in the order configured), the cluster secret, the
-key store and the data-key cache. It is the one place that enforces the trust policy:
+key store and the data-key cache, and does all the caching: of data keys, and of whole
+message prefixes (header bytes, body context, input key; :meth:`KeySource.new_message`,
+:meth:`KeySource.open_message`). Callers pass canonical contexts, canonicalised once at
+the public entry point. It is the one place that enforces the trust policy:
 only key slots naming a configured backend's key (or the configured key store) are ever
 acted on, so a message naming another key fails with ``KeyUnavailableError`` before any
 KMS call.
@@ -15,33 +18,38 @@ error names every backend with its own reason.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from envelope._format.context import Context, canonical_context
+from envelope._format.context import Context
 from envelope._format.message import (
     MAX_KEY_SLOTS,
     SUITE_COBBLESTONE_256,
     Header,
     KeySlot,
     SplitDescriptor,
+    body_context,
     encode_header,
+    header_end,
     parse_header,
 )
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
+from envelope._keys.stored import (
+    STORED_KEY_PROVIDER,
+    key_object,
+    new_key_object,
+    reference_slot,
+    resolve_ref,
+    slot_version,
+)
 from envelope._keys.threshold import combine_key, split_key
-from envelope.errors import ConfigError, DecryptionError, FormatError, KeyUnavailableError, KmsError
-from envelope.keystore._stores import KeyStore, StoredKey
+from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend
 from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 
-__all__ = ["STORED_KEY_PROVIDER", "KeySource"]
-
-#: Slots that reference a stored data key (envelope.keystore._stores); their wrapped bytes are a
-#: format byte and the u32 version.
-STORED_KEY_PROVIDER = "keystore"
-STORED_KEY_SLOT_FORMAT = b"\x01"
+__all__ = ["KeySource", "wipe"]
 
 
 def wipe(b: bytearray) -> None:
@@ -72,16 +80,23 @@ class KeySource:
         self.cluster = cluster
         self.keystore = keystore
         self.cache = cache
+        self._identity: tuple[tuple[tuple[str, str], ...], object, object, object] | None = None
 
-    def identity(self) -> tuple[object, ...]:
+    def identity(self) -> tuple[tuple[tuple[str, str], ...], object, object, object]:
         """What this source trusts and holds: part of every cache key, so that a cache
-        shared between Envelopes never serves one a key only another may derive."""
-        return (
-            tuple((b.provider_id, b.key_id) for b in self.backends),
-            self.keystore.uri if self.keystore else None,
-            self.cluster.ids if self.cluster else (),
-            self.threshold,
-        )
+        shared between Envelopes never serves one a key only another may derive.
+
+        Computed on first use (an AWS key id may take a DescribeKey call), then kept:
+        every part of it is fixed once the backends, store and secret are built.
+        """
+        if self._identity is None:
+            self._identity = (
+                tuple((b.provider_id, b.key_id) for b in self.backends),
+                self.keystore.uri if self.keystore else None,
+                self.cluster.ids if self.cluster else (),
+                self.threshold,
+            )
+        return self._identity
 
     @property
     def primary(self) -> KmsBackend:
@@ -122,18 +137,12 @@ class KeySource:
         plaintext bytes (None: unknown, which bypasses the encryption cache)."""
         split, part = self._part()
         if key_ref is not None:
-            store, name, version = self.resolve_ref(key_ref)
-            stored = store.get(name, version)
+            store = self.store()
+            stored = store.get(*resolve_ref(store, key_ref))
             data_key = self.unwrap_stored(stored)
-            slots: tuple[KeySlot, ...] = (
-                KeySlot(
-                    STORED_KEY_PROVIDER,
-                    f"{store.uri}/{stored.name}@{stored.version}",
-                    STORED_KEY_SLOT_FORMAT + stored.version.to_bytes(4, "big"),
-                ),
-            )
+            slots: tuple[KeySlot, ...] = (reference_slot(store, stored),)
         elif self.cache is not None and nbytes is not None:
-            cache_key = (tuple((b.provider_id, b.key_id) for b in self.backends), ctx, split)
+            cache_key = (self.identity()[0], ctx, split)
             slots, data_key = self.cache.for_encryption(
                 cache_key, nbytes, lambda: self._generate(ctx)
             )
@@ -143,6 +152,79 @@ class KeySource:
             return slots, split, derive_input_key(data_key, part)
         finally:
             wipe(data_key)
+
+    # -- whole messages: the message-prefix cache -------------------------------------
+
+    def new_message(
+        self, ctx: Context, nbytes: int | None = None, key_ref: str | None = None
+    ) -> tuple[bytes, bytes, bytearray]:
+        """Header bytes, body context and input key for a new message of ``nbytes``
+        plaintext bytes (None: unknown, as for a stream, which bypasses the cache).
+
+        With a cache and no ``key_ref`` the whole prefix is reused within the cache's
+        limits; each message still draws its own salt, hence its own key and nonces.
+
+        Raises:
+            KmsError: no data key could be generated or unwrapped.
+            ConfigError, KeyUnavailableError: ``key_ref`` is outside the key store or
+                names no stored key.
+        """
+        if self.cache is not None and key_ref is None and nbytes is not None:
+            (header_bytes, digest), input_key = self.cache.for_encryption(
+                ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx)
+            )
+            return header_bytes, digest, input_key
+        slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
+        return encode_header(header), body_context(header), input_key
+
+    def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
+        """A new prefix to cache (no data-key cache under it)."""
+        slots, split, input_key = self.fresh(ctx)
+        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
+        return (encode_header(header), body_context(header)), input_key
+
+    def open_message(
+        self, message: memoryview, expected: Context | None
+    ) -> tuple[int, bytes, bytearray]:
+        """Body offset, body context and input key of ``message`` (a byte-format view),
+        cached by its header's bytes when there is a cache.
+
+        Raises:
+            DecryptionError: ``expected`` differs from the message's context, or as
+                :meth:`data_key`. FormatError: not a message header.
+            KeyUnavailableError, KmsError: as :meth:`input_key`.
+        """
+        if self.cache is None:
+            header, offset = parse_header(message)
+            digest, input_key = self.open_header(header, expected)
+            return offset, digest, input_key
+        offset = header_end(message)
+        raw = bytes(message[:offset])
+        (ctx, digest), input_key = self.cache.for_decryption_with(
+            ("message", self.identity(), raw), lambda: self._opened(raw)
+        )
+        if expected is not None and expected != ctx:
+            wipe(input_key)
+            raise DecryptionError()
+        return offset, digest, input_key
+
+    def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
+        header, _ = parse_header(raw)
+        input_key = self.input_key(
+            header.slots, header.split, header.context, None, use_cache=False
+        )
+        return (header.context, body_context(header)), input_key
+
+    def open_header(self, header: Header, expected: Context | None) -> tuple[bytes, bytearray]:
+        """Body context and input key of a parsed message header (data-key cache only).
+
+        Raises:
+            As :meth:`input_key`.
+        """
+        return body_context(header), self.input_key(
+            header.slots, header.split, header.context, expected
+        )
 
     # -- stored keys: trust, unwrap ---------------------------------------------------
 
@@ -241,7 +323,8 @@ class KeySource:
         for backend, slot in self.matching(slots):
             try:
                 if backend is None:
-                    return self.unwrap_stored(self.stored_from_slot(slot))
+                    store = self.store()
+                    return self.unwrap_stored(store.get(*slot_version(store, slot)))
                 return self._unwrap(backend, slot, ctx, use_cache)
             except (KmsError, DecryptionError) as exc:
                 failures.append((f"{slot.provider} key {slot.key_id}", exc))
@@ -257,17 +340,18 @@ class KeySource:
         slots: Sequence[KeySlot],
         split: SplitDescriptor,
         ctx: Context,
-        expected: Mapping[str, str] | None,
+        expected: Context | None,
         *,
         use_cache: bool = True,
     ) -> bytearray:
-        """The input key of a stored message or batch.
+        """The input key of a stored message or batch; ``expected``, if given, is the
+        canonical context the caller requires.
 
         Raises:
             DecryptionError: ``expected`` differs from the stored context, or as
                 :meth:`data_key`; KeyUnavailableError for a missing cluster part.
         """
-        if expected is not None and canonical_context(expected) != ctx:
+        if expected is not None and expected != ctx:
             raise DecryptionError()
         part = None
         sid = split.cluster_secret_id
@@ -309,50 +393,20 @@ class KeySource:
             raise ConfigError("no key store is configured: pass keystore= (CLI: --keystore URI)")
         return self.keystore
 
-    def resolve_ref(self, key_ref: str) -> tuple[KeyStore, str, int | None]:
-        """``name``, ``name@version`` or ``<store uri>/name[@version]`` in the configured
-        store (never another one)."""
-        store = self.store()
-        ref = key_ref
-        if "://" in ref:
-            if not ref.startswith(store.uri + "/"):
-                raise ConfigError(
-                    f"key reference {key_ref!r} is not in the configured key store {store.uri}"
-                )
-            ref = ref[len(store.uri) + 1 :]
-        name, _, version = ref.partition("@")
-        if version and not version.isdigit():
-            raise ValueError(f"key reference {key_ref!r}: the version after '@' must be a number")
-        return store, name, int(version) if version else None
-
-    def stored_from_slot(self, slot: KeySlot) -> StoredKey:
-        """The stored key object a ``keystore`` slot references."""
-        store, name, version = self.resolve_ref(slot.key_id)
-        if version is None or slot.wrapped != STORED_KEY_SLOT_FORMAT + version.to_bytes(4, "big"):
-            raise DecryptionError()
-        return store.get(name, version)
-
     def unwrap_stored(self, stored: StoredKey) -> bytearray:
-        """The data key inside a stored key object."""
-        try:
-            header, end = parse_header(stored.blob)
-        except FormatError:
-            raise KmsError(
-                f"stored key {stored.name!r} version {stored.version} is not a key object"
-            ) from None
-        if end != len(stored.blob):
-            raise KmsError(
-                f"stored key {stored.name!r} version {stored.version} has trailing bytes"
-            )
+        """The data key inside a stored key object.
+
+        Raises:
+            KmsError: not a key object, or as :meth:`data_key`.
+        """
+        header = key_object(stored)
         return self.data_key(header.slots, header.context)
 
-    def store_new_key(self, name: str, context: Mapping[str, str] | None = None) -> int:
+    def store_new_key(self, name: str, ctx: Context = ()) -> int:
         """A new version of the stored data key ``name`` (one KMS call per backend)."""
-        ctx = canonical_context(context)
         slots, secret = self._generate(ctx)
         wipe(secret)
-        header = Header(SUITE_COBBLESTONE_256, ctx, SplitDescriptor(None), slots)
-        return self.store().create(name, encode_header(header))
+        return self.store().create(name, new_key_object(ctx, slots))
 
     def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
         """Rewraps a stored key version under the newest KEK versions, conditionally."""

@@ -37,7 +37,7 @@ from envelope.errors import (
 from envelope.k8s._config import InitConfig, SecretConfig, load_config
 from envelope.k8s._forms import entries, render
 from envelope.k8s._publish import check_memory_backed, publish
-from envelope.keystore._stores import read_s3_object
+from envelope.keystore._s3 import read_s3_object
 from envelope.settings import build_keystore, build_kms, load_cluster_secret
 
 __all__ = ["Log", "run_exec", "run_init"]

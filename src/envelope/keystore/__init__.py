@@ -7,12 +7,8 @@ instead of a key slot of its own; the store holds that version's wrapped data ke
 racing writers never lose an update.
 """
 
-from envelope.keystore._stores import (
-    FileKeyStore,
-    KeyStore,
-    S3KeyStore,
-    StoredKey,
-    VersionConflict,
-)
+from envelope.keystore._base import KeyStore, StoredKey, VersionConflict
+from envelope.keystore._file import FileKeyStore
+from envelope.keystore._s3 import S3KeyStore
 
 __all__ = ["FileKeyStore", "KeyStore", "S3KeyStore", "StoredKey", "VersionConflict"]

@@ -19,8 +19,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from envelope import _sdk
 from envelope._format.context import Context
-from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope.errors import DecryptionError, KeyUnavailableError, KmsError
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 
 if TYPE_CHECKING:
@@ -30,16 +31,6 @@ __all__ = ["AwsKms"]
 
 _MRK_ARN = re.compile(r"^arn:aws[\w-]*:kms:[\w-]+:(\d+):key/(mrk-[0-9a-f]+)$")
 _THROTTLE = {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded"}
-
-
-def _boto3() -> Any:
-    try:
-        import boto3  # noqa: PLC0415 - optional dependency, imported only by this backend
-    except ImportError:
-        raise ConfigError(
-            "the AWS KMS backend needs boto3: pip install 'envelope-kms[aws]'"
-        ) from None
-    return boto3
 
 
 class AwsKms:
@@ -75,9 +66,10 @@ class AwsKms:
         read_timeout: float = 10.0,
     ) -> None:
         if client is None:
-            from botocore.config import Config  # noqa: PLC0415 - see _boto3
+            sdk = _sdk.boto3()
+            from botocore.config import Config  # noqa: PLC0415 - installed with boto3
 
-            client = _boto3().client(
+            client = sdk.client(
                 "kms",
                 region_name=region,
                 endpoint_url=endpoint_url,

@@ -30,6 +30,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from envelope import _sdk
 from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
@@ -42,16 +43,6 @@ _RELOGIN_MARGIN = 0.2
 #: Items per batch_input request: OpenBao refuses request bodies with too many strings
 #: (250 items with a context already exceed its default limit).
 MAX_BATCH = 100  # log in again when less than 20% of the token's TTL is left
-
-
-def _hvac() -> Any:
-    try:
-        import hvac  # noqa: PLC0415 - optional dependency, imported only by this backend
-    except ImportError:
-        raise ConfigError(
-            "the Vault/OpenBao backend needs hvac: pip install 'envelope-kms[vault]'"
-        ) from None
-    return hvac
 
 
 def _b64(data: bytes | bytearray) -> str:
@@ -97,7 +88,7 @@ class VaultTransit:
             url = url or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
             if not url:
                 raise ConfigError("no Vault address: pass url= or set VAULT_ADDR")
-            client = _hvac().Client(
+            client = _sdk.hvac().Client(
                 url=url,
                 verify=str(ca_bundle) if ca_bundle else True,
                 cert=client_cert,
@@ -126,7 +117,7 @@ class VaultTransit:
             exp = self._login.expires_at
             if exp is None or now < exp - _RELOGIN_MARGIN * max(exp - now, 0) - 1:
                 return
-        hvac = _hvac()
+        hvac = _sdk.hvac()
         try:
             self._login = self._auth.login(self._client)
         except ConfigError:
@@ -143,7 +134,7 @@ class VaultTransit:
         self._client.token = self._login.token
 
     def _post(self, operation: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        hvac = _hvac()
+        hvac = _sdk.hvac()
         started = time.monotonic()
         attempt, relogged = 0, False
         while True:
@@ -218,7 +209,7 @@ class VaultTransit:
         Raises:
             KmsError: unreachable, denied, or no such key.
         """
-        hvac = _hvac()
+        hvac = _sdk.hvac()
         self._ensure_login()
         try:
             resp = self._client.adapter.get(f"/v1/{self._mount}/keys/{self._key}")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
-from envelope.keystore._stores import FileKeyStore, KeyStore, S3KeyStore
+from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
 from envelope.settings._model import (
     ClusterSecretSettings,

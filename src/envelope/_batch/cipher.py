@@ -1,0 +1,151 @@
+"""Sealing and opening record batches: one data key (one KMS call) per batch, all
+records through the kernel's ``BatchCipher`` in one call, across all cores."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from envelope import _native
+from envelope._batch.records import RECORD_OVERHEAD, BatchHeader, BatchResult, EncryptedBatch
+from envelope._batch.shapes import concat, count, payload_bytes, restore, shape_of, slice_records
+from envelope._format.batch import BatchHeaderFields, digest, new_salt
+from envelope._format.context import Context
+from envelope._keys.source import KeySource, wipe
+from envelope.errors import DecryptionError
+
+__all__ = ["MAX_RECORDS_PER_BATCH", "decrypt", "encrypt", "open_header"]
+
+#: Records per batch; larger inputs become several batches (tests lower it).
+MAX_RECORDS_PER_BATCH: int = _native.MAX_BATCH_RECORDS
+
+
+def encrypt(
+    keys: KeySource,
+    records: Any,
+    aad: Any,
+    ctx: Context,
+    threads: int,
+    *,
+    key_ref: str | None = None,
+) -> EncryptedBatch:
+    """Envelope.encrypt_batch: one KMS call per 2^32 records.
+
+    Raises:
+        KmsError: no data key. TypeError, ValueError: an unsupported shape, bad offsets,
+            or an ``aad`` whose length differs from ``records``.
+    """
+    total = count(records)
+    if aad is not None and count(aad) != total:
+        raise ValueError(f"aad has {count(aad)} entries for {total} records")
+    headers, parts = [], []
+    step = MAX_RECORDS_PER_BATCH
+    for start in range(0, max(total, 1), step):
+        stop = min(start + step, total)
+        part = records if total <= step else slice_records(records, start, stop)
+        part_aad = aad if (aad is None or total <= step) else slice_records(aad, start, stop)
+        header, sealed = _encrypt_one(keys, part, part_aad, ctx, threads=threads, key_ref=key_ref)
+        headers.append(header)
+        parts.append(sealed)
+    return EncryptedBatch(tuple(headers), concat(parts))
+
+
+def _encrypt_one(
+    keys: KeySource, records: Any, aad: Any, ctx: Context, *, threads: int, key_ref: str | None
+) -> tuple[BatchHeader, Any]:
+    shape = shape_of(records, "records")
+    ashape = None if aad is None else shape_of(aad, "aad")
+    nbytes = payload_bytes(shape)
+    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
+    salt = new_salt()
+    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots)
+    try:
+        cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
+    finally:
+        wipe(input_key)
+    fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, slots)
+    out = cipher.seal(
+        shape.records,
+        shape.offsets,
+        None if ashape is None else ashape.records,
+        None if ashape is None else ashape.offsets,
+        threads,
+    )
+    return BatchHeader(fields, cipher), restore(shape, out, RECORD_OVERHEAD)
+
+
+def open_header(
+    keys: KeySource,
+    header: bytes | bytearray | memoryview | BatchHeader,
+    expected: Context | None,
+) -> BatchHeader:
+    """Envelope.batch_header: unwrap the batch key (one KMS call).
+
+    Raises:
+        FormatError: not a batch header. DecryptionError, KmsError: as Envelope.decrypt.
+    """
+    h = header if isinstance(header, BatchHeader) else BatchHeader.from_bytes(header)
+    return BatchHeader(h.fields, _cipher(keys, h.fields, expected))
+
+
+def _cipher(
+    keys: KeySource, fields: BatchHeaderFields, expected: Context | None
+) -> _native.BatchCipher:
+    """The batch key of ``fields``, checked against its commitment."""
+    input_key = keys.input_key(fields.slots, fields.split, fields.context, expected)
+    try:
+        return _native.BatchCipher.verify(
+            bytes(input_key), fields.salt, fields.commitment, digest(fields)
+        )
+    finally:
+        wipe(input_key)
+
+
+def decrypt(
+    keys: KeySource,
+    batch: EncryptedBatch,
+    aad: Any,
+    expected: Context | None,
+    *,
+    errors: Literal["raise", "collect"],
+    threads: int,
+) -> Any:
+    """Envelope.decrypt_batch.
+
+    Raises:
+        DecryptionError: a record or the header is bad (see Envelope.decrypt_batch).
+        KmsError: the KMS could not be used. ValueError: a bad ``errors`` or ``aad``.
+    """
+    if errors not in ("raise", "collect"):
+        raise ValueError('errors must be "raise" or "collect"')
+    total = count(batch.records)
+    if total != len(batch):
+        raise DecryptionError()  # records added or dropped
+    if aad is not None and count(aad) != total:
+        raise ValueError(f"aad has {count(aad)} entries for {total} records")
+    parts, failed_all = [], []
+    start = 0
+    for h in batch.headers:
+        stop = start + h.record_count
+        single = len(batch.headers) == 1
+        part = batch.records if single else slice_records(batch.records, start, stop)
+        part_aad = aad if (aad is None or single) else slice_records(aad, start, stop)
+        cipher = _cipher(keys, h.fields, expected)
+        shape = shape_of(part, "records")
+        ashape = None if part_aad is None else shape_of(part_aad, "aad")
+        out, status, failed = cipher.open(
+            shape.records,
+            shape.offsets,
+            None if ashape is None else ashape.records,
+            None if ashape is None else ashape.offsets,
+            threads,
+        )
+        bad = [start + i for i, s in enumerate(status) if s] if failed else []
+        if bad and errors == "raise":
+            raise DecryptionError(index=bad[0])
+        failed_all += bad
+        parts.append(restore(shape, out, -RECORD_OVERHEAD, [i - start for i in bad]))
+        start = stop
+    records = concat(parts)
+    if errors == "collect":
+        return BatchResult(records, tuple(failed_all))
+    return records
