@@ -17,9 +17,9 @@ from envelope._format.context import encode_context
 from envelope.kms._types import WrappedKey
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import AppRoleAuth, JwtAuth, TokenAuth
-from tests.jwt_minter import AUDIENCE, JwtMinter
-from tests.kms_contract import CTX, KmsContract
-from tests.openbao import OpenBao
+from tests.support.jwt_minter import AUDIENCE, JwtMinter
+from tests.support.kms_contract import CTX, KmsContract
+from tests.support.openbao import OpenBao
 
 
 def new_key(bao: OpenBao, *, derived: bool) -> str:
@@ -268,13 +268,12 @@ def test_approle_login(openbao: OpenBao) -> None:
 
 
 def test_unreachable_server(tmp_path: Path) -> None:
-    from tests.openbao import free_port
+    from tests.support.openbao import refused_port
 
-    kms = VaultTransit(
-        "k", url=f"http://127.0.0.1:{free_port()}", auth=TokenAuth("t"), deadline=0.5
-    )
-    with pytest.raises(KmsError, match="cannot reach Vault"):
-        kms.generate_data_key(CTX)
+    with refused_port() as port:
+        kms = VaultTransit("k", url=f"http://127.0.0.1:{port}", auth=TokenAuth("t"), deadline=0.5)
+        with pytest.raises(KmsError, match="cannot reach Vault"):
+            kms.generate_data_key(CTX)
 
 
 def test_sealed_and_killed_server(tmp_path: Path) -> None:

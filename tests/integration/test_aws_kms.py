@@ -12,8 +12,8 @@ import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, KmsError
 from envelope.kms._aws import AwsKms
-from tests.aws_faults import inject, kms_error
-from tests.kms_contract import CTX, DisableContract, KmsContract
+from tests.support.aws_faults import inject, kms_error
+from tests.support.kms_contract import CTX, DisableContract, KmsContract
 
 
 def kms_client(url: str) -> Any:

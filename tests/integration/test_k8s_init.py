@@ -310,8 +310,8 @@ def test_kms_down_at_start_retries_then_fails(
 ) -> None:
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
-    from tests.openbao import free_port
-    from tests.test_vault_transit import new_key
+    from tests.integration.test_vault_transit import new_key
+    from tests.support.openbao import free_port
 
     # Sealed under a real transit key; then the pod finds the KMS unreachable.
     key = new_key(openbao, derived=True)
@@ -347,8 +347,8 @@ def test_with_openbao_and_kubernetes_style_jwt_auth(
 ) -> None:
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
-    from tests.jwt_minter import AUDIENCE
-    from tests.test_vault_transit import new_key, policy_for
+    from tests.integration.test_vault_transit import new_key, policy_for
+    from tests.support.jwt_minter import AUDIENCE
 
     key = new_key(openbao, derived=True)
     minter = jwt_minter
@@ -412,6 +412,7 @@ def test_with_moto_kms_and_an_s3_source(pod: Pod, moto_url: str) -> None:
 
 
 def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
+    import threading
     import time
 
     config = pod.write_config(pod.config())
@@ -429,6 +430,18 @@ def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
         ],
         stderr=subprocess.PIPE,
     )
+    lines: list[bytes] = []
+    seen = threading.Condition()
+
+    def read_log() -> None:  # drains stderr so the sidecar never blocks on a full pipe
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            with seen:
+                lines.append(line)
+                seen.notify_all()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 20
         while "tls.key" not in pod.visible() and time.monotonic() < deadline:
@@ -438,14 +451,24 @@ def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
         while pod.visible().get("tls.key") != b"ROTATED KEY" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pod.visible()["tls.key"] == b"ROTATED KEY"
-        # A corrupt update keeps the last good set published.
+        # A corrupt update keeps the last good set published. Two refreshes reporting it
+        # after the write: the second one certainly started after the write.
+        with seen:
+            mark = len(lines)
         (pod.sealed / "tls-key.enc").write_bytes(b"garbage")
-        time.sleep(1.0)
+        with seen:
+            assert seen.wait_for(
+                lambda: sum(b"refresh.kept_previous" in x for x in lines[mark:]) >= 2,
+                timeout=20,
+            ), b"".join(lines[mark:]).decode(errors="replace")
         assert pod.visible()["tls.key"] == b"ROTATED KEY"
         assert proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        reader.join(timeout=10)
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def test_exec_refuses_keys_that_are_not_variable_names(pod: Pod) -> None:
