@@ -306,12 +306,23 @@ def test_exec_needs_env_for_raw(pod: Pod) -> None:
 
 
 def test_kms_down_at_start_retries_then_fails(
-    pod: Pod, openbao: Any, capsys: pytest.CaptureFixture[str]
+    pod: Pod,
+    openbao: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from envelope.k8s import _runner
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
     from tests.integration.test_vault_transit import new_key
-    from tests.support.openbao import free_port
+    from tests.support.clock import VirtualTime
+    from tests.support.openbao import refused_port
+
+    # One virtual clock for both retry loops (the client's and init's): backoff not waited.
+    clock = VirtualTime()
+    monkeypatch.setattr("envelope.kms._vault.time", clock)
+    monkeypatch.setattr("envelope.k8s._runner.time", clock)
+    monkeypatch.setitem(_runner.decrypt_all.__kwdefaults__, "sleep", clock.sleep)
 
     # Sealed under a real transit key; then the pod finds the KMS unreachable.
     key = new_key(openbao, derived=True)
@@ -323,22 +334,23 @@ def test_kms_down_at_start_retries_then_fails(
         (pod.sealed / f"{name}.enc").write_bytes(operator.encrypt(data, {"service": "billing"}))
     token = pod.root / "token"
     token.write_text(openbao.root_token)
-    cfg = pod.config(
-        kms={
-            "kind": "vault",
-            "key": key,
-            "endpoint": f"http://127.0.0.1:{free_port()}",
-            "vault": {"auth": {"method": "token", "token_file": str(token)}},
-        },
-        timeout=3,
-    )
-    assert run_init(pod, cfg, "--allow-disk", "--log-format", "json") == 4
-    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    events = [r["event"] for r in records]
-    assert "secret.retry" in events and events.count("secret.failed") == 3
-    assert all(
-        "cannot reach Vault" in r["reason"] for r in records if r["event"] == "secret.failed"
-    )
+    with refused_port() as port:  # bound, never listening: nobody else can answer
+        cfg = pod.config(
+            kms={
+                "kind": "vault",
+                "key": key,
+                "endpoint": f"http://127.0.0.1:{port}",
+                "vault": {"auth": {"method": "token", "token_file": str(token)}},
+            },
+            timeout=3,
+        )
+        assert run_init(pod, cfg, "--allow-disk", "--log-format", "json") == 4
+        records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        events = [r["event"] for r in records]
+        assert "secret.retry" in events and events.count("secret.failed") == 3
+        assert all(
+            "cannot reach Vault" in r["reason"] for r in records if r["event"] == "secret.failed"
+        )
     assert not list(pod.out.iterdir())
 
 

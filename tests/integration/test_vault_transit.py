@@ -17,6 +17,7 @@ from envelope._format.context import encode_context
 from envelope.kms._types import WrappedKey
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import AppRoleAuth, JwtAuth, TokenAuth
+from tests.support.clock import VirtualTime
 from tests.support.jwt_minter import AUDIENCE, JwtMinter
 from tests.support.kms_contract import CTX, KmsContract
 from tests.support.openbao import OpenBao
@@ -41,6 +42,21 @@ path "transit/keys/{key}" {{ capabilities = ["read"] }}
 """,
     )
     return name
+
+
+def wait_until_expired(bao: OpenBao, token: str, limit: float = 30.0) -> None:
+    """Returns as soon as the server refuses ``token`` (its TTL ran out)."""
+    import hvac
+
+    client = hvac.Client(url=bao.url, token=token)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            client.auth.token.lookup_self()
+        except hvac.exceptions.Forbidden:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the token did not expire within {limit} s")
 
 
 def service_token(bao: OpenBao, key: str, ttl: str = "1h") -> str:
@@ -211,8 +227,10 @@ def test_jwt_login_refused(openbao: OpenBao, minter: JwtMinter, tmp_path: Path) 
 
 
 def test_token_expiry_triggers_a_new_login(
-    openbao: OpenBao, minter: JwtMinter, tmp_path: Path
+    openbao: OpenBao, minter: JwtMinter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = VirtualTime()
+    monkeypatch.setattr("envelope.kms._vault.time", clock)
     key = new_key(openbao, derived=True)
     jwt_role(openbao, "short-lived", key, "system:serviceaccount:shop:short", ttl="3s")
     auth = JwtAuth(
@@ -221,7 +239,7 @@ def test_token_expiry_triggers_a_new_login(
     kms = VaultTransit(key, url=openbao.url, auth=auth)
     dk = kms.generate_data_key(CTX)
     first = kms._client.token
-    time.sleep(4)  # the token has expired
+    clock.sleep(4)  # the token has expired (by the client's clock, which decides)
     assert kms.unwrap(dk.wrapped, CTX) == dk.plaintext
     assert kms._client.token != first
 
@@ -245,7 +263,7 @@ def test_static_token_that_expired_is_a_clear_error(openbao: OpenBao) -> None:
     token = service_token(openbao, key, ttl="2s")
     kms = VaultTransit(key, url=openbao.url, auth=TokenAuth(token))
     kms.generate_data_key(CTX)
-    time.sleep(3)
+    wait_until_expired(openbao, token)
     with pytest.raises(KmsError, match="denied"):
         kms.generate_data_key(CTX)
 
