@@ -157,12 +157,21 @@ def test_single_flight_shares_failures(kms: CountingKms) -> None:
 
     from envelope.errors import KmsError
 
+    cache = DataKeyCache()
+
+    def waiting() -> int:  # threads parked on an in-flight KMS call
+        return sum(len(f.done._cond._waiters) for f in list(cache._flights.values()))
+
     def fail() -> None:
-        time.sleep(0.05)
+        # Hold the call open until the 7 others wait on it, or until it is clear that
+        # there is no single flight (all 8 threads called the KMS themselves).
+        deadline = time.monotonic() + 30
+        while waiting() < 7 and kms.generated < 8 and time.monotonic() < deadline:
+            time.sleep(0.001)
         raise KmsError("KMS down")
 
     kms.delay = fail
-    env = Envelope(kms, cache=DataKeyCache())
+    env = Envelope(kms, cache=cache)
     errors: list[Exception] = []
 
     def worker() -> None:
@@ -176,7 +185,7 @@ def test_single_flight_shares_failures(kms: CountingKms) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(errors) == 8 and kms.generated <= 8
+    assert len(errors) == 8 and kms.generated == 1
 
 
 def test_streams_bypass_the_encryption_cache(kms: CountingKms) -> None:
