@@ -121,7 +121,10 @@ def test_throttling_is_retried(
     assert len(clock.slept) == 2 and all(s > 0 for s in clock.slept)  # backed off each time
 
 
-def test_throttling_gives_up_with_a_clear_error(moto_url: str, key_arn: str) -> None:
+def test_throttling_gives_up_with_a_clear_error(
+    moto_url: str, key_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time", VirtualTime())  # backoff not waited
     kms = AwsKms(key_arn, endpoint_url=moto_url, region="eu-west-1", max_attempts=2)
     seen = inject(kms._client, lambda op: kms_error("ThrottlingException", "Rate exceeded"))
     with pytest.raises(KmsError, match="throttled"):
