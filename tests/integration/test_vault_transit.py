@@ -294,9 +294,11 @@ def test_unreachable_server(tmp_path: Path) -> None:
             kms.generate_data_key(CTX)
 
 
-def test_sealed_and_killed_server(tmp_path: Path) -> None:
+def test_sealed_and_killed_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server of our own: sealed first, then killed in the middle of a run."""
     bao = OpenBao(tmp_path / "bao").start()
+    clock = VirtualTime()  # the client's backoff is counted, not waited
+    monkeypatch.setattr("envelope.kms._vault.time", clock)
     try:
         bao.setup_engines()
         key = new_key(bao, derived=True)
@@ -307,6 +309,7 @@ def test_sealed_and_killed_server(tmp_path: Path) -> None:
         bao.admin.sys.seal()
         with pytest.raises(KmsError, match="sealed"):
             env.decrypt(src.read_bytes())
+        assert clock.slept, "a sealed server is retried"
         bao.kill()
         out = tmp_path / "out"
         with pytest.raises(KmsError, match="cannot reach Vault"):
