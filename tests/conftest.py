@@ -36,8 +36,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     changes = snapshot.changes()
     if changes:
+        session.config.get_terminal_writer().line()
         session.config.get_terminal_writer().line(
-            "the test session changed the real HOME: " + "; ".join(changes), red=True
+            "FAILED: the test session changed the real HOME: " + "; ".join(changes), red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -122,13 +122,25 @@ def test_evicted_keys_are_zeroed(kms: CountingKms) -> None:
     assert len(cache) == 0
 
 
+def hold_until_others_wait(cache: DataKeyCache, kms: CountingKms, threads: int) -> None:
+    """Holds the first KMS call open until the other threads wait on it (single flight),
+    or until every thread has called the KMS itself (no single flight): an event, not a
+    guess at how long the others take to arrive."""
+    import time
+
+    def waiting() -> int:  # threads parked on an in-flight KMS call
+        return sum(len(f.done._cond._waiters) for f in list(cache._flights.values()))
+
+    deadline = time.monotonic() + 30
+    while waiting() < threads - 1 and kms.generated < threads and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_single_flight_16_threads_10000_encrypts_one_kms_call(kms: CountingKms) -> None:
     """16 threads x 10,000 encrypts with one cached key: exactly one KMS call, and no
     (key, nonce) pair repeats: every message has its own random salt."""
-    import time
-
-    kms.delay = lambda: time.sleep(0.05)  # make the first call slow so all threads miss
     cache = DataKeyCache(max_messages=200_000)
+    kms.delay = lambda: hold_until_others_wait(cache, kms, 16)  # so all threads miss
     env = Envelope(kms, ClusterSecret.generate(), cache=cache)
     salts: list[list[bytes]] = [[] for _ in range(16)]
     barrier = threading.Barrier(16)
@@ -153,21 +165,12 @@ def test_single_flight_16_threads_10000_encrypts_one_kms_call(kms: CountingKms) 
 
 
 def test_single_flight_shares_failures(kms: CountingKms) -> None:
-    import time
-
     from envelope.errors import KmsError
 
     cache = DataKeyCache()
 
-    def waiting() -> int:  # threads parked on an in-flight KMS call
-        return sum(len(f.done._cond._waiters) for f in list(cache._flights.values()))
-
     def fail() -> None:
-        # Hold the call open until the 7 others wait on it, or until it is clear that
-        # there is no single flight (all 8 threads called the KMS themselves).
-        deadline = time.monotonic() + 30
-        while waiting() < 7 and kms.generated < 8 and time.monotonic() < deadline:
-            time.sleep(0.001)
+        hold_until_others_wait(cache, kms, 8)
         raise KmsError("KMS down")
 
     kms.delay = fail
