@@ -124,15 +124,15 @@ def test_evicted_keys_are_zeroed(kms: CountingKms) -> None:
 
 def hold_until_others_wait(cache: DataKeyCache, kms: CountingKms, threads: int) -> None:
     """Holds the first KMS call open until the other threads wait on it (single flight),
-    or until every thread has called the KMS itself (no single flight): an event, not a
-    guess at how long the others take to arrive."""
+    or until a second call shows they do not (no single flight): an event, not a guess
+    at how long the others take to arrive."""
     import time
 
     def waiting() -> int:  # threads parked on an in-flight KMS call
         return sum(len(f.done._cond._waiters) for f in list(cache._flights.values()))
 
     deadline = time.monotonic() + 30
-    while waiting() < threads - 1 and kms.generated < threads and time.monotonic() < deadline:
+    while waiting() < threads - 1 and kms.generated == 1 and time.monotonic() < deadline:
         time.sleep(0.001)
 
 
