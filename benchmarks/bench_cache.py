@@ -92,7 +92,7 @@ def main() -> None:
     from envelope.kms._aws import AwsKms
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
-    from tests.openbao import OpenBao
+    from tests.support.openbao import OpenBao
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.machine import describe
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import TokenAuth
-from tests.openbao import OpenBao
+from tests.support.openbao import OpenBao
 
 CTX = (("service", "bench"),)
 

@@ -1,4 +1,5 @@
-"""Shared fixtures: real servers on loopback, started once per test session."""
+"""Shared fixtures (real servers on loopback, started once per test session), the
+directory markers, and the session's isolation from the developer's home directory."""
 
 from __future__ import annotations
 
@@ -9,9 +10,53 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.support.isolation import HomeSnapshot, isolate_home
+
 if TYPE_CHECKING:
-    from tests.jwt_minter import JwtMinter
-    from tests.openbao import OpenBao
+    from tests.support.jwt_minter import JwtMinter
+    from tests.support.openbao import OpenBao
+
+TESTS = Path(__file__).resolve().parent
+MARKER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "vectors": "vectors"}
+
+REAL_HOME = pytest.StashKey[HomeSnapshot]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test or server: HOME, XDG dirs and AWS/Vault ambient settings point at
+    a temp dir for the whole session, and the real HOME is snapshotted."""
+    config.stash[REAL_HOME] = HomeSnapshot.take()
+    isolate_home()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fails the run if the developer's real HOME changed while the suite ran."""
+    snapshot = session.config.stash.get(REAL_HOME, None)
+    if snapshot is None:
+        return
+    changes = snapshot.changes()
+    if changes:
+        session.config.get_terminal_writer().line()
+        session.config.get_terminal_writer().line(
+            "FAILED: the test session changed the real HOME: " + "; ".join(changes), red=True
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Marks each test by its directory: tests/unit -> unit, and so on."""
+    for item in items:
+        try:
+            top = Path(item.path).resolve().relative_to(TESTS).parts[0]
+        except ValueError:
+            continue
+        marker = MARKER_BY_DIRECTORY.get(top)
+        if marker is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/vectors"
+            )
+        item.add_marker(marker)
+
 
 AWS_TEST_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -43,8 +88,8 @@ def moto_url() -> Iterator[str]:
 
 
 def _running_openbao(work: Path, *, tls: bool) -> Iterator[OpenBao]:
-    from tests.openbao import OpenBao
-    from tests.pki import make_tls_files
+    from tests.support.openbao import OpenBao
+    from tests.support.pki import make_tls_files
 
     server = OpenBao(work, make_tls_files(work / "pki") if tls else None).start()
     try:
@@ -70,7 +115,7 @@ def openbao_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenBao]:
 def jwt_minter(openbao: OpenBao) -> JwtMinter:
     """One service-account-token issuer for the whole session, trusted by OpenBao's jwt
     auth method (configured once, so test order does not matter)."""
-    from tests.jwt_minter import ISSUER, JwtMinter
+    from tests.support.jwt_minter import ISSUER, JwtMinter
 
     minter = JwtMinter()
     openbao.write(

@@ -6,7 +6,7 @@ import pytest
 
 from envelope import _native
 from envelope.errors import DecryptionError
-from tests.vectorfiles import GcmVector, nist_gcm, wycheproof_aes256_gcm
+from tests.support.vectorfiles import GcmVector, nist_gcm, wycheproof_aes256_gcm
 
 WYCHEPROOF = list(wycheproof_aes256_gcm())
 NIST = list(nist_gcm("gcmEncryptExtIV256.rsp")) + list(nist_gcm("gcmDecrypt256.rsp"))

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 
 from envelope import ClusterSecret, Envelope, LocalKms, inspect
-from tests import reference_decoder
+from tests.support import reference_decoder
 
-DOC = json.loads((Path(__file__).parent / "vectors/envelope-v1/envelope-v1.json").read_text())
+DOC = json.loads((Path(__file__).parent / "envelope-v1/envelope-v1.json").read_text())
 CASES: list[dict[str, Any]] = DOC["cases"]
 KEKS = {k["version"]: base64.b64decode(k["material"]) for k in DOC["keyring"]["keys"]}
 

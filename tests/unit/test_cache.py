@@ -122,13 +122,25 @@ def test_evicted_keys_are_zeroed(kms: CountingKms) -> None:
     assert len(cache) == 0
 
 
+def hold_until_others_wait(cache: DataKeyCache, kms: CountingKms, threads: int) -> None:
+    """Holds the first KMS call open until the other threads wait on it (single flight),
+    or until a second call shows they do not (no single flight): an event, not a guess
+    at how long the others take to arrive."""
+    import time
+
+    def waiting() -> int:  # threads parked on an in-flight KMS call
+        return sum(len(f.done._cond._waiters) for f in list(cache._flights.values()))
+
+    deadline = time.monotonic() + 30
+    while waiting() < threads - 1 and kms.generated == 1 and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def test_single_flight_16_threads_10000_encrypts_one_kms_call(kms: CountingKms) -> None:
     """16 threads x 10,000 encrypts with one cached key: exactly one KMS call, and no
     (key, nonce) pair repeats: every message has its own random salt."""
-    import time
-
-    kms.delay = lambda: time.sleep(0.05)  # make the first call slow so all threads miss
     cache = DataKeyCache(max_messages=200_000)
+    kms.delay = lambda: hold_until_others_wait(cache, kms, 16)  # so all threads miss
     env = Envelope(kms, ClusterSecret.generate(), cache=cache)
     salts: list[list[bytes]] = [[] for _ in range(16)]
     barrier = threading.Barrier(16)
@@ -153,16 +165,16 @@ def test_single_flight_16_threads_10000_encrypts_one_kms_call(kms: CountingKms) 
 
 
 def test_single_flight_shares_failures(kms: CountingKms) -> None:
-    import time
-
     from envelope.errors import KmsError
 
+    cache = DataKeyCache()
+
     def fail() -> None:
-        time.sleep(0.05)
+        hold_until_others_wait(cache, kms, 8)
         raise KmsError("KMS down")
 
     kms.delay = fail
-    env = Envelope(kms, cache=DataKeyCache())
+    env = Envelope(kms, cache=cache)
     errors: list[Exception] = []
 
     def worker() -> None:
@@ -176,7 +188,7 @@ def test_single_flight_shares_failures(kms: CountingKms) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert len(errors) == 8 and kms.generated <= 8
+    assert len(errors) == 8 and kms.generated == 1
 
 
 def test_streams_bypass_the_encryption_cache(kms: CountingKms) -> None:

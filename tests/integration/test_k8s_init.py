@@ -306,12 +306,23 @@ def test_exec_needs_env_for_raw(pod: Pod) -> None:
 
 
 def test_kms_down_at_start_retries_then_fails(
-    pod: Pod, openbao: Any, capsys: pytest.CaptureFixture[str]
+    pod: Pod,
+    openbao: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    from envelope.k8s import _runner
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
-    from tests.openbao import free_port
-    from tests.test_vault_transit import new_key
+    from tests.integration.test_vault_transit import new_key
+    from tests.support.clock import VirtualTime
+    from tests.support.openbao import refused_port
+
+    # One virtual clock for both retry loops (the client's and init's): backoff not waited.
+    clock = VirtualTime()
+    monkeypatch.setattr("envelope.kms._vault.time", clock)
+    monkeypatch.setattr("envelope.k8s._runner.time", clock)
+    monkeypatch.setitem(_runner.decrypt_all.__kwdefaults__, "sleep", clock.sleep)
 
     # Sealed under a real transit key; then the pod finds the KMS unreachable.
     key = new_key(openbao, derived=True)
@@ -323,22 +334,23 @@ def test_kms_down_at_start_retries_then_fails(
         (pod.sealed / f"{name}.enc").write_bytes(operator.encrypt(data, {"service": "billing"}))
     token = pod.root / "token"
     token.write_text(openbao.root_token)
-    cfg = pod.config(
-        kms={
-            "kind": "vault",
-            "key": key,
-            "endpoint": f"http://127.0.0.1:{free_port()}",
-            "vault": {"auth": {"method": "token", "token_file": str(token)}},
-        },
-        timeout=3,
-    )
-    assert run_init(pod, cfg, "--allow-disk", "--log-format", "json") == 4
-    records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
-    events = [r["event"] for r in records]
-    assert "secret.retry" in events and events.count("secret.failed") == 3
-    assert all(
-        "cannot reach Vault" in r["reason"] for r in records if r["event"] == "secret.failed"
-    )
+    with refused_port() as port:  # bound, never listening: nobody else can answer
+        cfg = pod.config(
+            kms={
+                "kind": "vault",
+                "key": key,
+                "endpoint": f"http://127.0.0.1:{port}",
+                "vault": {"auth": {"method": "token", "token_file": str(token)}},
+            },
+            timeout=3,
+        )
+        assert run_init(pod, cfg, "--allow-disk", "--log-format", "json") == 4
+        records = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+        events = [r["event"] for r in records]
+        assert "secret.retry" in events and events.count("secret.failed") == 3
+        assert all(
+            "cannot reach Vault" in r["reason"] for r in records if r["event"] == "secret.failed"
+        )
     assert not list(pod.out.iterdir())
 
 
@@ -347,8 +359,8 @@ def test_with_openbao_and_kubernetes_style_jwt_auth(
 ) -> None:
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
-    from tests.jwt_minter import AUDIENCE
-    from tests.test_vault_transit import new_key, policy_for
+    from tests.integration.test_vault_transit import new_key, policy_for
+    from tests.support.jwt_minter import AUDIENCE
 
     key = new_key(openbao, derived=True)
     minter = jwt_minter
@@ -412,6 +424,7 @@ def test_with_moto_kms_and_an_s3_source(pod: Pod, moto_url: str) -> None:
 
 
 def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
+    import threading
     import time
 
     config = pod.write_config(pod.config())
@@ -429,6 +442,18 @@ def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
         ],
         stderr=subprocess.PIPE,
     )
+    lines: list[bytes] = []
+    seen = threading.Condition()
+
+    def read_log() -> None:  # drains stderr so the sidecar never blocks on a full pipe
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            with seen:
+                lines.append(line)
+                seen.notify_all()
+
+    reader = threading.Thread(target=read_log, daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 20
         while "tls.key" not in pod.visible() and time.monotonic() < deadline:
@@ -438,14 +463,24 @@ def test_refresh_mode_republishes_rotated_secrets(pod: Pod) -> None:
         while pod.visible().get("tls.key") != b"ROTATED KEY" and time.monotonic() < deadline:
             time.sleep(0.05)
         assert pod.visible()["tls.key"] == b"ROTATED KEY"
-        # A corrupt update keeps the last good set published.
+        # A corrupt update keeps the last good set published. Two refreshes reporting it
+        # after the write: the second one certainly started after the write.
+        with seen:
+            mark = len(lines)
         (pod.sealed / "tls-key.enc").write_bytes(b"garbage")
-        time.sleep(1.0)
+        with seen:
+            assert seen.wait_for(
+                lambda: sum(b"refresh.kept_previous" in x for x in lines[mark:]) >= 2,
+                timeout=20,
+            ), b"".join(lines[mark:]).decode(errors="replace")
         assert pod.visible()["tls.key"] == b"ROTATED KEY"
         assert proc.poll() is None
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        reader.join(timeout=10)
+        assert proc.stderr is not None
+        proc.stderr.close()
 
 
 def test_exec_refuses_keys_that_are_not_variable_names(pod: Pod) -> None:

@@ -18,9 +18,10 @@ from envelope._format.context import encode_context
 from envelope.kms._types import WrappedKey
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import AppRoleAuth, JwtAuth, TokenAuth
-from tests.jwt_minter import AUDIENCE, JwtMinter
-from tests.kms_contract import CTX, KmsContract
-from tests.openbao import OpenBao
+from tests.support.clock import VirtualTime
+from tests.support.jwt_minter import AUDIENCE, JwtMinter
+from tests.support.kms_contract import CTX, KmsContract
+from tests.support.openbao import OpenBao
 
 
 def new_key(bao: OpenBao, *, derived: bool) -> str:
@@ -42,6 +43,21 @@ path "transit/keys/{key}" {{ capabilities = ["read"] }}
 """,
     )
     return name
+
+
+def wait_until_expired(bao: OpenBao, token: str, limit: float = 30.0) -> None:
+    """Returns as soon as the server refuses ``token`` (its TTL ran out)."""
+    import hvac
+
+    client = hvac.Client(url=bao.url, token=token)
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        try:
+            client.auth.token.lookup_self()
+        except hvac.exceptions.Forbidden:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"the token did not expire within {limit} s")
 
 
 def service_token(bao: OpenBao, key: str, ttl: str = "1h") -> str:
@@ -212,8 +228,10 @@ def test_jwt_login_refused(openbao: OpenBao, minter: JwtMinter, tmp_path: Path) 
 
 
 def test_token_expiry_triggers_a_new_login(
-    openbao: OpenBao, minter: JwtMinter, tmp_path: Path
+    openbao: OpenBao, minter: JwtMinter, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    clock = VirtualTime()
+    monkeypatch.setattr("envelope.kms._vault.time", clock)
     key = new_key(openbao, derived=True)
     jwt_role(openbao, "short-lived", key, "system:serviceaccount:shop:short", ttl="3s")
     auth = JwtAuth(
@@ -222,7 +240,7 @@ def test_token_expiry_triggers_a_new_login(
     kms = VaultTransit(key, url=openbao.url, auth=auth)
     dk = kms.generate_data_key(CTX)
     first = kms._client.token
-    time.sleep(4)  # the token has expired
+    clock.sleep(4)  # the token has expired (by the client's clock, which decides)
     assert kms.unwrap(dk.wrapped, CTX) == dk.plaintext
     assert kms._client.token != first
 
@@ -246,7 +264,7 @@ def test_static_token_that_expired_is_a_clear_error(openbao: OpenBao) -> None:
     token = service_token(openbao, key, ttl="2s")
     kms = VaultTransit(key, url=openbao.url, auth=TokenAuth(token))
     kms.generate_data_key(CTX)
-    time.sleep(3)
+    wait_until_expired(openbao, token)
     with pytest.raises(KmsError, match="denied"):
         kms.generate_data_key(CTX)
 
@@ -269,18 +287,19 @@ def test_approle_login(openbao: OpenBao) -> None:
 
 
 def test_unreachable_server(tmp_path: Path) -> None:
-    from tests.openbao import free_port
+    from tests.support.openbao import refused_port
 
-    kms = VaultTransit(
-        "k", url=f"http://127.0.0.1:{free_port()}", auth=TokenAuth("t"), deadline=0.5
-    )
-    with pytest.raises(KmsError, match="cannot reach Vault"):
-        kms.generate_data_key(CTX)
+    with refused_port() as port:
+        kms = VaultTransit("k", url=f"http://127.0.0.1:{port}", auth=TokenAuth("t"), deadline=0.5)
+        with pytest.raises(KmsError, match="cannot reach Vault"):
+            kms.generate_data_key(CTX)
 
 
-def test_sealed_and_killed_server(tmp_path: Path) -> None:
+def test_sealed_and_killed_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server of our own: sealed first, then killed in the middle of a run."""
     bao = OpenBao(tmp_path / "bao").start()
+    clock = VirtualTime()  # the client's backoff is counted, not waited
+    monkeypatch.setattr("envelope.kms._vault.time", clock)
     try:
         bao.setup_engines()
         key = new_key(bao, derived=True)
@@ -291,6 +310,7 @@ def test_sealed_and_killed_server(tmp_path: Path) -> None:
         bao.admin.sys.seal()
         with pytest.raises(KmsError, match="sealed"):
             env.decrypt(src.read_bytes())
+        assert clock.slept, "a sealed server is retried"
         bao.kill()
         out = tmp_path / "out"
         with pytest.raises(KmsError, match="cannot reach Vault"):

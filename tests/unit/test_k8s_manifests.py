@@ -12,7 +12,7 @@ import yaml
 
 from envelope.k8s._config import parse_config
 
-KIT = Path(__file__).resolve().parent.parent / "examples" / "kubernetes"
+KIT = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
 FLAVOURS = ["vault", "aws"]
 DEPLOYMENTS = ["deployment.yaml", "deployment-sidecar.yaml"]
 

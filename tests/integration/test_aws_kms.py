@@ -12,8 +12,9 @@ import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, KeyUnavailableError, KmsError
 from envelope.kms._aws import AwsKms
-from tests.aws_faults import inject, kms_error
-from tests.kms_contract import CTX, DisableContract, KmsContract
+from tests.support.aws_faults import inject, kms_error
+from tests.support.clock import VirtualTime
+from tests.support.kms_contract import CTX, DisableContract, KmsContract
 
 
 def kms_client(url: str) -> Any:
@@ -101,7 +102,11 @@ def test_multi_region_replica_matches() -> None:
     assert not plain.matches("arn:aws:kms:us-east-1:111122223333:key/1234")
 
 
-def test_throttling_is_retried(moto_url: str, key_arn: str) -> None:
+def test_throttling_is_retried(
+    moto_url: str, key_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = VirtualTime()
+    monkeypatch.setattr("botocore.endpoint.time", clock)  # botocore's backoff, not waited
     kms = AwsKms(key_arn, endpoint_url=moto_url, region="eu-west-1")
     failures = iter([True, True])
 
@@ -113,9 +118,13 @@ def test_throttling_is_retried(moto_url: str, key_arn: str) -> None:
     seen = inject(kms._client, throttle)
     kms.generate_data_key(CTX)
     assert seen.count("GenerateDataKey") == 3
+    assert len(clock.slept) == 2 and all(s > 0 for s in clock.slept)  # backed off each time
 
 
-def test_throttling_gives_up_with_a_clear_error(moto_url: str, key_arn: str) -> None:
+def test_throttling_gives_up_with_a_clear_error(
+    moto_url: str, key_arn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("botocore.endpoint.time", VirtualTime())  # backoff not waited
     kms = AwsKms(key_arn, endpoint_url=moto_url, region="eu-west-1", max_attempts=2)
     seen = inject(kms._client, lambda op: kms_error("ThrottlingException", "Rate exceeded"))
     with pytest.raises(KmsError, match="throttled"):

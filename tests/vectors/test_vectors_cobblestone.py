@@ -8,7 +8,7 @@ import pytest
 
 from envelope import chunked
 from envelope.errors import DecryptionError
-from tests.vectorfiles import ChunkedVector, cobblestone_256
+from tests.support.vectorfiles import ChunkedVector, cobblestone_256
 
 VECTORS = cobblestone_256()
 

@@ -10,7 +10,7 @@ import pytest
 
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
 from envelope.kms._local import LocalKms, default_keyring_path
-from tests.kms_contract import CTX, KmsContract
+from tests.support.kms_contract import CTX, KmsContract
 
 
 class TestLocalKmsContract(KmsContract):

@@ -9,7 +9,7 @@ import pytest
 from envelope import ClusterSecret, DecryptionError, Envelope, KmsError, inspect
 from envelope._format.message import Header, KeySlot, encode_header, parse_header
 from envelope._keys.threshold import combine_key, split_key
-from tests.test_multi_kms import Recording
+from tests.unit.test_multi_kms import Recording
 
 
 def three() -> list[Recording]:

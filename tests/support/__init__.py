@@ -1,0 +1,1 @@
+"""Test helpers: real servers, PKI, JWTs, fault injection, vector loaders."""
