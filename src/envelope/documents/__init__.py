@@ -63,11 +63,8 @@ __all__ = [
 
 
 def _fmt(fmt: str | None, name: str, text: str | None) -> str:
-    found = fmt or detect_format(name, text) or ("yaml" if text is None else None)
-    if found is None:
-        raise FormatError(
-            f"{name}: cannot tell the document type; pass format= (one of {', '.join(FORMATS)})"
-        )
+    """The format given, else detected (by extension, then content), else YAML."""
+    found = fmt or detect_format(name, text) or "yaml"
     handler(found)
     return found
 

@@ -11,7 +11,16 @@ __all__ = ["from_plain", "to_plain"]
 def to_plain(node: Any) -> Any:
     """Plain dicts, lists, str, int, float, bool and None (YAML styles dropped)."""
     if isinstance(node, Mapping):
-        return {to_plain(k): to_plain(v) for k, v in node.items()}
+        own = getattr(node, "non_merged_items", None)
+        if own is None:
+            return {to_plain(k): to_plain(v) for k, v in node.items()}
+        # YAML merge keys (<<: *base): the merged mappings' current values, own keys first.
+        out = {to_plain(k): to_plain(v) for k, v in own()}
+        for merged in getattr(node, "merge", None) or ():
+            source = merged[1] if isinstance(merged, tuple) else merged
+            for k, v in to_plain(source).items():
+                out.setdefault(k, v)
+        return out
     if isinstance(node, list):
         return [to_plain(v) for v in node]
     if isinstance(node, bool) or node is None:
