@@ -96,7 +96,9 @@ def env() -> Envelope:
         (SECRET, "secret.yaml", ["aHVudGVyMg==", "admin"]),
     ],
 )
-def test_round_trip_is_byte_for_byte(env: Envelope, text: str, name: str, secrets: list[str]) -> None:
+def test_round_trip_is_byte_for_byte(
+    env: Envelope, text: str, name: str, secrets: list[str]
+) -> None:
     encrypted = docs.encrypt(text, env, name=name, context={"service": "billing"})
     for s in secrets:
         assert s not in encrypted
@@ -186,13 +188,15 @@ TAMPERS = {
     "value added (copied token)": lambda t: t.replace(
         "db:\n", "db:\n  extra: " + TOKEN.findall(t)[0] + "\n"
     ),
-    "keys reordered": lambda t: re.sub(
-        r"(  password: [^\n]+\n)(  port: [^\n]+\n)", r"\2\1", t
-    ),
+    "keys reordered": lambda t: re.sub(r"(  password: [^\n]+\n)(  port: [^\n]+\n)", r"\2\1", t),
     "encrypted value replaced by clear": lambda t: t.replace(TOKEN.findall(t)[0], "hunter3"),
-    "lastmodified edited": lambda t: re.sub(r"lastmodified: '[^']+'", "lastmodified: '2000-01-01T00:00:00Z'", t),
+    "lastmodified edited": lambda t: re.sub(
+        r"lastmodified: '[^']+'", "lastmodified: '2000-01-01T00:00:00Z'", t
+    ),
     "bad mac": lambda t: re.sub(r"mac: \S+", "mac: " + "A" * 43 + "=", t),
-    "rules edited": lambda t: t.replace("  lastmodified", "  rules:\n    unencrypted_regex: x\n  lastmodified"),
+    "rules edited": lambda t: t.replace(
+        "  lastmodified", "  rules:\n    unencrypted_regex: x\n  lastmodified"
+    ),
     "alias removed": lambda t: t.replace("b: *shared", "b: foo"),
     "merge removed": lambda t: t.replace("  <<: *base\n", ""),
     "document dropped": lambda t: t + "---\nextra: doc\n",

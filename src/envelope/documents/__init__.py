@@ -42,7 +42,7 @@ from envelope.documents._format import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_VALUE_
 from envelope.documents._parsed import DocumentSyntaxError, Parsed
 from envelope.documents._plain import from_plain, to_plain
 from envelope.documents._rules import ClearRules
-from envelope.errors import ConfigError, FormatError
+from envelope.errors import ConfigError
 
 __all__ = [
     "FORMATS",
@@ -156,11 +156,7 @@ def decrypt(
         KeyUnavailableError, KmsError: as :meth:`Envelope.decrypt`.
     """
     with open_document(text, envelope, format=format, name=name, context=context) as doc:
-        if output_format is None or output_format == doc.parsed.handler.name:
-            return doc.text()
-        out = handler(output_format)
-        docs = [from_plain(to_plain(d), output_format) for d in doc.parsed.docs]
-        return out.dump(Parsed(out, docs))
+        return doc.text(output_format)
 
 
 def is_encrypted(text: str | bytes, *, format: str | None = None, name: str = "<document>") -> bool:

@@ -23,11 +23,13 @@ from envelope.documents._format import (
     format_path,
     is_token,
     open_value,
+    parse_path,
     seal_value,
 )
 from envelope.documents._json import JsonFormat
 from envelope.documents._mac import METADATA_KEY, Metadata, check_mac, compute_mac, entry_records
 from envelope.documents._parsed import DocumentSyntaxError, Format, Parsed
+from envelope.documents._plain import from_plain, to_plain
 from envelope.documents._rules import ClearRules
 from envelope.documents._secret import is_secret_stream, secret_documents
 from envelope.documents._tree import ALIAS, LEAF, Entry, anchor_of, walk
@@ -170,15 +172,82 @@ class Opened:
     #: per encrypted path: (typed plaintext, token), so unchanged values keep their token
     previous: dict[bytes, tuple[bytes, str]] = field(default_factory=dict)
 
-    def text(self) -> str:
-        """The decrypted document text (without metadata)."""
-        return self.parsed.handler.dump(self.parsed)
+    def text(self, output_format: str | None = None) -> str:
+        """The decrypted document text (without metadata), in its own format or as
+        ``output_format`` (comments are then lost; dotenv needs a flat mapping).
+
+        Raises:
+            ValueError: an unknown format, or dotenv for a nested document.
+        """
+        if output_format is None or output_format == self.parsed.handler.name:
+            return self.parsed.handler.dump(self.parsed)
+        out = handler(output_format)
+        docs = [from_plain(to_plain(d), output_format) for d in self.parsed.docs]
+        return out.dump(Parsed(out, docs))
+
+    def extract(self, expr: str) -> str:
+        """The value at path ``expr`` as text: a string as is, anything else as JSON.
+
+        Raises:
+            ConfigError: no value there.
+        """
+        node: Any = self.parsed.docs[0]
+        for _, item in parse_path(expr):
+            try:
+                node = node[item]
+            except (KeyError, IndexError, TypeError):
+                raise ConfigError(f"{self.name}: no value at {expr}") from None
+        value = to_plain(node)
+        if isinstance(value, str):
+            return value if value.endswith("\n") else value + "\n"
+        return json.dumps(value, ensure_ascii=False) + "\n"
 
     def reseal(self, parsed: Parsed) -> None:
         """Encrypts ``parsed`` (an edit of this document) with this document's data key
         and rules: values equal to before keep their ciphertext."""
         rules = ClearRules.from_record(self.meta.rules, self.name)
         seal(parsed, self.name, self.key, self.meta.header, rules, self.previous)
+
+    def _locate(self, expr: str, *, create: bool) -> tuple[Any, Any]:
+        steps = parse_path(expr)
+        if not steps:
+            raise ValueError("give a path below the top, such as .db.password")
+        node: Any = self.parsed.docs[0]
+        for kind, item in steps[:-1]:
+            try:
+                node = node[item]
+            except KeyError:
+                if not create or kind != "key":
+                    raise ConfigError(f"{self.name}: no value at {expr}") from None
+                node[item] = self.parsed.handler.new_mapping()
+                node = node[item]
+            except (IndexError, TypeError):
+                raise ConfigError(f"{self.name}: no value at {expr}") from None
+        return node, steps[-1][1]
+
+    def set_value(self, expr: str, value: Any) -> None:
+        """Sets the value at path ``expr`` (``.a.b``), creating missing mappings.
+
+        Raises:
+            ConfigError: the path does not lead to a mapping or sequence item.
+        """
+        parent, key = self._locate(expr, create=True)
+        try:
+            parent[key] = value
+        except (IndexError, TypeError):
+            raise ConfigError(f"{self.name}: cannot set {expr}") from None
+
+    def unset_value(self, expr: str) -> None:
+        """Removes the value at path ``expr``.
+
+        Raises:
+            ConfigError: there is none.
+        """
+        parent, key = self._locate(expr, create=False)
+        try:
+            del parent[key]
+        except (KeyError, IndexError, TypeError):
+            raise ConfigError(f"{self.name}: no value at {expr}") from None
 
     def close(self) -> None:
         """Wipes the data key."""

@@ -9,11 +9,11 @@ from typing import Any
 
 from envelope._envelope import Envelope
 from envelope._keys.cluster import ClusterSecret
-from envelope.documents._rules import Rule
+from envelope.documents._rules import Rule, load_rules
 from envelope.errors import ConfigError
 from envelope.kms import KmsBackend
 
-__all__ = ["build_backend", "envelope_for_rule"]
+__all__ = ["build_backend", "envelope_for_any_rule", "envelope_for_rule"]
 
 _FIELDS = {"kind", "key", "region", "endpoint", "keyring", "passphrase_file", "vault"}
 
@@ -73,3 +73,22 @@ def envelope_for_rule(rule: Rule, *, cluster: ClusterSecret | None = None) -> En
         return Envelope(backends, cluster, threshold=rule.threshold)
     except ValueError as exc:
         raise ConfigError(f"{rule.source}: {exc}") from None
+
+
+def envelope_for_any_rule(rules: Path, *, cluster: ClusterSecret | None = None) -> Envelope:
+    """An Envelope trusting every backend (and cluster-secret part) the rules file names:
+    for decrypting a file no rule matches by path (git's temporary copies). It only
+    trusts configured keys, so this widens nothing a file could choose.
+
+    Raises:
+        ConfigError: no rules, or as :func:`envelope_for_rule`.
+    """
+    every = load_rules(rules)
+    if not every:
+        raise ConfigError(f"{rules}: no creation rules")
+    union = Rule(rules, None, tuple(k for r in every for k in r.kms))
+    if cluster is None:
+        parts = [r.cluster_secret for r in every if r.cluster_secret is not None]
+        if parts:
+            cluster = ClusterSecret.from_file(parts[0], previous=parts[1:])
+    return envelope_for_rule(union, cluster=cluster)
