@@ -216,9 +216,9 @@ def test_mac_catches_each_tamper(env: Envelope, tamper: str) -> None:
 
 def test_edited_metadata_and_context(env: Envelope) -> None:
     encrypted = docs.encrypt(YAML, env, name="s.yaml", context={"service": "billing"})
-    with pytest.raises(DecryptionError, match="s.yaml"):
+    with pytest.raises(DecryptionError, match=r"s\.yaml"):
         docs.decrypt(encrypted, env, name="s.yaml", context={"service": "other"})
-    with pytest.raises(DecryptionError, match="s.yaml"):
+    with pytest.raises(DecryptionError, match=r"s\.yaml"):
         docs.decrypt(encrypted.replace("service: billing", "service: other"), env, name="s.yaml")
     with pytest.raises(DecryptionError, match="metadata"):
         docs.decrypt(encrypted.replace("version: 1", "version: 2"), env, name="s.yaml")
@@ -254,10 +254,8 @@ def test_reseal_keeps_unchanged_ciphertexts(env: Envelope) -> None:
         again = doc.parsed.handler.dump(parsed)
     before, after = encrypted.splitlines(), again.splitlines()
     changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
-    assert [a.split(":")[0] for a, _ in changed] == ["  port", "  lastmodified", "  mac"] or [
-        a.split(":")[0] for a, _ in changed
-    ] == ["  port", "  mac"]
-    assert docs.load_all  # noqa: B018 - the API exists
+    keys = {a.split(":")[0].strip() for a, _ in changed}
+    assert keys - {"lastmodified"} == {"port", "mac"}  # lastmodified: unless the same second
     assert "port: 6432" in docs.decrypt(again, env, name="s.yaml")
 
 

@@ -140,10 +140,12 @@ def _doc_type(args: argparse.Namespace, *, decrypting: bool) -> str | None:
         return None
     if head.startswith(MAGIC):
         return None
-    text = head.decode("utf-8", "replace")
-    fmt = detect_format(args.input, text)
-    if fmt is None and decrypting and "\nenvelope:\n" in "\n" + text[-65536:]:
-        fmt = "yaml"
+    fmt = detect_format(args.input)
+    if fmt is None and decrypting:  # by content, only when it carries our metadata
+        text = head.decode("utf-8", "replace")
+        found = detect_format(None, text)
+        marker = {"json": '"envelope":', "dotenv": "\nenvelope="}.get(found or "", "\nenvelope:\n")
+        fmt = (found or "yaml") if marker in "\n" + text else None
     return fmt
 
 

@@ -233,9 +233,14 @@ class Opened:
         """
         parent, key = self._locate(expr, create=True)
         try:
-            parent[key] = value
+            old = parent[key] if key in parent or isinstance(key, int) else None
+            entry = Entry(LEAF, (), b"", parent, key)
+            entry.set(value)
         except (IndexError, TypeError):
             raise ConfigError(f"{self.name}: cannot set {expr}") from None
+        relayout = getattr(self.parsed.handler, "relayout", None)
+        if relayout is not None and old is not None:
+            relayout(entry, old)
 
     def unset_value(self, expr: str) -> None:
         """Removes the value at path ``expr``.

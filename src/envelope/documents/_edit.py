@@ -75,7 +75,7 @@ def memory_dir(explicit: Path | None = None, *, allow_disk: bool = False) -> Pat
         candidates.append(Path(os.environ["XDG_RUNTIME_DIR"]))
     for c in candidates:
         if c is not None and c.is_dir() and (_filesystem(c) in MEMORY_FILESYSTEMS or allow_disk):
-            return c
+            return c.resolve()
     tried = ", ".join(str(c) for c in candidates)
     raise ConfigError(
         f"no memory-backed directory for the plaintext (tried {tried}); set XDG_RUNTIME_DIR "
