@@ -70,7 +70,7 @@ def test_exec_exports_document_keys(pod: dict[str, Any]) -> None:
     cfg["secrets"] = [cfg["secrets"][2] | {"keys": None, "form": "dotenv"}]
     pod["path"].write_text(yaml.safe_dump(cfg))
     script = "import os; print(os.environ['api_token'], os.environ['db'])"
-    result = subprocess.run(  # noqa: S603 - fixed argv
+    result = subprocess.run(
         [
             sys.executable,
             "-m",
