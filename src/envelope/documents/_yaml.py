@@ -63,6 +63,40 @@ def _guess_layout(text: str) -> _Layout:
     return _Layout(m, max(o + 2, m), o, start, text.endswith("\n") or not text)
 
 
+_TOKEN_TEXT = re.compile(r"ENV\[v1,[A-Za-z0-9_-]+\]")
+_QUOTED = re.compile(r"'[^']*'|\"(?:[^\"\\]|\\.)*\"")
+_DASHES = re.compile(r"(?:-[ \t]+)+")
+
+
+def _depth_within(text: str, limit: int) -> bool:
+    """A linear pre-parse bound on nesting: open block indentation levels, plus
+    compact ``- - x`` dashes, plus flow brackets (outside quotes and comments)."""
+    stack: list[int] = []
+    flow = 0
+    for line in text.splitlines():
+        body = line.lstrip(" ")
+        if not body or body.startswith("#"):
+            continue
+        if flow == 0:
+            indent = len(line) - len(body)
+            while stack and stack[-1] >= indent:
+                stack.pop()
+            stack.append(indent)
+        dashes = _DASHES.match(body)
+        block = len(stack) + (dashes.group(0).count("-") if dashes else 0)
+        code = _QUOTED.sub("", body).split(" #", 1)[0]
+        peak = flow
+        for ch in code:
+            if ch in "[{":
+                flow += 1
+                peak = max(peak, flow)
+            elif ch in "]}":
+                flow = max(flow - 1, 0)
+        if block + peak > limit:
+            return False
+    return True
+
+
 def _width(value: Any) -> int | None:
     """The width of a one-line scalar as written (None: block or multi-line)."""
     style = getattr(value, "style", None)
@@ -81,6 +115,37 @@ def _width(value: Any) -> int | None:
     return None
 
 
+_EMITTERS: dict[int, Any] = {}
+
+
+def _token_emitter(ry: Any) -> Any:
+    """ruamel's Emitter, analysing value tokens (plain-safe by construction) without
+    its per-character scan: that scan is most of the time to write an encrypted file."""
+    cached = _EMITTERS.get(id(ry))
+    if cached is not None:
+        return cached
+    base = ry.emitter.Emitter
+    analysis = ry.emitter.ScalarAnalysis
+
+    class TokenEmitter(base):  # type: ignore[misc, valid-type]
+        def analyze_scalar(self, scalar: str) -> Any:
+            if _TOKEN_TEXT.fullmatch(scalar):
+                return analysis(
+                    scalar=scalar,
+                    empty=False,
+                    multiline=False,
+                    allow_flow_plain=False,  # [ ] , are flow indicators
+                    allow_block_plain=True,
+                    allow_single_quoted=True,
+                    allow_double_quoted=True,
+                    allow_block=False,
+                )
+            return super().analyze_scalar(scalar)
+
+    _EMITTERS[id(ry)] = TokenEmitter
+    return TokenEmitter
+
+
 class YamlFormat:
     """YAML streams (one or more documents)."""
 
@@ -95,23 +160,11 @@ class YamlFormat:
         if layout is not None:
             y.indent(mapping=layout.mapping, sequence=layout.sequence, offset=layout.offset)
             y.explicit_start = layout.explicit_start
+        y.Emitter = _token_emitter(ry)
         y.representer.add_representer(
             type(None), lambda r, _d: r.represent_scalar("tag:yaml.org,2002:null", "null")
         )
         return y
-
-    def _check_depth(self, text: str, name: str) -> None:
-        ry = _ruamel()
-        depth = 0
-        start = (ry.events.MappingStartEvent, ry.events.SequenceStartEvent)
-        end = (ry.events.MappingEndEvent, ry.events.SequenceEndEvent)
-        for event in self._yaml().parse(text):
-            if isinstance(event, start):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise FormatError(f"{name}: nested deeper than {MAX_DEPTH} levels")
-            elif isinstance(event, end):
-                depth -= 1
 
     def parse(self, text: str, name: str) -> Parsed:
         """Raises:
@@ -120,8 +173,11 @@ class YamlFormat:
         ry = _ruamel()
         layout = _guess_layout(text)
         try:
-            self._check_depth(text, name)
+            if not _depth_within(text, MAX_DEPTH):
+                raise FormatError(f"{name}: nested deeper than {MAX_DEPTH} levels")
             docs = list(self._yaml(layout).load_all(text))
+        except RecursionError:
+            raise FormatError(f"{name}: nested deeper than {MAX_DEPTH} levels") from None
         except ry.error.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             problem = (exc.problem or exc.context or "invalid YAML").split("\n")[0]
