@@ -89,6 +89,7 @@ class Document:
         self.fmt = fmt
         self.leaves: list[tuple[list[tuple[str, Any]], str | None, bytes]] = []
         self.meta: dict[str, Any] = {}
+        self.secret_docs: set[int] = set()
         self.records: list[tuple[bytes, bytes, bytes]] = []
         if fmt == "yaml":
             self._yaml(text)
@@ -108,6 +109,13 @@ class Document:
             self.meta = yaml.safe_load(yaml.serialize(meta))
         seen: dict[int, bytes] = {}
         for n, doc in enumerate(docs):
+            fields = (
+                {k.value: v.value for k, v in doc.value}
+                if isinstance(doc, yaml.MappingNode)
+                else {}
+            )
+            if fields.get("apiVersion") == "v1" and fields.get("kind") == "Secret":
+                self.secret_docs.add(n)
             self._walk_node(doc, [("D", n)], seen)
 
     def _walk_node(self, node: Any, steps: list[tuple[str, Any]], seen: dict[int, bytes]) -> None:
@@ -206,11 +214,10 @@ class Document:
     def encrypted(self, steps: list[tuple[str, Any]], token: str | None) -> bool:
         rules = self.meta.get("rules") or {}
         keys = [item for kind, item in steps if kind == "k"]
-        if rules.get("kubernetes_secret") == "true":
-            if not (
-                len(steps) >= 3 and steps[1][0] == "k" and steps[1][1] in ("data", "stringData")
-            ):
-                return False
+        secret_doc = steps[0][1] in self.secret_docs
+        under_data = len(steps) >= 3 and steps[1] in (("k", "data"), ("k", "stringData"))
+        if rules.get("kubernetes_secret") == "true" and not (secret_doc and under_data):
+            return False
         if "unencrypted_suffix" in rules:
             return not any(k.endswith(rules["unencrypted_suffix"]) for k in keys)
         if "unencrypted_regex" in rules:
