@@ -11,6 +11,7 @@ from envelope import _batch as batch
 from envelope import _native, chunked
 from envelope._atomic import atomic_output
 from envelope._batch import BatchHeader, EncryptedBatch
+from envelope._document_keys import DocumentKeys
 from envelope._format.context import Context, canonical_context
 from envelope._format.message import (
     PREAMBLE_LEN,
@@ -41,7 +42,7 @@ STREAM_PIECE = 64 * chunked.CHUNK_SIZE
 Progress = Callable[[int], None]
 
 
-class Envelope:
+class Envelope(DocumentKeys):
     """Encrypts under a fresh data key from ``kms``, split with ``cluster_secret``.
 
     Args:
@@ -148,55 +149,6 @@ class Envelope:
             VersionConflict: another writer changed it first; KmsError, ConfigError.
         """
         return self._keys.rewrap_stored_key(name, version)
-
-    # -- structured documents (envelope.documents) -----------------------------------
-
-    def new_document_key(
-        self, context: Mapping[str, str] | None = None
-    ) -> tuple[Header, bytearray]:
-        """A fresh data key for an :mod:`envelope.documents` file: the key header that
-        records it (context, split, key slots; never serialized as a v1 message here) and
-        the input key derived from it. The caller wipes the key.
-
-        Raises:
-            KmsError, ValueError: as :meth:`encrypt`.
-        """
-        header, _, input_key = self._new_message(context)
-        return header, input_key
-
-    def open_document_key(
-        self, header: Header, context: Mapping[str, str] | None = None
-    ) -> bytearray:
-        """The input key recorded in a document's key header (as :meth:`decrypt`).
-
-        Raises:
-            DecryptionError, KeyUnavailableError, KmsError: as :meth:`decrypt`.
-        """
-        return self._keys.input_key(header.slots, header.split, header.context, context)
-
-    def rekey_document_key(self, header: Header) -> Header:
-        """The same data key, wrapped for this Envelope's backends and threshold (the
-        ``updatekeys`` command): custodians added or removed, input key unchanged.
-
-        Raises:
-            ConfigError: this Envelope's cluster-secret part differs from the header's
-                (that changes the input key: re-encrypt instead).
-            DecryptionError, KeyUnavailableError, KmsError: as :meth:`decrypt`.
-        """
-        split, _ = self._keys._part()
-        if split.cluster_secret_id != header.split.cluster_secret_id:
-            raise ConfigError(
-                "the cluster-secret part changed: updatekeys only rewraps the data key; "
-                "re-encrypt the file (decrypt, then encrypt) to change the split"
-            )
-        secret = self._keys.data_key(
-            header.slots, header.context, use_cache=False, threshold=header.split.threshold
-        )
-        try:
-            slots = self._keys.wrap_slots(secret, header.context)
-        finally:
-            wipe(secret)
-        return Header(header.suite, header.context, split, slots)
 
     # -- bytes ------------------------------------------------------------------------
 

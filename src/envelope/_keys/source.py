@@ -93,6 +93,10 @@ class KeySource:
         policy = (self.threshold, len(self.backends)) if self.threshold is not None else None
         return SplitDescriptor(part.id if part else None, policy), part.material if part else None
 
+    def split(self) -> SplitDescriptor:
+        """The split descriptor new keys get (cluster part id, threshold policy)."""
+        return self._part()[0]
+
     # -- new keys ---------------------------------------------------------------------
 
     def _generate(self, ctx: Context) -> tuple[tuple[KeySlot, ...], bytearray]:
