@@ -316,3 +316,17 @@ def test_threshold_document_with_one_custodian_down() -> None:
     assert docs.decrypt(encrypted, Envelope([down, kms[1], kms[2]], threshold=2)) == YAML
     with pytest.raises(KmsError, match="needs 2 of 3"):
         docs.decrypt(encrypted, Envelope([down, kms[1]], threshold=2))
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("c.yaml", "a: 1\r\nb: two  # c\r\n"),
+        (".env", "A=1\r\n# c\r\nB='x'\r\n"),
+        ("c.json", '{\r\n  "a": 1\r\n}\r\n'),
+    ],
+)
+def test_crlf_line_ends_are_kept(env: Envelope, name: str, text: str) -> None:
+    encrypted = docs.encrypt(text, env, name=name)
+    assert "\r\n" in encrypted and "\n" not in encrypted.replace("\r\n", "")
+    assert docs.decrypt(encrypted, env, name=name) == text

@@ -105,7 +105,11 @@ def parse(raw: bytes | str, fmt: str, name: str) -> Parsed:
     Raises:
         FormatError, DocumentSyntaxError: as :func:`decode_text` and the handlers.
     """
-    return handler(fmt).parse(decode_text(raw, name), name)
+    text = decode_text(raw, name)
+    crlf = "\r\n" in text
+    parsed = handler(fmt).parse(text.replace("\r\n", "\n") if crlf else text, name)
+    parsed.crlf = crlf
+    return parsed
 
 
 def _now() -> str:

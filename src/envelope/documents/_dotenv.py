@@ -132,7 +132,7 @@ class DotenvFormat:
         for key, value in values.items():
             if key not in written:
                 out.append(f"{key}={_quote(value)}")
-        return "\n".join(out) + ("\n" if newline and out else "")
+        return parsed.line_ends("\n".join(out) + ("\n" if newline and out else ""))
 
     @staticmethod
     def looks_like(line: str) -> bool:

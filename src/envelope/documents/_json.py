@@ -59,7 +59,7 @@ class JsonFormat:
         if len(parsed.docs) != 1:
             raise ValueError("JSON holds exactly one document")
         text = json.dumps(parsed.docs[0], indent=indent, ensure_ascii=False)
-        return text + ("\n" if newline else "")
+        return parsed.line_ends(text + ("\n" if newline else ""))
 
     def restore(self, code: bytes, value: Any, anchor: str | None) -> Any:
         """A decrypted value (JSON keeps only its type)."""

@@ -43,3 +43,9 @@ class Parsed:
     handler: Format
     docs: list[Any]
     state: Any = None
+    #: the text used CRLF line ends (written back with them)
+    crlf: bool = False
+
+    def line_ends(self, text: str) -> str:
+        """``text`` with the line ends the document was read with."""
+        return text.replace("\n", "\r\n") if self.crlf else text

@@ -204,7 +204,7 @@ class YamlFormat:
             text = text.removeprefix("---\n")
         if parsed.docs == [None]:
             return ""
-        return text
+        return parsed.line_ends(text)
 
     def restore(self, code: bytes, value: Any, anchor: str | None) -> Any:
         """A decrypted value as a round-trip node, with its scalar style and anchor."""
