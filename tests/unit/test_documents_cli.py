@@ -142,3 +142,22 @@ def test_exec_file_mount_writes_files_for_the_command_lifetime(
     assert run(capsys, "exec", *args)[0] == 0
     assert Path("seen").read_text() == "hunter2600\n"
     assert list(Path("mnt").iterdir()) == []
+
+
+def test_rules_win_over_ambient_environment_and_flags_win_over_rules(
+    home: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envelope import LocalKms
+
+    ruled = LocalKms.open(home / "keyring.json").key_id
+    assert cli.run(["keyring", "init", "--keyring", "ambient.json"]) == 0
+    ambient = LocalKms.open(home / "ambient.json").key_id
+    monkeypatch.setenv("ENVELOPE_KEYRING", str(home / "ambient.json"))
+    assert run(capsys, "encrypt", "conf/app.yaml", "-o", "conf/a.yaml")[0] == 0
+    assert f"key: {ruled}" in Path("conf/a.yaml").read_text()
+    args = ["--keyring", "ambient.json", "--no-split"]
+    assert run(capsys, "encrypt", "conf/app.yaml", "-o", "conf/b.yaml", *args)[0] == 0
+    assert f"key: {ambient}" in Path("conf/b.yaml").read_text()
+    Path("elsewhere.yaml").write_text(APP)  # no rule: the environment configures it
+    assert run(capsys, "encrypt", "elsewhere.yaml", "-o", "c.yaml", "--no-split")[0] == 0
+    assert f"key: {ambient}" in Path("c.yaml").read_text()

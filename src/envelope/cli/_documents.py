@@ -21,6 +21,7 @@ from typing import Any
 from envelope import documents
 from envelope._atomic import write_atomic
 from envelope._envelope import Envelope
+from envelope._keys.cluster import ClusterSecret
 from envelope.documents import _edit
 from envelope.documents._core import Opened, detect_format
 from envelope.documents._env import flatten
@@ -34,7 +35,7 @@ from envelope.documents._rules import (
     match_rule,
 )
 from envelope.documents._settings import envelope_for_any_rule, envelope_for_rule
-from envelope.errors import ConfigError, FormatError, KmsError
+from envelope.errors import ConfigError, FormatError, KeyUnavailableError, KmsError
 
 __all__ = ["register"]
 
@@ -49,11 +50,25 @@ def _main() -> Any:
     return main
 
 
-# -- configuration: rules file, or flags ------------------------------------------------
-
-
 def _explicit_flags(args: argparse.Namespace) -> bool:
-    return bool(args.kms_key or args.keyring or os.environ.get("ENVELOPE_KEYRING"))
+    """KMS options given on the command line (they win over the rules file, which wins
+    over the ENVELOPE_* environment)."""
+    env = os.environ.get
+    return (
+        args.keyring is not None
+        or (args.kms_key is not None and args.kms_key != env("ENVELOPE_KMS_KEY"))
+        or args.kms != env("ENVELOPE_KMS", "local")
+    )
+
+
+def _ambient(args: argparse.Namespace) -> bool:
+    return any(os.environ.get(v) for v in ("ENVELOPE_KMS", "ENVELOPE_KMS_KEY", "ENVELOPE_KEYRING"))
+
+
+def _explicit_cluster(args: argparse.Namespace) -> ClusterSecret | None:
+    if args.cluster_secret is None:
+        return None
+    return ClusterSecret.from_file(args.cluster_secret, previous=args.previous_cluster_secret)
 
 
 def _rules_file(args: argparse.Namespace, file: Path | None) -> Path | None:
@@ -88,32 +103,29 @@ def _for_encrypt(args: argparse.Namespace, file: Path | None) -> tuple[Envelope,
         return main._envelope(args, main._cluster(args, required=not args.no_split)), None
     rules = _rules_file(args, file)
     rule = match_rule(file or Path.cwd(), rules) if rules else None
-    if rule is None:
-        searched = str(rules) if rules else f"{RULES_FILE} from {file or '.'} upward"
-        raise ConfigError(
-            f"{file or 'stdin'}: no creation rule in {searched} matches this file, and no "
-            "--kms-key/--keyring is given: add a path_regex rule or pass the KMS options"
-        )
-    return envelope_for_rule(rule, cluster=main._cluster(args, required=False)), rule
+    if rule is not None:
+        return envelope_for_rule(rule, cluster=_explicit_cluster(args)), rule
+    if _ambient(args):
+        return main._envelope(args, main._cluster(args, required=not args.no_split)), None
+    searched = str(rules) if rules else f"{RULES_FILE} from {file or '.'} upward"
+    raise ConfigError(
+        f"{file or 'stdin'}: no creation rule in {searched} matches this file, and no "
+        "--kms/--kms-key/--keyring is given: add a path_regex rule or pass the KMS options"
+    )
 
 
 def _for_decrypt(args: argparse.Namespace, file: Path | None) -> Envelope:
     """The Envelope that may decrypt ``file``: flags, the matching rule, else every
     backend the rules file names (decryption only trusts configured keys anyway)."""
     main = _main()
-    if _explicit_flags(args):
-        return main._envelope(args, main._cluster(args, required=False))  # type: ignore[no-any-return]
-    rules = _rules_file(args, file)
+    rules = None if _explicit_flags(args) else _rules_file(args, file)
     if rules is None:
         return main._envelope(args, main._cluster(args, required=False))  # type: ignore[no-any-return]
-    cluster = main._cluster(args, required=False)
+    cluster = _explicit_cluster(args)
     rule = match_rule(file, rules) if file is not None else None
     if rule is not None:
         return envelope_for_rule(rule, cluster=cluster)
     return envelope_for_any_rule(rules, cluster=cluster)
-
-
-# -- reading and writing -----------------------------------------------------------------
 
 
 def _read(path: str) -> bytes:
@@ -174,23 +186,15 @@ def _open(
     )
 
 
-# -- encrypt / decrypt -------------------------------------------------------------------
-
-
 def cmd_encrypt(args: argparse.Namespace, fmt: str) -> int:
     """Value-level encryption of a structured file."""
     raw = _read(args.input)
     file = Path(args.input) if args.input != "-" else None
     env, rule = _for_encrypt(args, file)
-    text = documents.encrypt(
-        raw,
-        env,
-        format=fmt,
-        name=args.input,
-        context=_context(args, rule),
-        clear=_clear(args, rule),
+    context, clear = _context(args, rule), _clear(args, rule)
+    _emit(
+        documents.encrypt(raw, env, format=fmt, name=args.input, context=context, clear=clear), args
     )
-    _emit(text, args)
     return 0
 
 
@@ -213,7 +217,7 @@ def cmd_textconv(args: argparse.Namespace) -> int:
     try:
         with _open(args, args.input, fmt) as doc:
             sys.stdout.write(doc.text())
-    except (ConfigError, KmsError) as exc:
+    except (ConfigError, KmsError, KeyUnavailableError) as exc:
         print(f"envelope: textconv shows {args.input} encrypted: {exc}", file=sys.stderr)
         sys.stdout.buffer.write(raw)
     except FormatError:
@@ -239,7 +243,8 @@ def _dispatch(
     return run
 
 
-# -- edit / set / unset / updatekeys -------------------------------------------------------
+def _type_of(args: argparse.Namespace, path: str) -> str:
+    return str(args.input_type or detect_format(path) or "yaml")
 
 
 def _write_back(path: str, text: str) -> None:
@@ -249,7 +254,7 @@ def _write_back(path: str, text: str) -> None:
 
 def cmd_edit(args: argparse.Namespace) -> int:
     """Decrypt into a private memory-backed file, run $EDITOR, re-seal changed values."""
-    fmt = args.input_type or detect_format(args.input) or "yaml"
+    fmt = _type_of(args, args.input)
     parent = _edit.memory_dir(args.tmpdir, allow_disk=args.allow_disk)
     with _open(args, args.input, fmt) as doc, _edit.private_dir(parent) as tmp:
         suffix = Path(args.input).suffix if Path(args.input).suffix else ".txt"
@@ -270,32 +275,29 @@ def _value(raw: str) -> Any:
         return raw
 
 
-def cmd_set(args: argparse.Namespace) -> int:
-    """Sets one value (JSON if it parses as JSON, else the string)."""
-    fmt = args.input_type or detect_format(args.input) or "yaml"
-    with _open(args, args.input, fmt) as doc:
-        doc.set_value(args.path, _value(args.value))
+def _rewrite(args: argparse.Namespace, change: Callable[[Opened], None]) -> int:
+    with _open(args, args.input, _type_of(args, args.input)) as doc:
+        change(doc)
         doc.reseal(doc.parsed)
         _write_back(args.input, doc.parsed.handler.dump(doc.parsed))
     return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    """Sets one value (JSON if it parses as JSON, else the string)."""
+    return _rewrite(args, lambda doc: doc.set_value(args.path, _value(args.value)))
 
 
 def cmd_unset(args: argparse.Namespace) -> int:
     """Removes one value."""
-    fmt = args.input_type or detect_format(args.input) or "yaml"
-    with _open(args, args.input, fmt) as doc:
-        doc.unset_value(args.path)
-        doc.reseal(doc.parsed)
-        _write_back(args.input, doc.parsed.handler.dump(doc.parsed))
-    return 0
+    return _rewrite(args, lambda doc: doc.unset_value(args.path))
 
 
 def cmd_updatekeys(args: argparse.Namespace) -> int:
     """Rewraps each file's data key for its rule's current custodians and threshold."""
     for path in args.paths:
-        fmt = args.input_type or detect_format(path) or "yaml"
         new_env, _ = _for_encrypt(args, Path(path))
-        with _open(args, path, fmt) as doc:
+        with _open(args, path, _type_of(args, path)) as doc:
             doc.meta.header = new_env.rekey_document_key(doc.meta.header)
             doc.reseal(doc.parsed)
             _write_back(path, doc.parsed.handler.dump(doc.parsed))
@@ -305,27 +307,21 @@ def cmd_updatekeys(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- git merge driver ------------------------------------------------------------------------
-
-
 def cmd_merge_driver(args: argparse.Namespace) -> int:
     """``envelope merge-driver %O %A %B [--path %P]``: merges on decrypted structure and
     writes one valid encrypted file to %A; 1 when a value conflicts (ours kept there)."""
     name = args.path or args.ours
-    fmt = args.input_type or detect_format(name) or "yaml"
+    fmt = _type_of(args, name)
     with (
         _open(args, args.base, fmt, name) as base,
         _open(args, args.ours, fmt, name) as ours,
         _open(args, args.theirs, fmt, name) as theirs,
     ):
         text, conflicts = merge_opened(base, ours, theirs)
-        write_atomic(args.ours, text.encode(), mode=0o644)
+        _write_back(args.ours, text)
     for path in conflicts:
         print(f"envelope: merge conflict at {path} in {name} (ours kept)", file=sys.stderr)
     return 1 if conflicts else 0
-
-
-# -- exec --file -------------------------------------------------------------------------------
 
 
 def cmd_exec_files(args: argparse.Namespace) -> int:
@@ -337,7 +333,7 @@ def cmd_exec_files(args: argparse.Namespace) -> int:
         raise ValueError("give the command after --: envelope exec --file F -- CMD ARGS")
     variables: dict[str, str] = {}
     for path in args.file:
-        with _open(args, path, args.input_type or detect_format(path) or "yaml") as doc:
+        with _open(args, path, _type_of(args, path)) as doc:
             for d in doc.parsed.docs:
                 flatten(to_plain(d), path, variables)
     if args.mount is None:
@@ -365,9 +361,6 @@ def _exec(original: Handler) -> Handler:
         return original(args)
 
     return run
-
-
-# -- parser ----------------------------------------------------------------------------------
 
 
 def _doc_options(p: argparse.ArgumentParser, *, keys: bool = True) -> None:
