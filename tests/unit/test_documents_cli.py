@@ -161,3 +161,23 @@ def test_rules_win_over_ambient_environment_and_flags_win_over_rules(
     Path("elsewhere.yaml").write_text(APP)  # no rule: the environment configures it
     assert run(capsys, "encrypt", "elsewhere.yaml", "-o", "c.yaml", "--no-split")[0] == 0
     assert f"key: {ambient}" in Path("c.yaml").read_text()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [],
+        ["encrypt"],
+        ["decrypt"],
+        ["edit"],
+        ["set"],
+        ["unset"],
+        ["updatekeys"],
+        ["exec"],
+        ["merge-driver"],
+    ],
+)
+def test_help_renders(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.run([*command, "--help"])
+    assert info.value.code == 0 and "usage: envelope" in capsys.readouterr().out

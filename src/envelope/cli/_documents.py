@@ -433,11 +433,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _doc_options(p)
     p = add(
         "merge-driver",
-        "git merge driver: envelope merge-driver %O %A %B --path %P",
+        "git merge driver: envelope merge-driver %%O %%A %%B --path %%P",
         cmd_merge_driver,
     )
     p.add_argument("base")
     p.add_argument("ours")
     p.add_argument("theirs")
-    p.add_argument("--path", help="the file's path in the repository (%P)")
+    p.add_argument("--path", help="the file's path in the repository (%%P)")
     _doc_options(p)
