@@ -215,3 +215,48 @@ def test_textconv_passes_through_what_it_cannot_open(repo: Path) -> None:
     (repo / ".envelope.yaml").write_text(RULES.replace("keyring.json", "missing.json"))
     out = envelope(repo, "decrypt", "--textconv", "secrets/app.yaml")
     assert "ENV[v1," in out.stdout and "shows secrets/app.yaml encrypted" in out.stderr
+
+
+def test_invalid_edit_is_kept_and_reopened_on_a_terminal(repo: Path) -> None:
+    import pty
+    import select
+
+    calls = repo.parent / "calls"
+    body = (
+        f"log = pathlib.Path({str(calls)!r})\n"
+        "n = len(log.read_text().splitlines()) if log.exists() else 0\n"
+        "text = p.read_text()\n"
+        "log.write_text((log.read_text() if log.exists() else '') + str('[5433' in text) + '\\n')\n"
+        "if n == 0:\n"
+        "    p.write_text(text.replace('port: 5432', 'port: [5433'))\n"
+        "else:\n"
+        "    p.write_text(text.replace('port: [5433', 'port: 5433'))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC), **editor(repo, body)}
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "envelope", *EDIT],
+        cwd=repo,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    seen = b""
+    try:
+        while b"[Y/n]" not in seen:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, seen
+            seen += os.read(master, 4096)
+        os.write(master, b"y\n")
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        os.close(master)
+    assert b"app.yaml" in seen and b"hunter2" not in seen
+    assert calls.read_text().splitlines() == ["False", "True"]  # the 2nd run got the edit back
+    text = envelope(repo, "decrypt", "secrets/app.yaml").stdout
+    assert "port: 5433" in text and "password: hunter2" in text
