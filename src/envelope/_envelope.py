@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 from envelope import _batch as batch
 from envelope import _native, chunked
 from envelope._batch import BatchHeader, EncryptedBatch
+from envelope._document_keys import DocumentKeys
 from envelope._files import STREAM_PIECE, Progress, copy_through, open_input, output
 from envelope._format.context import Context, canonical_context
 from envelope._format.message import (
@@ -38,7 +39,7 @@ def _expected(context: Mapping[str, str] | None) -> Context | None:
     return None if context is None else canonical_context(context)
 
 
-class Envelope:
+class Envelope(DocumentKeys):
     """Encrypts under a fresh data key from ``kms``, split with ``cluster_secret``.
 
     Args:

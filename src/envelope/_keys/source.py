@@ -108,6 +108,10 @@ class KeySource:
         policy = (self.threshold, len(self.backends)) if self.threshold is not None else None
         return SplitDescriptor(part.id if part else None, policy), part.material if part else None
 
+    def split(self) -> SplitDescriptor:
+        """The split descriptor new keys get (cluster part id, threshold policy)."""
+        return self._part()[0]
+
     # -- new keys ---------------------------------------------------------------------
 
     def _generate(self, ctx: Context) -> tuple[tuple[KeySlot, ...], bytearray]:
@@ -115,6 +119,18 @@ class KeySource:
         threshold, a local random key shared k-of-n, share i wrapped by backend i."""
         if self.threshold is not None:
             secret = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
+            return self.wrap_slots(secret, ctx), secret
+        with self.primary.generate_data_key(ctx) as data_key:
+            slots = [data_key.wrapped]
+            slots += [b.wrap(data_key.plaintext, ctx) for b in self.backends[1:]]
+            secret = bytearray(data_key.plaintext)
+        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in slots), secret
+
+    def wrap_slots(self, secret: bytes | bytearray, ctx: Context) -> tuple[KeySlot, ...]:
+        """Key slots holding an existing data key ``secret`` for every configured backend:
+        wrapped whole by each (any-of), or shared k-of-n with a threshold (share i wrapped
+        by backend i). Used to generate keys and to re-key a document (``updatekeys``)."""
+        if self.threshold is not None:
             shares = split_key(self.threshold, len(self.backends), secret)
             try:
                 wrapped = [
@@ -123,12 +139,9 @@ class KeySource:
             finally:
                 for share in shares:
                     wipe(share)
-            return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped), secret
-        with self.primary.generate_data_key(ctx) as data_key:
-            slots = [data_key.wrapped]
-            slots += [b.wrap(data_key.plaintext, ctx) for b in self.backends[1:]]
-            secret = bytearray(data_key.plaintext)
-        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in slots), secret
+        else:
+            wrapped = [b.wrap(secret, ctx) for b in self.backends]
+        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
 
     def fresh(
         self, ctx: Context, *, key_ref: str | None = None, nbytes: int | None = None

@@ -9,7 +9,15 @@ from typing import NoReturn
 
 from envelope._exitcodes import ExitCode
 from envelope._version import __version__
-from envelope.cli import _cluster_secret, _k8s, _keyring, _keystore, _message, _rotation
+from envelope.cli import (
+    _cluster_secret,
+    _documents,
+    _k8s,
+    _keyring,
+    _keystore,
+    _message,
+    _rotation,
+)
 from envelope.cli._common import EXIT_CODES, Fail, err
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 
@@ -33,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     _message.register_inspect(sub)
     _rotation.register(sub)
+    _documents.register(sub)  # extends encrypt, decrypt and exec: after them
     return parser
 
 

@@ -82,6 +82,7 @@ class SecretConfig(_Strict):
     target: str | None = None
     form: Literal["raw", "dotenv", "json"] = "raw"
     keys: list[str] | None = None
+    key: str | None = None  # one value of an encrypted document source, e.g. .db.password
     env: str | None = None
     context: dict[str, str] | None = None
 

@@ -35,6 +35,7 @@ from envelope.errors import (
     KmsError,
 )
 from envelope.k8s._config import InitConfig, SecretConfig, load_config
+from envelope.k8s._documents import decrypt_source
 from envelope.k8s._forms import entries, render
 from envelope.k8s._publish import check_memory_backed, publish
 from envelope.keystore._s3 import read_s3_object
@@ -128,7 +129,7 @@ def decrypt_all(
         retry: list[tuple[SecretConfig, str]] = []
         for s in pending:
             try:
-                result.plaintexts[s.name] = env.decrypt(_fetch(s, cfg), s.context)
+                result.plaintexts[s.name] = decrypt_source(env, _fetch(s, cfg), s)
                 log("info", "secret.decrypted", secret=s.name, attempt=attempt)
             except KeyUnavailableError as exc:
                 result.failures.append(Failure(s.name, ExitCode.CONFIG, str(exc)))
