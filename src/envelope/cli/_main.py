@@ -835,6 +835,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state", type=Path, help="journal of finished files: rerun to resume")
     _add_keyring(p)
     _add_cluster(p, for_encrypt=False)
+
+    from envelope.cli import _kms_plugin  # noqa: PLC0415 - it imports this module
+
+    _kms_plugin.register(sub)
     return parser
 
 
