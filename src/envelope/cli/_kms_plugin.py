@@ -87,6 +87,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--grace", type=float, default=10.0, help="seconds in-flight calls get on SIGTERM"
     )
+    p.add_argument(
+        "--request-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a call fails with DEADLINE_EXCEEDED after this (or the caller's deadline)",
+    )
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this TCP port")
     p.add_argument("--metrics-address", default="127.0.0.1", help="metrics bind address")
     p.add_argument(
@@ -185,5 +192,6 @@ def cmd_kms_plugin(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         grace=args.grace,
+        request_timeout=args.request_timeout,
     )
     return 0

@@ -47,6 +47,7 @@ def start_plugin(
     metrics_port: int | None = None,
     metrics_address: str = "127.0.0.1",
     grace: float = 10.0,
+    request_timeout: float = 10.0,
 ) -> PluginServer:
     """Builds the service, probes the KMS once, and serves on ``listen`` (non-blocking).
 
@@ -64,6 +65,7 @@ def start_plugin(
         metrics_port: serve Prometheus metrics on this TCP port (0: any free port).
         metrics_address: the metrics server's bind address.
         grace: seconds in-flight calls get on shutdown.
+        request_timeout: seconds a call may take (or the client's deadline, if sooner).
 
     Returns:
         The running server; ``server.metrics_server`` is the metrics HTTP server or None.
@@ -83,6 +85,8 @@ def start_plugin(
         cache_ttl=cache_ttl,
         cache_entries=cache_entries,
         metrics=metrics,
+        request_timeout=request_timeout,
+        kms_threads=workers,
     )
     service.monitor.refresh()
     server = PluginServer(

@@ -147,6 +147,7 @@ class KekMonitor:
         self._threshold = threshold
         self._clock = clock
         self._lock = threading.Lock()
+        self._probe_started = float("-inf")
         self._backends: Backends = tuple(build())
         if not self._backends:
             raise ConfigError("the KMS plugin needs at least one KMS backend")
@@ -168,18 +169,36 @@ class KekMonitor:
         )
 
     def current(self) -> Health:
-        """The last probe's result if younger than ``interval``, else a fresh probe."""
+        """The last probe's result if younger than ``interval``, else a fresh probe.
+
+        While another caller's probe is running, this returns the last result at once,
+        or, once that probe has run for ``interval`` without an answer, a healthz saying
+        the KMS is not answering (a hung KMS never blocks Status callers).
+        """
         health = self._health
-        if self._clock() - health.checked_at < self.interval:
+        now = self._clock()
+        if now - health.checked_at < self.interval:
             return health
-        with self._lock:
+        if not self._lock.acquire(blocking=False):
+            waited = now - self._probe_started
+            if waited >= self.interval:
+                return Health(
+                    f"the KMS has not answered the health probe for {waited:.1f} s",
+                    health.key_id,
+                    health.checked_at,
+                )
+            return health
+        try:
             health = self._health
             if self._clock() - health.checked_at < self.interval:
-                return health  # another caller probed while this one waited
+                return health  # another caller probed just before this one
             return self._probe()
+        finally:
+            self._lock.release()
 
     def _probe(self) -> Health:
         started = self._clock()
+        self._probe_started = started
         problems: list[str] = []
         rebuilt_now = False
         if _keyring_files(self._backends) != self._files:

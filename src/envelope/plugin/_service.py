@@ -26,6 +26,8 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -42,7 +44,7 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
-from envelope.kms import KmsBackend
+from envelope.kms import KmsBackend, LocalKms
 from envelope.plugin._health import KEY_ID_MAX_BYTES, Health, KekMonitor
 from envelope.plugin._metrics import Metrics
 from envelope.plugin._proto import api_pb2, api_pb2_grpc
@@ -121,6 +123,10 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
         cache_ttl: seconds an unwrapped DEK seed stays usable for Decrypt.
         cache_entries: unwrapped DEK seeds held at most.
         metrics: where RPCs and probes are counted.
+        request_timeout: seconds a call may take (or the client's deadline, if sooner);
+            then it fails with DEADLINE_EXCEEDED while the KMS call finishes in the
+            background (bounded by the backend's own timeouts).
+        kms_threads: threads that run calls which may reach a remote KMS.
 
     Raises:
         ConfigError, KmsError: the backends cannot be built.
@@ -137,8 +143,15 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
         cache_ttl: float = 3600.0,
         cache_entries: int = 4096,
         metrics: Metrics | None = None,
+        request_timeout: float = 10.0,
+        kms_threads: int = 32,
     ) -> None:
+        if request_timeout <= 0 or kms_threads <= 0:
+            raise ValueError("request_timeout and kms_threads must be positive")
         self.metrics = metrics or Metrics()
+        self._request_timeout = request_timeout
+        self._kms_pool = ThreadPoolExecutor(kms_threads, thread_name_prefix="kms-call")
+        self._inline = False
         self._cluster = cluster_secret
         self._threshold = threshold
         self._cache = DataKeyCache(max_age=cache_ttl, max_entries=cache_entries)
@@ -165,6 +178,8 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
         else:
             keys = _Keys(previous.encryptor, previous.decryptor, key_id)
         self._keys = keys
+        # Local keyrings never block: their calls run on the gRPC thread, skipping a hop.
+        self._inline = all(isinstance(b, LocalKms) for b in backends)
         if previous is not None and previous.key_id != key_id:
             log.info("current KEK changed", extra={"fields": {"key_id": key_id}})
 
@@ -269,10 +284,22 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
         started = time.perf_counter()
         code, details = grpc.StatusCode.OK, ""
         try:
+            timeout = self._request_timeout
             remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
+            if remaining is not None:
+                timeout = min(timeout, remaining)
+            if timeout <= 0:
                 _fail(grpc.StatusCode.DEADLINE_EXCEEDED, "the request deadline passed")
-            return run()
+            if self._inline:
+                return run()
+            future = self._kms_pool.submit(run)
+            try:
+                return future.result(timeout)
+            except FutureTimeout:
+                _fail(
+                    grpc.StatusCode.DEADLINE_EXCEEDED,
+                    f"the KMS did not answer within {timeout:.1f} s",
+                )
         except _Abort as exc:
             code, details = exc.code, exc.details
         except (ValueError, TypeError) as exc:
