@@ -130,3 +130,21 @@ def test_the_pod_check_is_strict() -> None:
     pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFs"] = True  # a typo
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_vendored_proto_is_the_recorded_file_and_stubs_regenerate_identically() -> None:
+    import hashlib
+    import sys
+
+    proto_dir = ROOT / "src" / "envelope" / "plugin" / "_proto"
+    digest = hashlib.sha256((proto_dir / "api.proto").read_bytes()).hexdigest()
+    assert digest in (proto_dir / "README.md").read_text()
+    assert "Apache License" in (proto_dir / "LICENSE").read_text()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "gen_kms_proto.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
