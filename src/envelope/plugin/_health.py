@@ -168,6 +168,10 @@ class KekMonitor:
             self._threshold,
         )
 
+    def fresh(self) -> bool:
+        """True while the last probe result is served without probing."""
+        return self._clock() - self._health.checked_at < self.interval
+
     def current(self) -> Health:
         """The last probe's result if younger than ``interval``, else a fresh probe.
 

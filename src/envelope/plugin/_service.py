@@ -15,9 +15,12 @@ Decrypt checks sizes before parsing anything, recomputes the annotations from th
 message header and requires an exact match, then decrypts with the context bound to the
 request's ``key_id``. Every failure is a gRPC status; none returns a wrong plaintext.
 
-Unwrapped data keys are cached on the Decrypt side (``DataKeyCache``, ``cache_ttl``
-seconds), so recently seen DEK seeds keep decrypting while the KMS is down. Encrypt has
-no cache: while the KMS is down it fails with ``UNAVAILABLE``.
+Decrypted seeds are cached (``DataKeyCache``: ``cache_ttl`` seconds, ``cache_entries``
+entries, zeroed on eviction), keyed by the SHA-256 of the exact ciphertext and the
+key_id, so a seed seen recently keeps decrypting while the KMS is down, and a cache hit
+is answered on the gRPC thread without touching the KMS. Encrypt has no cache: while
+the KMS is down it fails with ``UNAVAILABLE``. Calls that may reach a remote KMS run on
+a separate pool so that ``request_timeout`` (or the caller's deadline) bounds them.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 
@@ -58,6 +61,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("envelope.plugin")
+T = TypeVar("T")
 
 API_VERSION = "v2"
 FORMAT_VERSION = b"1"
@@ -87,8 +91,7 @@ class _Abort(Exception):
 class _Keys:
     """What Encrypt uses, swapped as one object when the KEK changes."""
 
-    encryptor: Envelope
-    decryptor: Envelope
+    envelope: Envelope
     key_id: str
 
 
@@ -110,6 +113,14 @@ def annotations_for(info: MessageInfo) -> dict[str, bytes]:
 
 def _fail(code: grpc.StatusCode, details: str) -> NoReturn:
     raise _Abort(code, details)
+
+
+class _Miss(Exception):
+    """Not in the Decrypt cache (raised instead of calling the KMS inline)."""
+
+
+def _miss() -> bytearray:
+    raise _Miss
 
 
 class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
@@ -167,16 +178,11 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
 
     def _install(self, backends: tuple[KmsBackend, ...], key_id: str) -> None:
         previous = self._keys
-        if previous is None or previous.encryptor.kms is not backends[0]:
-            keys = _Keys(
-                Envelope(list(backends), self._cluster, threshold=self._threshold),
-                Envelope(
-                    list(backends), self._cluster, threshold=self._threshold, cache=self._cache
-                ),
-                key_id,
-            )
+        if previous is None or previous.envelope.kms is not backends[0]:
+            envelope = Envelope(list(backends), self._cluster, threshold=self._threshold)
+            keys = _Keys(envelope, key_id)
         else:
-            keys = _Keys(previous.encryptor, previous.decryptor, key_id)
+            keys = _Keys(previous.envelope, key_id)
         self._keys = keys
         # Local keyrings never block: their calls run on the gRPC thread, skipping a hop.
         self._inline = all(isinstance(b, LocalKms) for b in backends)
@@ -197,21 +203,40 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
 
     def Encrypt(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Seals the DEK seed; see the module docstring."""
-        return self._call("Encrypt", request.uid, context, lambda: self._encrypt(request))
+        return self._call("Encrypt", request.uid, context, lambda t: self._encrypt(request, t))
 
     def Decrypt(self, request: Any, context: grpc.ServicerContext) -> Any:
         """Opens a ciphertext from Encrypt; see the module docstring."""
-        return self._call("Decrypt", request.uid, context, lambda: self._decrypt(request))
+        return self._call("Decrypt", request.uid, context, lambda t: self._decrypt(request, t))
 
     # -- implementations --------------------------------------------------------------
 
-    def _status(self) -> Any:
-        health: Health = self.monitor.current()
+    def _on_kms(self, run: Callable[[], T], timeout: float) -> T:
+        """Runs ``run`` (which may call a remote KMS) within ``timeout`` seconds.
+
+        Raises:
+            _Abort: DEADLINE_EXCEEDED; anything ``run`` raises.
+        """
+        if self._inline:
+            return run()
+        future = self._kms_pool.submit(run)
+        try:
+            return future.result(timeout)
+        except FutureTimeout:
+            _fail(
+                grpc.StatusCode.DEADLINE_EXCEEDED, f"the KMS did not answer within {timeout:.1f} s"
+            )
+
+    def _status(self, timeout: float) -> Any:
+        if self.monitor.fresh():
+            health: Health = self.monitor.current()
+        else:
+            health = self._on_kms(self.monitor.current, timeout)
         return api_pb2.StatusResponse(
             version=API_VERSION, healthz=health.healthz, key_id=health.key_id
         )
 
-    def _encrypt(self, request: Any) -> Any:
+    def _encrypt(self, request: Any, timeout: float) -> Any:
         plaintext = request.plaintext
         if not 0 < len(plaintext) <= PLAINTEXT_MAX_BYTES:
             _fail(
@@ -221,7 +246,9 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
         keys = self._keys
         assert keys is not None
         try:
-            ciphertext = keys.encryptor.encrypt(plaintext, context=_context(keys.key_id))
+            ciphertext = self._on_kms(
+                lambda: keys.envelope.encrypt(plaintext, context=_context(keys.key_id)), timeout
+            )
         except KmsError as exc:
             _fail(grpc.StatusCode.UNAVAILABLE, f"the KMS cannot wrap a new key: {exc}")
         if len(ciphertext) > CIPHERTEXT_MAX_BYTES:
@@ -235,7 +262,7 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
             ciphertext=ciphertext, key_id=keys.key_id, annotations=annotations
         )
 
-    def _decrypt(self, request: Any) -> Any:
+    def _decrypt(self, request: Any, timeout: float) -> Any:
         ciphertext = request.ciphertext
         key_id: str = request.key_id
         annotations: Mapping[str, bytes] = request.annotations
@@ -263,8 +290,17 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
             _fail(grpc.StatusCode.INVALID_ARGUMENT, "annotations do not match the ciphertext")
         keys = self._keys
         assert keys is not None
+        # Cache key: the exact ciphertext and key_id a previous Decrypt succeeded on.
+        entry = (hashlib.sha256(ciphertext).digest(), key_id)
+
+        def unwrap() -> bytearray:
+            return bytearray(keys.envelope.decrypt(ciphertext, context=_context(key_id)))
+
         try:
-            plaintext = keys.decryptor.decrypt(ciphertext, context=_context(key_id))
+            try:
+                seed = self._cache.for_decryption(entry, _miss)  # inline: no KMS call
+            except _Miss:
+                seed = self._on_kms(lambda: self._cache.for_decryption(entry, unwrap), timeout)
         except KeyUnavailableError as exc:
             _fail(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except DecryptionError:
@@ -274,12 +310,19 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
             )
         except KmsError as exc:
             _fail(grpc.StatusCode.UNAVAILABLE, f"the KMS cannot unwrap the key: {exc}")
-        return api_pb2.DecryptResponse(plaintext=plaintext)
+        try:
+            return api_pb2.DecryptResponse(plaintext=bytes(seed))
+        finally:
+            seed[:] = bytes(len(seed))
 
     # -- the common wrapper -----------------------------------------------------------
 
     def _call(
-        self, method: str, uid: str | None, context: grpc.ServicerContext, run: Callable[[], Any]
+        self,
+        method: str,
+        uid: str | None,
+        context: grpc.ServicerContext,
+        run: Callable[[float], Any],
     ) -> Any:
         started = time.perf_counter()
         code, details = grpc.StatusCode.OK, ""
@@ -290,16 +333,7 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
                 timeout = min(timeout, remaining)
             if timeout <= 0:
                 _fail(grpc.StatusCode.DEADLINE_EXCEEDED, "the request deadline passed")
-            if self._inline:
-                return run()
-            future = self._kms_pool.submit(run)
-            try:
-                return future.result(timeout)
-            except FutureTimeout:
-                _fail(
-                    grpc.StatusCode.DEADLINE_EXCEEDED,
-                    f"the KMS did not answer within {timeout:.1f} s",
-                )
+            return run(timeout)
         except _Abort as exc:
             code, details = exc.code, exc.details
         except (ValueError, TypeError) as exc:
