@@ -151,12 +151,14 @@ def test_wrong_annotations_or_key_id_are_grpc_errors(plugin: PluginProcess) -> N
         {**good, "extra.example.com": b"x"},
         {k: v for k, v in good.items() if k != "providers.envelope.dev"},
     ]
-    for wrong in variants:
-        exc = rpc_error(plugin.decrypt, out.ciphertext, out.key_id, wrong)
-        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, wrong
-    for key_id in ("", out.key_id + "x", out.key_id.replace("@v1", "@v2"), "k" * 1025):
-        exc = rpc_error(plugin.decrypt, out.ciphertext, key_id, good)
-        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, key_id
+    for phase in ("never decrypted", "decrypted and cached"):
+        for wrong in variants:
+            exc = rpc_error(plugin.decrypt, out.ciphertext, out.key_id, wrong)
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (phase, wrong)
+        for key_id in ("", out.key_id + "x", out.key_id.replace("@v1", "@v2"), "k" * 1025):
+            exc = rpc_error(plugin.decrypt, out.ciphertext, key_id, good)
+            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (phase, key_id)
+        assert len(plugin.decrypt(out.ciphertext, out.key_id, good)) == 32
 
 
 def test_oversized_requests_are_refused(plugin: PluginProcess) -> None:

@@ -166,6 +166,8 @@ def cmd_kms_plugin(args: argparse.Namespace) -> int:
             f"the KMS plugin needs grpcio and protobuf ({exc}): pip install 'envelope-kms[plugin]'"
         ) from None
 
+    # The log lines carry their own fields: skip the per-record process and thread lookups.
+    logging.logProcesses = logging.logThreads = logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonLogFormatter())
     logger = logging.getLogger("envelope.plugin")

@@ -119,7 +119,7 @@ class _Miss(Exception):
     """Not in the Decrypt cache (raised instead of calling the KMS inline)."""
 
 
-def _miss() -> bytearray:
+def _miss() -> tuple[dict[str, bytes], bytearray]:
     raise _Miss
 
 
@@ -262,6 +262,22 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
             ciphertext=ciphertext, key_id=keys.key_id, annotations=annotations
         )
 
+    @staticmethod
+    def _expected_annotations(ciphertext: bytes, given: dict[str, bytes]) -> dict[str, bytes]:
+        """The annotations ``ciphertext``'s header implies; checked before any KMS call.
+
+        Raises:
+            _Abort: INVALID_ARGUMENT if it is not a message, or ``given`` differs.
+        """
+        try:
+            info = inspect(ciphertext)
+        except (FormatError, DecryptionError):
+            _fail(grpc.StatusCode.INVALID_ARGUMENT, "ciphertext is not an envelope message")
+        expected = annotations_for(info)
+        if given != expected:
+            _fail(grpc.StatusCode.INVALID_ARGUMENT, "annotations do not match the ciphertext")
+        return expected
+
     def _decrypt(self, request: Any, timeout: float) -> Any:
         ciphertext = request.ciphertext
         key_id: str = request.key_id
@@ -282,25 +298,26 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
                 grpc.StatusCode.INVALID_ARGUMENT,
                 f"annotation {A_VERSION} is missing or names a format this plugin does not read",
             )
-        try:
-            info = inspect(ciphertext)
-        except (FormatError, DecryptionError):
-            _fail(grpc.StatusCode.INVALID_ARGUMENT, "ciphertext is not an envelope message")
-        if dict(annotations) != annotations_for(info):
-            _fail(grpc.StatusCode.INVALID_ARGUMENT, "annotations do not match the ciphertext")
+        given = dict(annotations)
         keys = self._keys
         assert keys is not None
-        # Cache key: the exact ciphertext and key_id a previous Decrypt succeeded on.
+        # Cache entry: the exact ciphertext and key_id a previous Decrypt succeeded on,
+        # with the annotations that ciphertext implies (a hit needs no header parse).
         entry = (hashlib.sha256(ciphertext).digest(), key_id)
-
-        def unwrap() -> bytearray:
-            return bytearray(keys.envelope.decrypt(ciphertext, context=_context(key_id)))
-
+        expected: dict[str, bytes]
         try:
             try:
-                seed = self._cache.for_decryption(entry, _miss)  # inline: no KMS call
+                expected, seed = self._cache.for_decryption_with(entry, _miss)  # no KMS call
             except _Miss:
-                seed = self._on_kms(lambda: self._cache.for_decryption(entry, unwrap), timeout)
+                expected = self._expected_annotations(ciphertext, given)
+
+                def unwrap() -> tuple[dict[str, bytes], bytearray]:
+                    seed = keys.envelope.decrypt(ciphertext, context=_context(key_id))
+                    return expected, bytearray(seed)
+
+                expected, seed = self._on_kms(
+                    lambda: self._cache.for_decryption_with(entry, unwrap), timeout
+                )
         except KeyUnavailableError as exc:
             _fail(grpc.StatusCode.FAILED_PRECONDITION, str(exc))
         except DecryptionError:
@@ -310,6 +327,9 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
             )
         except KmsError as exc:
             _fail(grpc.StatusCode.UNAVAILABLE, f"the KMS cannot unwrap the key: {exc}")
+        if given != expected:
+            seed[:] = bytes(len(seed))
+            _fail(grpc.StatusCode.INVALID_ARGUMENT, "annotations do not match the ciphertext")
         try:
             return api_pb2.DecryptResponse(plaintext=bytes(seed))
         finally:
