@@ -198,7 +198,8 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
     # -- the RPCs ---------------------------------------------------------------------
 
     def Status(self, request: Any, context: grpc.ServicerContext) -> Any:
-        """Version, cached KMS health and the current key id (never fails)."""
+        """Version, cached KMS health and the current key id (fails only when the probe
+        this call runs outlasts the deadline)."""
         return self._call("Status", None, context, self._status)
 
     def Encrypt(self, request: Any, context: grpc.ServicerContext) -> Any:
