@@ -234,3 +234,33 @@ def test_kms_probe_is_rate_limited(tmp_path: Path, moto_url: str) -> None:
     finally:
         p.kill()
         proxy.close()
+
+
+def test_hung_kms_blocks_neither_status_nor_cached_decrypt(tmp_path: Path, moto_url: str) -> None:
+    arn = kms_key(moto_url)
+    host, port = moto_url.removeprefix("http://").split(":")
+    proxy = SlowProxy((host, int(port)), delay=60.0)  # a KMS that accepts and never answers
+    p = aws_plugin(tmp_path, proxy.url, arn, "--probe-interval", "0.5", "--request-timeout", "1")
+    try:
+        seen = round_trip(p)
+        proxy.slow.set()
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                healthz = p.status().healthz
+            except grpc.RpcError as exc:  # the call that started the probe hits its deadline
+                assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                continue
+            if "has not answered" in healthz:
+                break
+            assert time.monotonic() < deadline, healthz
+            time.sleep(0.05)
+        cached = p.decrypt(seen.ciphertext, seen.key_id, seen.annotations)
+        assert len(cached) == 32
+        with pytest.raises(grpc.RpcError) as info:
+            p.encrypt(secrets.token_bytes(32))
+        assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        assert "did not answer" in (info.value.details() or "")
+    finally:
+        p.kill()
+        proxy.close()
