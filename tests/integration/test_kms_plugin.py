@@ -140,8 +140,10 @@ def test_tampered_ciphertext_is_a_grpc_error(plugin: PluginProcess) -> None:
     assert plugin.decrypt(ct, out.key_id, out.annotations) == seed
 
 
-def test_wrong_annotations_or_key_id_are_grpc_errors(plugin: PluginProcess) -> None:
-    out = plugin.encrypt(secrets.token_bytes(32))
+def test_wrong_annotations_or_key_id_are_grpc_errors(
+    tmp_path: Path, plugin: PluginProcess, keyring: Path
+) -> None:
+    out = plugin.encrypt(secrets.token_bytes(32))  # `plugin` now has it cached
     good = dict(out.annotations)
     variants = [
         {},
@@ -151,14 +153,18 @@ def test_wrong_annotations_or_key_id_are_grpc_errors(plugin: PluginProcess) -> N
         {**good, "extra.example.com": b"x"},
         {k: v for k, v in good.items() if k != "providers.envelope.dev"},
     ]
-    for phase in ("never decrypted", "decrypted and cached"):
-        for wrong in variants:
-            exc = rpc_error(plugin.decrypt, out.ciphertext, out.key_id, wrong)
-            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (phase, wrong)
-        for key_id in ("", out.key_id + "x", out.key_id.replace("@v1", "@v2"), "k" * 1025):
-            exc = rpc_error(plugin.decrypt, out.ciphertext, key_id, good)
-            assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (phase, key_id)
-        assert len(plugin.decrypt(out.ciphertext, out.key_id, good)) == 32
+    fresh = start(tmp_path, keyring, name="fresh")  # same keyring, nothing cached
+    try:
+        for phase, p in (("not cached", fresh), ("cached", plugin)):
+            for wrong in variants:
+                exc = rpc_error(p.decrypt, out.ciphertext, out.key_id, wrong)
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (phase, wrong)
+            for key_id in ("", out.key_id + "x", out.key_id.replace("@v1", "@v2"), "k" * 1025):
+                exc = rpc_error(p.decrypt, out.ciphertext, key_id, good)
+                assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, (phase, key_id)
+            assert len(p.decrypt(out.ciphertext, out.key_id, good)) == 32
+    finally:
+        fresh.kill()
 
 
 def test_oversized_requests_are_refused(plugin: PluginProcess) -> None:

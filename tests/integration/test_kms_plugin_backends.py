@@ -113,6 +113,8 @@ def test_kms_down_then_back(tmp_path: Path, moto_restartable: RestartableMoto) -
         assert p.status().healthz == "ok"
         seen = round_trip(p)  # Decrypt caches this DEK seed
         seed = p.decrypt(seen.ciphertext, seen.key_id, seen.annotations)
+        just_sealed_seed = secrets.token_bytes(32)
+        just_sealed = p.encrypt(just_sealed_seed)  # Encrypt caches it too
 
         moto_restartable.stop()
         down = p.wait_status(lambda s: s.healthz != "ok")
@@ -120,6 +122,8 @@ def test_kms_down_then_back(tmp_path: Path, moto_restartable: RestartableMoto) -
         assert "aws" in down.healthz.lower() or "kms" in down.healthz.lower()
         # Recently unwrapped: still decrypts without the KMS.
         assert p.decrypt(seen.ciphertext, seen.key_id, seen.annotations, uid="cached") == seed
+        got = p.decrypt(just_sealed.ciphertext, just_sealed.key_id, just_sealed.annotations)
+        assert got == just_sealed_seed
         with pytest.raises(grpc.RpcError) as info:
             p.encrypt(secrets.token_bytes(32))
         assert info.value.code() in (
@@ -203,8 +207,20 @@ def test_custodians_threshold_survives_one_down(
         assert [x.split(":")[0] for x in providers] == ["aws-kms", "local", "local"]
         moto_restartable.stop()
         p.wait_status(lambda s: s.healthz != "ok")
-        # Never decrypted before (nothing cached): the two keyrings are 2 of 3 shares.
-        assert p.decrypt(out.ciphertext, out.key_id, out.annotations) == seed
+        # A plugin started while AWS is down (nothing cached): the two keyrings hold 2
+        # of the 3 shares, so it still decrypts.
+        # (the AWS share is tried first; botocore's retries may take seconds to give up)
+        q = PluginProcess(
+            tmp_path / "q",
+            [*p.args, "--request-timeout", "25"],
+            env={"AWS_DEFAULT_REGION": "eu-west-1"},
+        )
+        q.start()
+        try:
+            assert q.status().healthz != "ok"
+            assert q.decrypt(out.ciphertext, out.key_id, out.annotations) == seed
+        finally:
+            q.kill()
     finally:
         p.kill()
         moto_restartable.start()

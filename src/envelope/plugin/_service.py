@@ -17,7 +17,8 @@ request's ``key_id``. Every failure is a gRPC status; none returns a wrong plain
 
 Decrypted seeds are cached (``DataKeyCache``: ``cache_ttl`` seconds, ``cache_entries``
 entries, zeroed on eviction), keyed by the SHA-256 of the exact ciphertext and the
-key_id, so a seed seen recently keeps decrypting while the KMS is down, and a cache hit
+key_id, and filled by Encrypt as well as Decrypt, so a seed seen recently keeps
+decrypting while the KMS is down, and a cache hit
 is answered on the gRPC thread without touching the KMS. Encrypt has no cache: while
 the KMS is down it fails with ``UNAVAILABLE``. Calls that may reach a remote KMS run on
 a separate pool so that ``request_timeout`` (or the caller's deadline) bounds them.
@@ -259,6 +260,10 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
                 f"{CIPHERTEXT_MAX_BYTES}-byte limit: configure fewer custodians",
             )
         annotations = annotations_for(inspect(ciphertext))
+        # Prime the Decrypt cache: the apiserver reads back what it just wrote, and after
+        # a restart during a KMS outage it needs at least its current seed.
+        entry = (hashlib.sha256(ciphertext).digest(), keys.key_id)
+        self._cache.for_decryption_with(entry, lambda: (annotations, bytearray(plaintext)))
         return api_pb2.EncryptResponse(
             ciphertext=ciphertext, key_id=keys.key_id, annotations=annotations
         )
