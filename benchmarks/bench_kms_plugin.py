@@ -7,8 +7,10 @@ here), in one run:
 
 - *direct*: what the plugin does per call, made in this process on the same backend:
   ``Envelope.encrypt`` of a 32-byte DEK seed with the plugin's context (no cache), then
-  ``Envelope.decrypt`` (with the plugin's DataKeyCache) of ciphertexts never seen before
-  ("uncached": one KMS unwrap each) and of one ciphertext again and again ("cached");
+  ``Envelope.decrypt`` (with a DataKeyCache) of ciphertexts never seen before
+  ("uncached": one KMS unwrap each; the handler and the plugin get messages sealed
+  directly, since their own Encrypt primes their cache) and of one ciphertext again and
+  again ("cached");
 - *handler*: the plugin's own code without gRPC: ``KmsService.Encrypt`` / ``Decrypt``
   called in this process (validation, annotations, cache, logging, metrics);
 - *plugin*: the same calls as gRPC requests from a client built on the vendored stubs to
@@ -36,13 +38,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import describe
-from envelope import DataKeyCache, Envelope
+from envelope import DataKeyCache, Envelope, inspect
 from envelope.kms import KmsBackend, LocalKms
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import TokenAuth
 from envelope.plugin._proto import api_pb2
 from envelope.plugin._server import JsonLogFormatter
-from envelope.plugin._service import KmsService, _context
+from envelope.plugin._service import KmsService, _context, annotations_for
 from tests.openbao import OpenBao
 from tests.support.kms_plugin import PluginProcess
 
@@ -107,13 +109,18 @@ def measure(
     h_enc = timed(n, lambda i: handler_ct.append(h_encrypt(seeds[i])))
     plugin_ct: list[Any] = []
     p_enc = timed(n, lambda i: plugin_ct.append(plugin.encrypt(seeds[i], uid=f"bench-{i}")))
+    # Encrypt primes the plugin's Decrypt cache, so "uncached" opens messages sealed here
+    # (same KEK, context and key_id): neither the handler nor the plugin has seen them.
+    unseen = [
+        api_pb2.EncryptResponse(
+            ciphertext=ct, key_id=key_id, annotations=annotations_for(inspect(ct))
+        )
+        for ct in direct_ct
+    ]
     d_dec = timed(n, lambda i: dec.decrypt(direct_ct[i], ctx))
-    h_dec = timed(n, lambda i: h_decrypt(handler_ct[i]))
+    h_dec = timed(n, lambda i: h_decrypt(unseen[i]))
     p_dec = timed(
-        n,
-        lambda i: plugin.decrypt(
-            plugin_ct[i].ciphertext, plugin_ct[i].key_id, plugin_ct[i].annotations
-        ),
+        n, lambda i: plugin.decrypt(unseen[i].ciphertext, unseen[i].key_id, unseen[i].annotations)
     )
     one, h_one, p_one = direct_ct[0], handler_ct[0], plugin_ct[0]
     d_hot = timed(n, lambda i: dec.decrypt(one, ctx))
