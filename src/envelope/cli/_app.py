@@ -15,6 +15,7 @@ from envelope.cli import (
     _k8s,
     _keyring,
     _keystore,
+    _kms_plugin,
     _message,
     _rotation,
 )
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(sub)
     _message.register_inspect(sub)
     _rotation.register(sub)
+    _kms_plugin.register(sub)
     _documents.register(sub)  # extends encrypt, decrypt and exec: after them
     return parser
 

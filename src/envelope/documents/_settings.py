@@ -17,28 +17,14 @@ __all__ = ["build_backend", "envelope_for_any_rule", "envelope_for_rule"]
 
 def build_backend(spec: Mapping[str, Any], base: Path, where: str) -> KmsBackend:
     """A KMS backend from one ``kms:`` entry of a rules file: the fields of
-    :class:`envelope.settings.KmsSettings` (``kind`` defaults to ``local``), validated by
-    that model; relative ``keyring`` and ``passphrase_file`` paths are relative to ``base``.
+    :class:`envelope.settings.KmsSettings`; relative paths are relative to ``base``.
 
     Raises:
         ConfigError: an invalid entry or a backend that cannot be set up (names ``where``).
     """
-    from pydantic import ValidationError  # noqa: PLC0415 - settings load pydantic lazily
+    from envelope.settings import kms_from_mapping  # noqa: PLC0415 - one seam, lazy pydantic
 
-    from envelope import settings  # noqa: PLC0415 - one seam
-
-    values = {"kind": "local", **spec}
-    for name in ("keyring", "passphrase_file"):
-        if values.get(name):
-            values[name] = str(base / str(values[name]))
-    try:
-        model = settings.KmsSettings.model_validate(values)
-    except ValidationError as exc:
-        raise settings.config_error(exc, settings.KmsSettings, f"kms entry in {where}") from None
-    try:
-        return settings.build_kms(model)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    return kms_from_mapping(spec, f"kms entry in {where}", base=base)
 
 
 def envelope_for_rule(rule: Rule, *, cluster: ClusterSecret | None = None) -> Envelope:

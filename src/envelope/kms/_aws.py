@@ -262,13 +262,22 @@ class AwsKms:
         )
         return WrappedKey(self.provider_id, self.key_id, bytes(resp["CiphertextBlob"]))
 
+    def key_metadata(self) -> dict[str, Any]:
+        """DescribeKey's ``KeyMetadata`` (one KMS call): state, and where AWS reports it
+        the ``CurrentKeyMaterialId`` that changes when the key rotates.
+
+        Raises:
+            KmsError: the key cannot be described.
+        """
+        return dict(self._call("DescribeKey", "describe_key", KeyId=self.key_id)["KeyMetadata"])
+
     def health(self) -> None:
         """DescribeKey: the key exists, is reachable, and is enabled.
 
         Raises:
             KmsError: otherwise, with the reason.
         """
-        meta = self._call("DescribeKey", "describe_key", KeyId=self.key_id)["KeyMetadata"]
+        meta = self.key_metadata()
         if meta.get("KeyState") != "Enabled" or not meta.get("Enabled", True):
             raise KmsError(f"AWS KMS key {self.key_id} is {meta.get('KeyState')}; enable it")
 

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
         build_keystore,
         build_kms,
         keyring_passphrase,
+        kms_from_mapping,
         load_cluster_secret,
     )
     from envelope.settings._errors import config_error
@@ -77,7 +78,14 @@ if TYPE_CHECKING:
 # Imported on first use: pydantic takes as long to import as the rest of the CLI.
 _LAZY = {
     **dict.fromkeys(
-        ("build_keystore", "build_kms", "keyring_passphrase", "load_cluster_secret"), "_build"
+        (
+            "build_keystore",
+            "build_kms",
+            "keyring_passphrase",
+            "kms_from_mapping",
+            "load_cluster_secret",
+        ),
+        "_build",
     ),
     "config_error": "_errors",
     **dict.fromkeys(
@@ -119,5 +127,6 @@ __all__ = [
     "build_kms",
     "config_error",
     "keyring_passphrase",
+    "kms_from_mapping",
     "load_cluster_secret",
 ]

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
@@ -16,7 +18,13 @@ from envelope.settings._model import (
     VaultSettings,
 )
 
-__all__ = ["build_keystore", "build_kms", "keyring_passphrase", "load_cluster_secret"]
+__all__ = [
+    "build_keystore",
+    "build_kms",
+    "keyring_passphrase",
+    "kms_from_mapping",
+    "load_cluster_secret",
+]
 
 PASSPHRASE_ENV = "ENVELOPE_KEYRING_PASSPHRASE"  # noqa: S105 - a variable name
 
@@ -53,6 +61,36 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
 
         return AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
     return _vault(settings.key, settings.endpoint, settings.vault)
+
+
+def kms_from_mapping(
+    values: Mapping[str, Any], source: str, *, base: Path | None = None
+) -> KmsBackend:
+    """A KMS backend from one plain mapping of :class:`KmsSettings` fields (a rules file's
+    or a custodians file's entry); ``kind`` defaults to ``local``, and relative ``keyring``
+    and ``passphrase_file`` paths are taken relative to ``base`` when given.
+
+    Raises:
+        ConfigError: an invalid entry (one line per problem, naming ``source``) or a
+            backend that cannot be set up.
+    """
+    from pydantic import ValidationError  # noqa: PLC0415 - only reached with pydantic loaded
+
+    from envelope.settings._errors import config_error  # noqa: PLC0415 - keeps imports light
+
+    entry = {"kind": "local", **values}
+    if base is not None:
+        for name in ("keyring", "passphrase_file"):
+            if entry.get(name):
+                entry[name] = str(base / str(entry[name]))
+    try:
+        settings = KmsSettings.model_validate(entry)
+    except ValidationError as exc:
+        raise config_error(exc, KmsSettings, source) from None
+    try:
+        return build_kms(settings)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
 
 
 def build_keystore(settings: KeyStoreSettings) -> KeyStore:
