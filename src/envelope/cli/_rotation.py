@@ -94,6 +94,6 @@ def cmd_reencrypt(args: argparse.Namespace) -> int:
     return _rotation(
         args,
         reencrypt_paths,
-        Envelope(kms, old, keystore=store),
+        Envelope(kms, old, keystore=store, accept_unsplit=args.accept_unsplit),
         Envelope(kms, new_part, keystore=store),
     )
