@@ -339,7 +339,7 @@ class KeySource(SlotOpener):
         """The data key inside a stored key object.
 
         Raises:
-            KmsError: not a key object, or as :meth:`data_key`.
+            FormatError: not a key object. KmsError: as :meth:`data_key`.
             DecryptionError: a key object this source's policy refuses (one naming a
                 cluster part or another stored key, or with a weaker split).
         """

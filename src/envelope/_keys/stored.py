@@ -15,7 +15,7 @@ from envelope._format.message import (
     encode_header,
     parse_header,
 )
-from envelope.errors import ConfigError, DecryptionError, FormatError, KmsError
+from envelope.errors import ConfigError, DecryptionError, FormatError
 from envelope.keystore import KeyStore, StoredKey
 from envelope.keystore._base import check_name
 
@@ -93,16 +93,16 @@ def key_object(stored: StoredKey) -> Header:
     """The header inside a stored key object.
 
     Raises:
-        KmsError: the object is not a key object (names the key and version).
+        FormatError: the object is not a key object (names the key and version).
     """
     try:
         header, end = parse_header(stored.blob)
     except FormatError:
-        raise KmsError(
+        raise FormatError(
             f"stored key {stored.name!r} version {stored.version} is not a key object"
         ) from None
     if end != len(stored.blob):
-        raise KmsError(f"stored key {stored.name!r} version {stored.version} has trailing bytes")
+        raise FormatError(f"stored key {stored.name!r} version {stored.version} has trailing bytes")
     return header
 
 

@@ -37,7 +37,7 @@ _FOREIGN = (
 def commitment_check(digest: bytes, body: bytes | memoryview) -> Callable[[bytearray], bool]:
     """A check that an input key matches the key commitment at the start of ``body``
     (a body too short to hold one accepts every key; decryption then fails)."""
-    prefix = bytes(body[: PREFIX_LEN])
+    prefix = bytes(body[:PREFIX_LEN])
 
     def check(input_key: bytearray) -> bool:
         if len(prefix) < PREFIX_LEN:
