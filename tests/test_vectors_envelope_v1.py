@@ -89,6 +89,8 @@ def test_library_decrypts_batches(kms: LocalKms, case: dict[str, Any]) -> None:
 def test_reference_decoder_decrypts_batches(case: dict[str, Any]) -> None:
     header = reference_decoder.ParsedBatchHeader(bytes.fromhex(case["header_hex"]))
     assert header.digest().hex() == case["batch_digest_hex"]
+    assert (header.group is not None) == (case["suite"] == "0x0102")
+    assert (header.part, header.parts) == (0, 1)
     _provider, key_id, wrapped = header.slots[0]
     data_key = reference_decoder.local_unwrap(KEKS, key_id, wrapped, header.encoded_context())
     part = case["cluster_part"]
