@@ -177,6 +177,18 @@ def test_a_wiped_cluster_secret_raises_on_any_use() -> None:
     assert cluster.ids[0].startswith("cs-")  # the public id stays readable
 
 
+def test_a_wiped_cluster_secret_is_not_used_through_a_cache() -> None:
+    kms, cluster = LocalKms.ephemeral(), ClusterSecret.generate()
+    env = Envelope(kms, cluster, cache=DataKeyCache())
+    blob = env.encrypt(b"x", CTX)
+    assert env.decrypt(blob, CTX) == b"x"  # prefix and input key now cached
+    cluster.wipe()
+    with pytest.raises(ConfigError, match="wiped"):
+        env.encrypt(b"y", CTX)
+    with pytest.raises(ConfigError, match="wiped"):
+        env.decrypt(blob, CTX)
+
+
 # -- item 9: the context on decrypt --------------------------------------------------------
 
 
@@ -252,7 +264,8 @@ def test_init_config_context_is_required_or_inherited() -> None:
     inherited = parse_config("context: {service: billing}\n" + base)
     assert inherited.secrets[0].context == {"service": "billing"}
     own = parse_config(base + "    context: {}\n")
-    assert own.secrets[0].context == {}
+    assert own.secrets[0].context == {} and not own.accept_unsplit
+    assert parse_config("accept_unsplit: true\ncontext: {}\n" + base).accept_unsplit
 
 
 # -- issue 12, item 9: inspect --verify names the missing or wrong cluster part --------------

@@ -181,6 +181,7 @@ class KeySource(SlotOpener):
                 names no stored key.
         """
         if self.cache is not None and key_ref is None and nbytes is not None:
+            self._check_live()
             (header_bytes, digest), input_key = self.cache.for_encryption(
                 ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx)
             )
@@ -188,6 +189,12 @@ class KeySource(SlotOpener):
         slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return encode_header(header), body_context(header), input_key
+
+    def _check_live(self) -> None:
+        """Raises ConfigError if the cluster secret was wiped (cached prefixes too)."""
+        if self.cluster is not None:
+            for part in self.cluster.parts():
+                _ = part.material
 
     def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
         """A new prefix to cache (no data-key cache under it)."""
@@ -210,6 +217,7 @@ class KeySource(SlotOpener):
             header, offset = parse_header(message)
             digest, input_key = self.open_header(header, expected, message[offset:])
             return offset, digest, input_key
+        self._check_live()
         offset = header_end(message)
         raw = bytes(message[:offset])
         (ctx, digest), input_key = self.cache.for_decryption_with(

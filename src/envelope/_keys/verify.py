@@ -9,25 +9,31 @@ is found without decrypting a chunk.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
-from envelope._format.message import Header, KeySlot, body_context, parse_header
+from envelope._format.context import Context
+from envelope._format.message import (
+    Header,
+    KeySlot,
+    SplitDescriptor,
+    body_context,
+    parse_header,
+)
 from envelope._keys.derive import derive_input_key
+from envelope._keys.policy import AcceptancePolicy
 from envelope._keys.threshold import combine_key
-from envelope._native import PREFIX_LEN
-from envelope.chunked import Decryptor
+from envelope.chunked import OVERHEAD, Decryptor
 from envelope.errors import ConfigError, DecryptionError, KmsError
 from envelope.kms import KmsBackend
 from envelope.kms._types import WrappedKey
-
-if TYPE_CHECKING:
-    from envelope._keys.source import KeySource
 
 __all__ = ["commitment_check", "verify_slots"]
 
 #: k-subsets of a threshold message's shares tried to find its key.
 MAX_SUBSETS = 1024
+#: Salt and key commitment at the start of every body (chunked's overhead less one tag).
+PREFIX_LEN = OVERHEAD - 16
 _DAMAGED = "does not unwrap to this message's key (damaged or replaced)"
 _FOREIGN = (
     "its share does not belong to this message's key (copied from another message, or damaged)"
@@ -49,6 +55,31 @@ def commitment_check(digest: bytes, body: bytes | memoryview) -> Callable[[bytea
         return True
 
     return check
+
+
+class KeySource(Protocol):
+    """What :func:`verify_slots` needs of :class:`~envelope._keys.source.KeySource`."""
+
+    backends: tuple[KmsBackend, ...]
+    policy: AcceptancePolicy
+
+    def matching(self, slots: Sequence[KeySlot]) -> list[tuple[KmsBackend | None, KeySlot]]:
+        """The trusted slots."""
+
+    def cluster_material(self, split: SplitDescriptor) -> bytearray | None:
+        """The cluster part a split names."""
+
+    def input_key(
+        self,
+        slots: Sequence[KeySlot],
+        split: SplitDescriptor,
+        ctx: Context,
+        expected: Context | None,
+        *,
+        use_cache: bool = True,
+        accept: Callable[[bytearray], bool] | None = None,
+    ) -> bytearray:
+        """The input key, checked by ``accept``."""
 
 
 def _wipe(b: bytearray) -> None:

@@ -181,6 +181,7 @@ class InitConfig(_Strict):
     secrets: list[SecretConfig] = Field(min_length=1)
     timeout: float = Field(default=60.0, gt=0)
     context: dict[str, str] | None = None
+    accept_unsplit: bool = False  # migration: also secrets sealed without the cluster part
 
     @model_validator(mode="before")
     @classmethod
