@@ -94,6 +94,7 @@ class SlotOpener:
     def _share_keys(  # noqa: PLR0917 - private, called once
         self,
         slots: Sequence[KeySlot],
+        trusted: list[tuple[KmsBackend | None, KeySlot]],
         ctx: Context,
         policy: tuple[int, int],
         use_cache: bool,
@@ -107,7 +108,7 @@ class SlotOpener:
             raise DecryptionError()
         position = {id(s): i + 1 for i, s in enumerate(slots)}
         tried = 0
-        for backend, slot in self.matching(slots):
+        for backend, slot in trusted:
             if backend is None:
                 continue  # a key-store slot never holds a share
             try:
@@ -123,13 +124,13 @@ class SlotOpener:
 
     def _whole_keys(
         self,
-        slots: Sequence[KeySlot],
+        trusted: list[tuple[KmsBackend | None, KeySlot]],
         ctx: Context,
         use_cache: bool,
         failures: list[tuple[str, Exception]],
     ) -> Generator[bytearray]:
         """Candidate data keys of an any-of message: each trusted slot's, in order."""
-        for backend, slot in self.matching(slots):
+        for backend, slot in trusted:
             try:
                 if backend is None:
                     store = self.store()
@@ -161,11 +162,15 @@ class SlotOpener:
         """
         failures: list[tuple[str, Exception]] = []
         shares: list[tuple[int, bytearray]] = []
-        found = (
-            self._whole_keys(slots, ctx, use_cache, failures)
-            if threshold is None
-            else self._share_keys(slots, ctx, threshold, use_cache, failures, shares)
-        )
+        trusted = self.matching(slots)
+        if threshold is None:
+            found = self._whole_keys(trusted, ctx, use_cache, failures)
+            alternatives = len(trusted) > 1
+        else:
+            found = self._share_keys(slots, trusted, ctx, threshold, use_cache, failures, shares)
+            alternatives = sum(b is not None for b, _ in trusted) > threshold[0]
+        if not alternatives:
+            accept = None  # one candidate at most: decryption checks the commitment anyway
         try:
             for key in found:
                 if accept is None or accept(key):

@@ -104,11 +104,10 @@ def verify_slots(keys: KeySource, blob: memoryview) -> list[tuple[str, str, str 
     if header.split.threshold is None:
         for _, slot in trusted:
             try:
-                key = keys.input_key(
-                    (slot,), header.split, header.context, None, use_cache=False, accept=check
-                )
+                key = keys.input_key((slot,), header.split, header.context, None, use_cache=False)
+                good = check(key)
                 _wipe(key)
-                problems[id(slot)] = None
+                problems[id(slot)] = None if good else _DAMAGED
             except DecryptionError as exc:
                 problems[id(slot)] = _DAMAGED if type(exc) is DecryptionError else str(exc)
             except KmsError as exc:
