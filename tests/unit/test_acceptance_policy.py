@@ -297,3 +297,23 @@ def test_cli_verify_without_cluster_secret_says_which_part(
     assert cli.run(["inspect", str(path), "--verify", "--keyring", str(keyring)]) != 0
     out = capsys.readouterr().out
     assert cluster.current.id in out and "damaged" not in out
+
+
+def test_cli_reencrypt_migrates_unsplit_messages_with_the_opt_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from envelope import cli, inspect
+
+    monkeypatch.setenv("ENVELOPE_KEYRING", str(tmp_path / "k.json"))
+    monkeypatch.delenv("ENVELOPE_CLUSTER_SECRET_FILE", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert cli.run(["keyring", "init"]) == 0
+    assert cli.run(["cluster-secret", "new", "--out", "new.part"]) == 0
+    kms, new = LocalKms.open(tmp_path / "k.json"), ClusterSecret.from_file("new.part")
+    Path("s").mkdir()
+    Path("s/a.env").write_bytes(Envelope(kms).encrypt(b"legacy", CTX))
+    assert cli.run(["reencrypt", "s", "--cluster-secret", "new.part"]) != 0
+    assert cli.run(["reencrypt", "s", "--cluster-secret", "new.part", "--accept-unsplit"]) == 0
+    blob = Path("s/a.env").read_bytes()
+    assert inspect(blob).cluster_secret_id == new.current.id
+    assert Envelope(kms, new).decrypt(blob, CTX) == b"legacy"
