@@ -15,18 +15,17 @@ from envelope._files import STREAM_PIECE, Progress, copy_through, open_input, ou
 from envelope._format.context import Context, canonical_context
 from envelope._format.message import (
     Header,
-    body_context,
     encode_header,
     parse_header,
+    read_exactly,
     read_header,
 )
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.source import KeySource, wipe
-from envelope.errors import DecryptionError, KmsError
+from envelope._keys.verify import verify_slots
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms._types import WrappedKey
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
@@ -34,9 +33,18 @@ if TYPE_CHECKING:
 __all__ = ["Envelope"]
 
 
-def _expected(context: Mapping[str, str] | None) -> Context | None:
-    """The canonical form of a context a caller requires (None: any context)."""
-    return None if context is None else canonical_context(context)
+def _expected(context: Mapping[str, str] | None, any_context: bool) -> Context | None:
+    """The canonical form of the context a caller requires: ``context``, else the empty
+    one, unless ``any_context`` (None: any context).
+
+    Raises:
+        ValueError: both a context and ``any_context``; as ``canonical_context``.
+    """
+    if any_context:
+        if context is not None:
+            raise ValueError("pass either context= or any_context=True, not both")
+        return None
+    return () if context is None else canonical_context(context)
 
 
 class Envelope(DocumentKeys):
@@ -45,17 +53,27 @@ class Envelope(DocumentKeys):
     Args:
         kms: the backend holding this service's KEK (:class:`~envelope.kms.KmsBackend`).
         cluster_secret: this service's cluster-secret part(s). When given, new messages
-            need both the KMS and the part to decrypt. Messages that record no split
-            decrypt without it.
+            need both the KMS and the part to decrypt, and messages (batches, stored
+            keys) that record no split are refused: anyone with the KMS key alone could
+            have made them.
         threads: worker threads for large messages; 0 means one per core.
         keystore: where stored data keys live (:mod:`envelope.keystore`), for
             ``key_ref=`` and for messages that reference a stored key.
         cache: a :class:`~envelope.DataKeyCache` to cut KMS calls.
         threshold: with several backends, share each data key k-of-n (Shamir) instead
             of wrapping it whole under each: any ``threshold`` backends then recover it.
+            Only messages with exactly this threshold over these custodians are then
+            accepted; the custodians must not overlap (ValueError).
+        accept_unsplit: also accept messages with no cluster-secret split or not the
+            configured threshold (migration); each is logged on the ``envelope`` logger.
 
     Decryption only ever uses ``kms`` and ``cluster_secret``: a message cannot make
     this object contact another KMS or key, it can only fail to name the one configured.
+    What is accepted is this configuration's choice, never the message's
+    (docs/format.md, "Acceptance policy").
+
+    Raises:
+        ValueError: negative ``threads``, or a bad ``threshold`` (range, overlap).
     """
 
     __slots__ = ("_keys", "_threads")
@@ -69,11 +87,14 @@ class Envelope(DocumentKeys):
         keystore: KeyStore | None = None,
         cache: DataKeyCache | None = None,
         threshold: int | None = None,
+        accept_unsplit: bool = False,
     ) -> None:
         if threads < 0:
             raise ValueError("threads must be >= 0")
         backends = list(kms) if isinstance(kms, Sequence) else [kms]
-        self._keys = KeySource(backends, cluster_secret, keystore, cache, threshold)
+        self._keys = KeySource(
+            backends, cluster_secret, keystore, cache, threshold, accept_unsplit=accept_unsplit
+        )
         self._threads = threads
 
     def __repr__(self) -> str:
@@ -157,12 +178,20 @@ class Envelope(DocumentKeys):
         assert out is not None
         return out
 
-    def decrypt(self, blob: Buffer, context: Mapping[str, str] | None = None) -> bytes:
+    def decrypt(
+        self,
+        blob: Buffer,
+        context: Mapping[str, str] | None = None,
+        *,
+        any_context: bool = False,
+    ) -> bytes:
         """Decrypts an envelope message.
 
         Args:
             blob: the message.
-            context: if given, the message's context must equal it.
+            context: the message's context must equal it; without one, only a message
+                with an empty context decrypts.
+            any_context: accept whatever context the message has (no ``context``).
 
         Raises:
             DecryptionError: the message is tampered, truncated, extended, or its
@@ -170,9 +199,10 @@ class Envelope(DocumentKeys):
                 version reads) and :class:`KeyUnavailableError` (it needs a KMS key or
                 cluster-secret part that is not configured; the error names it).
             KmsError: the KMS could not be used.
-            ValueError, TypeError: ``context`` is invalid (see ``canonical_context``).
+            ValueError, TypeError: ``context`` is invalid (see ``canonical_context``), or
+                given with ``any_context``.
         """
-        expected = None if context is None else canonical_context(context)  # _expected, inlined
+        expected = _expected(context, any_context)
         view = memoryview(blob).cast("B")
         offset, digest, input_key = self._keys.open_message(view, expected)
         try:
@@ -188,45 +218,19 @@ class Envelope(DocumentKeys):
         rewrapped); a damaged spare slot (a disaster-recovery region, say) therefore goes
         unnoticed while another slot opens the message. This unwraps each trusted slot
         and checks its key against the body's key commitment (no chunk is decrypted).
-        For a k-of-n threshold message each share can only be checked for unwrapping.
+        For a k-of-n threshold message, a k-subset of the shares that opens the message
+        is searched for and every other share is checked against it, so a share copied
+        from another message is named.
 
         Returns:
             ``(provider, key id, problem)`` per trusted slot; ``problem`` is None when the
-            slot is good, else why it is not.
+            slot is good, else why it is not (a missing or wrong cluster part and a split
+            this Envelope refuses are named as such).
 
         Raises:
             FormatError: not a message. KeyUnavailableError: no slot is trusted here.
         """
-        view = memoryview(blob).cast("B")
-        header, offset = parse_header(view)
-        digest = body_context(header)
-        results: list[tuple[str, str, str | None]] = []
-        for backend, slot in self._keys.matching(header.slots):
-            problem: str | None = None
-            try:
-                if header.split.threshold is not None:
-                    assert backend is not None
-                    wipe(
-                        backend.unwrap(
-                            WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
-                        )
-                    )
-                else:
-                    key = self._keys.input_key(
-                        (slot,), header.split, header.context, None, use_cache=False
-                    )
-                    try:
-                        chunked.Decryptor(key, digest).update(
-                            view[offset : offset + _native.PREFIX_LEN]
-                        )
-                    finally:
-                        wipe(key)
-            except DecryptionError:
-                problem = "does not unwrap to this message's key (damaged or replaced)"
-            except KmsError as exc:
-                problem = str(exc)
-            results.append((slot.provider, slot.key_id, problem))
-        return results
+        return verify_slots(self._keys, memoryview(blob).cast("B"))
 
     def rewrap(self, blob: Buffer) -> bytes:
         """Re-wraps the message's data key under the newest KEK version.
@@ -279,16 +283,18 @@ class Envelope(DocumentKeys):
         aad: Any = None,
         context: Mapping[str, str] | None = None,
         errors: Literal["raise", "collect"] = "raise",
+        any_context: bool = False,
     ) -> Any:
         """Decrypts a batch; the output has the shape of ``encrypted.records``.
 
         Args:
             encrypted: from :meth:`encrypt_batch` or :meth:`EncryptedBatch.from_parts`.
             aad: the per-record AAD the batch was sealed with.
-            context: if given, the batch's context must equal it.
+            context: the batch's context must equal it (none: the empty context).
             errors: ``"raise"`` stops at the first bad record; ``"collect"`` returns a
                 :class:`~envelope._batch.BatchResult` with every good record and the
                 positions of the bad ones.
+            any_context: accept whatever context the batch has (no ``context``).
 
         Raises:
             DecryptionError: a record is tampered, moved, or has the wrong AAD (its
@@ -297,7 +303,12 @@ class Envelope(DocumentKeys):
             KmsError: the KMS could not be used.
         """
         return batch.decrypt(
-            self._keys, encrypted, aad, _expected(context), errors=errors, threads=self._threads
+            self._keys,
+            encrypted,
+            aad,
+            _expected(context, any_context),
+            errors=errors,
+            threads=self._threads,
         )
 
     def batch_header(
@@ -305,6 +316,7 @@ class Envelope(DocumentKeys):
         header: bytes | bytearray | memoryview | BatchHeader,
         *,
         context: Mapping[str, str] | None = None,
+        any_context: bool = False,
     ) -> BatchHeader:
         """Opens a stored batch header (one KMS call) so that
         :meth:`BatchHeader.decrypt_record` can decrypt its records one by one.
@@ -312,7 +324,7 @@ class Envelope(DocumentKeys):
         Raises:
             DecryptionError, KmsError: as :meth:`decrypt`.
         """
-        return batch.open_header(self._keys, header, _expected(context))
+        return batch.open_header(self._keys, header, _expected(context, any_context))
 
     # -- streams ----------------------------------------------------------------------
 
@@ -350,8 +362,10 @@ class Envelope(DocumentKeys):
         context: Mapping[str, str] | None = None,
         *,
         progress: Progress | None = None,
+        any_context: bool = False,
     ) -> int:
-        """Decrypts ``src`` to ``dst`` in constant memory.
+        """Decrypts ``src`` to ``dst`` in constant memory (``context``, ``any_context``:
+        as :meth:`decrypt`).
 
         Only authenticated plaintext is written, chunk by chunk; if the message turns out
         to be truncated or tampered later on, ``dst`` has received a valid prefix and
@@ -363,12 +377,15 @@ class Envelope(DocumentKeys):
         Raises:
             DecryptionError, KmsError: as :meth:`decrypt`; OSError from the streams.
         """
-        expected = _expected(context)
-        digest, input_key = self._keys.open_header(read_header(src), expected)
+        expected = _expected(context, any_context)
+        header = read_header(src)
+        prefix = read_exactly(src, _native.PREFIX_LEN)  # salt and key commitment
+        digest, input_key = self._keys.open_header(header, expected, prefix)
         try:
             dec = chunked.Decryptor(input_key, digest)
         finally:
             wipe(input_key)
+        dst.write(dec.update(prefix))
         return copy_through(dec, src, dst, progress)[1]
 
     # -- files ------------------------------------------------------------------------
@@ -400,8 +417,10 @@ class Envelope(DocumentKeys):
         *,
         mode: int = 0o600,
         progress: Progress | None = None,
+        any_context: bool = False,
     ) -> int:
-        """Decrypts file ``src`` into ``dst`` atomically with ``mode`` (default 0600).
+        """Decrypts file ``src`` into ``dst`` atomically with ``mode`` (default 0600);
+        ``context``, ``any_context``: as :meth:`decrypt`.
 
         ``dst`` appears only if the whole message authenticated; on any failure no
         file, not even a partial one, is left behind.
@@ -411,7 +430,9 @@ class Envelope(DocumentKeys):
             ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
         """
         with open_input(src) as f_in, output(dst, mode) as f_out:
-            return self.decrypt_stream(f_in, f_out, context, progress=progress)
+            return self.decrypt_stream(
+                f_in, f_out, context, progress=progress, any_context=any_context
+            )
 
     def rewrap_file(self, path: str | os.PathLike[str]) -> None:
         """Rewraps the message in file ``path`` in place (atomically; body streamed).

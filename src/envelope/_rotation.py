@@ -113,7 +113,7 @@ def reencrypt_paths(
 
         blob = path.read_bytes()
         header, _ = parse_header(blob)
-        plaintext = old.decrypt(blob)
+        plaintext = old.decrypt(blob, dict(header.context))
         mode = path.stat().st_mode & 0o777
         with atomic_output(path, mode=mode) as out:
             out.write(new.encrypt(plaintext, dict(header.context)))

@@ -28,6 +28,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+CTX_FLAG = ("-c", "service=billing")
+
+
 def encrypt(*extra: str) -> int:
     return cli.run(
         [
@@ -74,6 +77,8 @@ def test_round_trip(home: Path) -> None:
                 "400",
                 "--cluster-secret",
                 "cluster.key",
+                "-c",
+                "service=billing",
             ]
         )
         == 0
@@ -98,12 +103,17 @@ def test_tampered_input_writes_nothing(home: Path, capsys: pytest.CaptureFixture
     blob[-5] ^= 1
     Path("bad.env").write_bytes(bytes(blob))
     before = sorted(os.listdir())
-    code = cli.run(["decrypt", "bad.env", "-o", "out.txt", "--cluster-secret", "cluster.key"])
+    code = cli.run(
+        ["decrypt", "bad.env", "-o", "out.txt", "--cluster-secret", "cluster.key", *CTX_FLAG]
+    )
     assert code == ExitCode.DECRYPT
     assert sorted(os.listdir()) == before
     assert "decryption failed" in capsys.readouterr().err
     # stdout: nothing written either
-    assert cli.run(["decrypt", "bad.env", "--cluster-secret", "cluster.key"]) == ExitCode.DECRYPT
+    assert (
+        cli.run(["decrypt", "bad.env", "--cluster-secret", "cluster.key", *CTX_FLAG])
+        == ExitCode.DECRYPT
+    )
     assert capsys.readouterr().out == ""
 
 
@@ -155,7 +165,7 @@ def test_message_needing_a_part_names_it(home: Path, capsys: pytest.CaptureFixtu
     capsys.readouterr()
     assert cli.run(["cluster-secret", "id", "cluster.key"]) == 0
     part_id = capsys.readouterr().out.strip()
-    assert cli.run(["decrypt", "secret.env", "-o", "out.txt"]) == ExitCode.CONFIG
+    assert cli.run(["decrypt", "secret.env", "-o", "out.txt", *CTX_FLAG]) == ExitCode.CONFIG
     assert part_id in capsys.readouterr().err
 
 
@@ -195,7 +205,10 @@ def test_keyring_rotate_list_and_rewrap(home: Path, capsys: pytest.CaptureFixtur
     assert cli.run(["rewrap", "secret.env"]) == 0
     assert Path("secret.env").read_bytes()[-60:] == body_before
     assert (
-        cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key"]) == 0
+        cli.run(
+            ["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "cluster.key", *CTX_FLAG]
+        )
+        == 0
     )
     assert cli.run(["rewrap", "secret.txt"]) == ExitCode.DECRYPT
 
@@ -214,6 +227,7 @@ def test_previous_cluster_secret(home: Path) -> None:
                 "new.key",
                 "--previous-cluster-secret",
                 "cluster.key",
+                *CTX_FLAG,
             ]
         )
         == 0

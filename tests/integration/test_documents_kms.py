@@ -72,7 +72,8 @@ def test_two_of_three_decrypts_with_one_kms_down(
     aws_down = AwsKms(arn, endpoint_url=dead_endpoint(), region="eu-west-1")
     degraded = Envelope([aws_down, local, vault(openbao, transit_key)], threshold=2)
     assert docs.decrypt(encrypted, degraded, name="t.yaml") == DOC
-    alone = Envelope([aws_down, local], threshold=2)
+    vault_down = VaultTransit(transit_key, url=dead_endpoint(), auth=TokenAuth("t"), deadline=0.5)
+    alone = Envelope([aws_down, local, vault_down], threshold=2)
     with pytest.raises(KmsError, match="needs 2 of 3"):
         docs.decrypt(encrypted, alone, name="t.yaml")
 

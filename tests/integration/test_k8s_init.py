@@ -56,6 +56,7 @@ class Pod:
             "kms": {"kind": "local", "keyring": str(self.keyring)},
             "cluster_secret": {"file": str(self.part)},
             "output": {"directory": str(self.out), "mode": "0400"},
+            "context": {"service": "billing"},  # inherited by api and tls-key
             "secrets": [
                 {
                     "name": "database",
@@ -416,6 +417,7 @@ def test_with_moto_kms_and_an_s3_source(pod: Pod, moto_url: str) -> None:
                 "source": {"s3": f"s3://{bucket}/billing/api.enc"},
                 "target": "api.json",
                 "form": "json",
+                "context": {},
             }
         ],
     )

@@ -94,15 +94,19 @@ def test_envelope_with_stored_key(store: KeyStore) -> None:
     ]
     slot = parse_header(blobs[0])[0].slots[0]
     assert slot.provider == "keystore" and slot.key_id == f"{store.uri}/svc/dek@1"
-    assert [env.decrypt(b) for b in blobs] == [b"secret 0", b"secret 1", b"secret 2"]
+    assert [env.decrypt(b, any_context=True) for b in blobs] == [
+        b"secret 0",
+        b"secret 1",
+        b"secret 2",
+    ]
     # A new version: new messages use it, old ones still decrypt.
     assert env.store_new_key("svc/dek") == 2
     newer = env.encrypt(b"after", key_ref="svc/dek")
     assert parse_header(newer)[0].slots[0].key_id.endswith("@2")
-    assert env.decrypt(blobs[0]) == b"secret 0"
+    assert env.decrypt(blobs[0], any_context=True) == b"secret 0"
     # Batches too.
     enc = env.encrypt_batch([b"r1", b"r2"], key_ref="svc/dek@1")
-    assert env.decrypt_batch(enc) == [b"r1", b"r2"]
+    assert env.decrypt_batch(enc, any_context=True) == [b"r1", b"r2"]
 
 
 def test_rewrap_stored_key_keeps_messages_readable(store: KeyStore) -> None:
@@ -116,7 +120,7 @@ def test_rewrap_stored_key_keeps_messages_readable(store: KeyStore) -> None:
     after = store.get("svc/dek")
     assert after.blob != before
     assert parse_header(after.blob)[0].slots[0].wrapped[1:5] == (2).to_bytes(4, "big")
-    assert env.decrypt(blob) == b"payload"
+    assert env.decrypt(blob, any_context=True) == b"payload"
 
 
 def test_store_is_never_chosen_by_the_message(tmp_path: Path) -> None:
@@ -128,9 +132,9 @@ def test_store_is_never_chosen_by_the_message(tmp_path: Path) -> None:
     # Same KMS, another store holding a key of the same name: the message is not followed there.
     Envelope(kms, keystore=b).store_new_key("svc/dek")
     with pytest.raises(KeyUnavailableError, match=a.uri):
-        Envelope(kms, keystore=b).decrypt(blob)
+        Envelope(kms, keystore=b).decrypt(blob, any_context=True)
     with pytest.raises(KeyUnavailableError):
-        Envelope(kms).decrypt(blob)
+        Envelope(kms).decrypt(blob, any_context=True)
     with pytest.raises(ConfigError, match="not in the configured key store"):
         Envelope(kms, keystore=b).encrypt(b"x", key_ref=f"{a.uri}/svc/dek")
 
@@ -145,7 +149,7 @@ def test_swapped_stored_key_fails(tmp_path: Path) -> None:
     path = tmp_path / "k/svc/dek"
     (path / "v00000001").write_bytes((path / "v00000002").read_bytes())  # an attacker swaps keys
     with pytest.raises(DecryptionError):
-        env.decrypt(blob)
+        env.decrypt(blob, any_context=True)
 
 
 def test_seed_flow_end_to_end(moto_url: str, tmp_path: Path) -> None:
@@ -182,7 +186,7 @@ def test_seed_flow_end_to_end(moto_url: str, tmp_path: Path) -> None:
     # Without the cluster part, the KMS and the bucket are not enough.
     no_part = Envelope(pod.kms, keystore=S3KeyStore(bucket, "service-a", client=s3))
     with pytest.raises(KeyUnavailableError):
-        no_part.decrypt(sealed)
+        no_part.decrypt(sealed, any_context=True)
 
 
 def test_cli_keystore_commands(

@@ -158,9 +158,9 @@ def test_rotation_and_min_decryption_version(openbao: OpenBao) -> None:
     assert parse_header(moved)[0].slots[0].wrapped.startswith(b"vault:v2:")
     openbao.write(f"transit/keys/{key}/config", min_decryption_version=2)
     with pytest.raises(KeyUnavailableError, match="min_decryption_version"):
-        env.decrypt(old)
-    assert env.decrypt(moved) == b"before rotation"
-    assert env.decrypt(fresh) == b"after rotation"
+        env.decrypt(old, any_context=True)
+    assert env.decrypt(moved, any_context=True) == b"before rotation"
+    assert env.decrypt(fresh, any_context=True) == b"after rotation"
 
 
 @pytest.fixture
@@ -309,12 +309,12 @@ def test_sealed_and_killed_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         env.encrypt_file(_write(tmp_path / "secret", b"hunter2"), src)
         bao.admin.sys.seal()
         with pytest.raises(KmsError, match="sealed"):
-            env.decrypt(src.read_bytes())
+            env.decrypt(src.read_bytes(), any_context=True)
         assert clock.slept, "a sealed server is retried"
         bao.kill()
         out = tmp_path / "out"
         with pytest.raises(KmsError, match="cannot reach Vault"):
-            env.decrypt_file(src, out)
+            env.decrypt_file(src, out, any_context=True)
         assert not out.exists()
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
     finally:
@@ -368,7 +368,7 @@ def test_envelope_end_to_end(openbao: OpenBao, minter: JwtMinter, tmp_path: Path
     blob = env.encrypt(b"API_TOKEN=abc", {"service": "e"})
     assert env.decrypt(blob, {"service": "e"}) == b"API_TOKEN=abc"
     batch = env.encrypt_batch([b"1", b"2", b"3"])
-    assert env.decrypt_batch(batch) == [b"1", b"2", b"3"]
+    assert env.decrypt_batch(batch, any_context=True) == [b"1", b"2", b"3"]
 
 
 def test_missing_hvac_names_the_extra() -> None:
@@ -429,7 +429,19 @@ def test_cli_with_vault_and_jwt(
         == 0
     )
     assert (
-        cli.run(["decrypt", "secret.env", "-o", "out.txt", "--cluster-secret", "part", *common])
+        cli.run(
+            [
+                "decrypt",
+                "secret.env",
+                "-o",
+                "out.txt",
+                "--cluster-secret",
+                "part",
+                "-c",
+                "service=cli",
+                *common,
+            ]
+        )
         == 0
     )
     assert (tmp_path / "out.txt").read_bytes() == b"vault-protected"

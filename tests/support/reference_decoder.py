@@ -118,7 +118,8 @@ class ParsedBatchHeader:
         h = blob[9:]
         assert len(h) == hlen
         pos = 2  # suite
-        assert struct.unpack(">H", h[:2])[0] == 0x0101
+        suite = struct.unpack(">H", h[:2])[0]
+        assert suite in (0x0101, 0x0102)  # 0x0102: bound to a group of sub-batches
         (n_ctx,) = struct.unpack(">H", h[pos : pos + 2])
         pos += 2
         self.context: list[tuple[str, str]] = []
@@ -136,6 +137,12 @@ class ParsedBatchHeader:
             pos += 1
         (self.count,) = struct.unpack(">Q", h[pos : pos + 8])
         pos += 8
+        self.group, self.part, self.parts = None, 0, 1
+        if suite == 0x0102:
+            self.group = h[pos : pos + 16]
+            self.part, self.parts = struct.unpack(">II", h[pos + 16 : pos + 24])
+            assert self.part < self.parts
+            pos += 24
         self.bound = h[:pos]
         self.salt, self.commitment = h[pos : pos + 24], h[pos + 24 : pos + 56]
         pos += 56

@@ -70,7 +70,7 @@ def test_buffer_round_trip(env: Envelope, offset_kind: str) -> None:
     out_data, out_offsets = enc.records
     assert isinstance(out_data, bytes) and len(out_offsets) == len(RECORDS) + 1
     assert len(out_data) == len(data) + batch.RECORD_OVERHEAD * len(RECORDS)
-    back_data, back_offsets = env.decrypt_batch(enc)
+    back_data, back_offsets = env.decrypt_batch(enc, any_context=True)
     assert back_data == data and list(back_offsets) == list(offsets)
 
 
@@ -79,7 +79,7 @@ def test_buffer_offsets_need_not_start_at_zero(env: Envelope) -> None:
     _, offsets = as_buffer(RECORDS)
     shifted = array.array("q", [o + 4 for o in offsets])
     enc = env.encrypt_batch((data, shifted))
-    assert env.decrypt_batch(enc)[0] == b"".join(RECORDS)
+    assert env.decrypt_batch(enc, any_context=True)[0] == b"".join(RECORDS)
 
 
 @pytest.mark.parametrize("typ", [pa.binary(), pa.large_binary()])
@@ -88,25 +88,29 @@ def test_arrow_round_trip_with_nulls_and_slices(env: Envelope, typ: pa.DataType)
     for a in (arr, arr.slice(2, 4)):
         enc = env.encrypt_batch(a)
         assert enc.records.type == typ and enc.records.null_count == a.null_count
-        back = env.decrypt_batch(enc)
+        back = env.decrypt_batch(enc, any_context=True)
         assert back.type == typ and back.to_pylist() == a.to_pylist()
 
 
 def test_arrow_chunked_array(env: Envelope) -> None:
     chunked = pa.chunked_array([[b"a", b"b"], [b"c"]], type=pa.binary())
-    assert env.decrypt_batch(env.encrypt_batch(chunked)).to_pylist() == [b"a", b"b", b"c"]
+    assert env.decrypt_batch(env.encrypt_batch(chunked), any_context=True).to_pylist() == [
+        b"a",
+        b"b",
+        b"c",
+    ]
 
 
 def test_numpy_fixed_width(env: Envelope) -> None:
     rows = np.frombuffer(os.urandom(64 * 100), dtype=np.uint8).reshape(100, 64)
     enc = env.encrypt_batch(rows)
     assert enc.records.shape == (100, 64 + batch.RECORD_OVERHEAD)
-    assert (env.decrypt_batch(enc) == rows).all()
+    assert (env.decrypt_batch(enc, any_context=True) == rows).all()
 
 
 def test_empty_batch(env: Envelope) -> None:
     enc = env.encrypt_batch([])
-    assert enc.records == [] and env.decrypt_batch(enc) == []
+    assert enc.records == [] and env.decrypt_batch(enc, any_context=True) == []
 
 
 @pytest.mark.parametrize(
@@ -163,7 +167,7 @@ def test_aad_binds_rows_in_every_shape(env: Envelope, shape: str) -> None:
         env.decrypt_batch(enc, aad=shaped(swapped_pks))
     assert info.value.index == 0
     with pytest.raises(DecryptionError):
-        env.decrypt_batch(enc)  # AAD missing
+        env.decrypt_batch(enc, any_context=True)  # AAD missing
 
 
 def test_aad_count_must_match(env: Envelope) -> None:
@@ -191,7 +195,7 @@ def test_record_from_another_batch_fails(env: Envelope) -> None:
     with pytest.raises(DecryptionError):
         one.header.decrypt_record(two.records[0])
     with pytest.raises(DecryptionError):
-        env.decrypt_batch(EncryptedBatch((one.header,), two.records))
+        env.decrypt_batch(EncryptedBatch((one.header,), two.records), any_context=True)
 
 
 def test_wrong_context(env: Envelope) -> None:
@@ -209,7 +213,7 @@ def test_tampered_header_fails(env: Envelope) -> None:
         bad = bytearray(raw)
         bad[i] ^= 0x20
         with pytest.raises(DecryptionError):
-            env.decrypt_batch(EncryptedBatch.from_parts(bytes(bad), enc.records))
+            env.decrypt_batch(EncryptedBatch.from_parts(bytes(bad), enc.records), any_context=True)
 
 
 def test_swapped_records_fail_with_their_index(env: Envelope) -> None:
@@ -217,7 +221,7 @@ def test_swapped_records_fail_with_their_index(env: Envelope) -> None:
     recs = list(enc.records)
     recs[2], recs[3] = recs[3], recs[2]
     with pytest.raises(DecryptionError) as info:
-        env.decrypt_batch(EncryptedBatch(enc.headers, recs))
+        env.decrypt_batch(EncryptedBatch(enc.headers, recs), any_context=True)
     assert info.value.index == 2
     assert RECORDS[2].decode() not in str(info.value)
 
@@ -226,7 +230,7 @@ def test_added_or_dropped_records_fail(env: Envelope) -> None:
     enc = env.encrypt_batch(RECORDS)
     for recs in (enc.records[:-1], [*enc.records, enc.records[0]]):
         with pytest.raises(DecryptionError):
-            env.decrypt_batch(EncryptedBatch(enc.headers, recs))
+            env.decrypt_batch(EncryptedBatch(enc.headers, recs), any_context=True)
 
 
 def test_collect_mode(env: Envelope) -> None:
@@ -234,7 +238,9 @@ def test_collect_mode(env: Envelope) -> None:
     recs = list(enc.records)
     recs[1] = recs[1][:-1] + bytes([recs[1][-1] ^ 1])
     recs[4] = b"short"
-    result = env.decrypt_batch(EncryptedBatch(enc.headers, recs), errors="collect")
+    result = env.decrypt_batch(
+        EncryptedBatch(enc.headers, recs), errors="collect", any_context=True
+    )
     assert isinstance(result, BatchResult) and not result.ok
     assert result.failed == (1, 4)
     assert result.records == [RECORDS[0], None, RECORDS[2], RECORDS[3], None]
@@ -248,21 +254,25 @@ def test_collect_mode_arrow_and_numpy(env: Envelope) -> None:
     raw = bytearray(data.to_pybytes())
     raw[-1] ^= 1  # last record's tag
     tampered = pa.Array.from_buffers(pa.binary(), len(RECORDS), [None, offsets, pa.py_buffer(raw)])
-    result = env.decrypt_batch(EncryptedBatch(enc.headers, tampered), errors="collect")
+    result = env.decrypt_batch(
+        EncryptedBatch(enc.headers, tampered), errors="collect", any_context=True
+    )
     assert result.failed == (4,)
     assert result.records.to_pylist() == [*RECORDS[:4], None]
     rows = np.frombuffer(os.urandom(48), np.uint8).reshape(3, 16)
     enc2 = env.encrypt_batch(rows)
     bad = enc2.records.copy()
     bad[1, 10] ^= 1
-    result2 = env.decrypt_batch(EncryptedBatch(enc2.headers, bad), errors="collect")
+    result2 = env.decrypt_batch(
+        EncryptedBatch(enc2.headers, bad), errors="collect", any_context=True
+    )
     assert result2.failed == (1,)
     assert (result2.records[1] == 0).all() and (result2.records[0] == rows[0]).all()
 
 
 def test_errors_argument_is_checked(env: Envelope) -> None:
     with pytest.raises(ValueError, match="errors"):
-        env.decrypt_batch(env.encrypt_batch([b"x"]), errors="ignore")  # type: ignore[arg-type]
+        env.decrypt_batch(env.encrypt_batch([b"x"]), errors="ignore", any_context=True)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("shape", ["list", "buffer", "arrow", "numpy"])
@@ -310,4 +320,4 @@ def test_header_parsing() -> None:
 def test_other_kms_is_named(env: Envelope) -> None:
     enc = env.encrypt_batch(RECORDS)
     with pytest.raises(KeyUnavailableError):
-        Envelope(LocalKms.ephemeral()).decrypt_batch(enc)
+        Envelope(LocalKms.ephemeral()).decrypt_batch(enc, any_context=True)

@@ -90,15 +90,15 @@ def test_decrypt_side_caches_unwraps_with_ttl_and_entry_limit(kms: CountingKms) 
     blobs = [writer.encrypt(f"m{i}".encode()) for i in range(3)]
     reader = Envelope(kms, cache=DataKeyCache(max_age=10, max_entries=2, clock=clock))
     for _ in range(5):
-        assert reader.decrypt(blobs[0]) == b"m0"
+        assert reader.decrypt(blobs[0], any_context=True) == b"m0"
     assert kms.unwrapped == 1
-    reader.decrypt(blobs[1])
-    reader.decrypt(blobs[2])  # evicts blobs[0]'s key (least recently used)
+    reader.decrypt(blobs[1], any_context=True)
+    reader.decrypt(blobs[2], any_context=True)  # evicts blobs[0]'s key (least recently used)
     assert kms.unwrapped == 3
-    reader.decrypt(blobs[0])
+    reader.decrypt(blobs[0], any_context=True)
     assert kms.unwrapped == 4
     clock.now += 11
-    reader.decrypt(blobs[0])
+    reader.decrypt(blobs[0], any_context=True)
     assert kms.unwrapped == 5
     stats = reader.cache.stats if reader.cache else None
     assert stats is not None and stats.hits == 4 and stats.kms_calls == 5
@@ -242,11 +242,11 @@ def test_cached_decrypt_still_checks_context_and_tampering(kms: CountingKms) -> 
     bad = bytearray(blob)
     bad[-1] ^= 1
     with pytest.raises(DecryptionError):
-        env.decrypt(bytes(bad))
+        env.decrypt(bytes(bad), any_context=True)
     bad_header = bytearray(blob)
     bad_header[20] ^= 1
     with pytest.raises(DecryptionError):
-        env.decrypt(bytes(bad_header))
+        env.decrypt(bytes(bad_header), any_context=True)
 
 
 def test_a_shared_cache_never_lends_keys_across_envelopes(kms: CountingKms) -> None:
@@ -256,10 +256,12 @@ def test_a_shared_cache_never_lends_keys_across_envelopes(kms: CountingKms) -> N
     cluster = ClusterSecret.generate()
     holder = Envelope(kms, cluster, cache=shared)
     blob = holder.encrypt(b"split")
-    assert holder.decrypt(blob) == b"split"  # the input key is now in the shared cache
+    assert (
+        holder.decrypt(blob, any_context=True) == b"split"
+    )  # the input key is now in the shared cache
     outsider = Envelope(kms, cache=shared)  # same KMS, no cluster part
     with pytest.raises(KeyUnavailableError):
-        outsider.decrypt(blob)
+        outsider.decrypt(blob, any_context=True)
     stranger = Envelope(LocalKms.ephemeral(), cluster, cache=shared)  # part, but another KEK
     with pytest.raises(KeyUnavailableError):
-        stranger.decrypt(blob)
+        stranger.decrypt(blob, any_context=True)

@@ -314,8 +314,10 @@ def test_threshold_document_with_one_custodian_down() -> None:
     first = kms[0]
     down = Down(first.key_id, first._keys, first._created, path=None, passphrase=None)
     assert docs.decrypt(encrypted, Envelope([down, kms[1], kms[2]], threshold=2)) == YAML
+    third = kms[2]
+    also_down = Down(third.key_id, third._keys, third._created, path=None, passphrase=None)
     with pytest.raises(KmsError, match="needs 2 of 3"):
-        docs.decrypt(encrypted, Envelope([down, kms[1]], threshold=2))
+        docs.decrypt(encrypted, Envelope([down, kms[1], also_down], threshold=2))
 
 
 @pytest.mark.parametrize(

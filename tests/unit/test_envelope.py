@@ -47,7 +47,7 @@ def test_round_trip(kms: LocalKms, n: int, split: bool) -> None:
     env = Envelope(kms, ClusterSecret.generate() if split else None)
     data = os.urandom(n)
     blob = env.encrypt(data, CTX)
-    assert env.decrypt(blob) == data
+    assert env.decrypt(blob, any_context=True) == data
     assert env.decrypt(blob, CTX) == data
     info = inspect(blob)
     assert info.plaintext_bytes == n
@@ -74,17 +74,17 @@ def test_every_flipped_byte_fails(env: Envelope) -> None:
         bad = bytearray(blob)
         bad[i] ^= 0x40
         with pytest.raises(DecryptionError):
-            env.decrypt(bytes(bad))
+            env.decrypt(bytes(bad), any_context=True)
 
 
 def test_every_truncation_and_extension_fails(env: Envelope) -> None:
     blob = env.encrypt(os.urandom(16384 + 100), CTX)
     for n in range(len(blob)):
         with pytest.raises(DecryptionError):
-            env.decrypt(blob[:n])
+            env.decrypt(blob[:n], any_context=True)
     for extra in (b"\x00", os.urandom(16), env.encrypt(b"x", CTX)[-40:]):
         with pytest.raises(DecryptionError):
-            env.decrypt(blob + extra)
+            env.decrypt(blob + extra, any_context=True)
 
 
 def test_errors_are_opaque(env: Envelope) -> None:
@@ -92,7 +92,7 @@ def test_errors_are_opaque(env: Envelope) -> None:
     tail = bytearray(blob)
     tail[-1] ^= 1
     with pytest.raises(DecryptionError) as a:
-        env.decrypt(bytes(tail))
+        env.decrypt(bytes(tail), any_context=True)
     with pytest.raises(DecryptionError) as b:
         env.decrypt(blob, {"other": "ctx"})
     assert str(a.value) == str(b.value) == DecryptionError.MESSAGE
@@ -102,7 +102,7 @@ def test_unknown_version_is_a_format_error_naming_it(env: Envelope) -> None:
     blob = bytearray(env.encrypt(b"x", CTX))
     blob[4] = 2
     with pytest.raises(FormatError, match="version 2"):
-        env.decrypt(bytes(blob))
+        env.decrypt(bytes(blob), any_context=True)
 
 
 def test_neither_part_alone_decrypts(kms: LocalKms, cluster: ClusterSecret) -> None:
@@ -128,9 +128,9 @@ def test_neither_part_alone_decrypts(kms: LocalKms, cluster: ClusterSecret) -> N
 def test_missing_cluster_secret_names_the_part(kms: LocalKms, cluster: ClusterSecret) -> None:
     blob = Envelope(kms, cluster).encrypt(b"x", CTX)
     with pytest.raises(KeyUnavailableError, match=cluster.current.id):
-        Envelope(kms).decrypt(blob)
+        Envelope(kms).decrypt(blob, any_context=True)
     with pytest.raises(KeyUnavailableError, match=cluster.current.id):
-        Envelope(kms, ClusterSecret.generate()).decrypt(blob)
+        Envelope(kms, ClusterSecret.generate()).decrypt(blob, any_context=True)
 
 
 def test_cluster_rotation_keeps_old_messages_readable(kms: LocalKms) -> None:
@@ -138,7 +138,7 @@ def test_cluster_rotation_keeps_old_messages_readable(kms: LocalKms) -> None:
     blob = Envelope(kms, old).encrypt(b"before rotation", CTX)
     rotated = ClusterSecret(ClusterSecret.generate().current, [old.current])
     env = Envelope(kms, rotated)
-    assert env.decrypt(blob) == b"before rotation"
+    assert env.decrypt(blob, any_context=True) == b"before rotation"
     new_blob = env.encrypt(b"after", CTX)
     assert inspect(new_blob).cluster_secret_id == rotated.current.id
 
@@ -147,7 +147,7 @@ def test_other_kms_key_is_named_and_never_contacted(cluster: ClusterSecret) -> N
     a, b = LocalKms.ephemeral(), LocalKms.ephemeral()
     blob = Envelope(a, cluster).encrypt(b"x", CTX)
     with pytest.raises(KeyUnavailableError, match=a.key_id):
-        Envelope(b, cluster).decrypt(blob)
+        Envelope(b, cluster).decrypt(blob, any_context=True)
 
 
 def test_swapped_key_slot_fails(env: Envelope) -> None:
@@ -158,7 +158,7 @@ def test_swapped_key_slot_fails(env: Envelope) -> None:
 
     frank = encode_header(Header(h1.suite, h1.context, h1.split, h2.slots)) + one[off1:]
     with pytest.raises(DecryptionError):
-        env.decrypt(frank)
+        env.decrypt(frank, any_context=True)
 
 
 def test_rewrap_after_rotation(kms: LocalKms, cluster: ClusterSecret) -> None:
@@ -179,19 +179,21 @@ def test_stream_round_trip_and_constant_pieces(env: Envelope) -> None:
     seen: list[int] = []
     assert env.encrypt_stream(io.BytesIO(data), enc, CTX, progress=seen.append) == len(data)
     assert max(seen) <= 64 * 16384 and sum(seen) == len(data)
-    assert env.decrypt(enc.getvalue()) == data  # stream and one-shot formats are the same
+    assert (
+        env.decrypt(enc.getvalue(), any_context=True) == data
+    )  # stream and one-shot formats are the same
     assert env.decrypt_stream(io.BytesIO(enc.getvalue()), dec, CTX) == len(data)
     assert dec.getvalue() == data
     one_shot = env.encrypt(data, CTX)
     out = io.BytesIO()
-    env.decrypt_stream(io.BytesIO(one_shot), out)
+    env.decrypt_stream(io.BytesIO(one_shot), out, any_context=True)
     assert out.getvalue() == data
 
 
 def test_truncated_stream_fails(env: Envelope) -> None:
     blob = env.encrypt(os.urandom(3 * 16384), CTX)
     with pytest.raises(DecryptionError):
-        env.decrypt_stream(io.BytesIO(blob[:-16]), io.BytesIO())
+        env.decrypt_stream(io.BytesIO(blob[:-16]), io.BytesIO(), any_context=True)
 
 
 def test_files(env: Envelope, tmp_path: Path) -> None:
@@ -201,7 +203,7 @@ def test_files(env: Envelope, tmp_path: Path) -> None:
     env.decrypt_file(enc, out, CTX)
     assert out.read_bytes() == src.read_bytes()
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
-    env.decrypt_file(enc, tmp_path / "ro", mode=0o400)
+    env.decrypt_file(enc, tmp_path / "ro", mode=0o400, any_context=True)
     assert stat.S_IMODE((tmp_path / "ro").stat().st_mode) == 0o400
 
 
@@ -212,7 +214,7 @@ def test_failed_file_decryption_leaves_nothing(env: Envelope, tmp_path: Path) ->
     enc.write_bytes(bytes(blob))
     before = set(tmp_path.iterdir())
     with pytest.raises(DecryptionError):
-        env.decrypt_file(enc, tmp_path / "out")
+        env.decrypt_file(enc, tmp_path / "out", any_context=True)
     assert set(tmp_path.iterdir()) == before
 
 
@@ -224,7 +226,7 @@ def test_rewrap_file(kms: LocalKms, cluster: ClusterSecret, tmp_path: Path) -> N
     env.rewrap_file(path)
     header, _ = parse_header(path.read_bytes())
     assert header.slots[0].wrapped[1:5] == (2).to_bytes(4, "big")
-    assert env.decrypt(path.read_bytes()) == b"payload"
+    assert env.decrypt(path.read_bytes(), any_context=True) == b"payload"
 
 
 def test_reprs_hide_secrets(kms: LocalKms, cluster: ClusterSecret) -> None:

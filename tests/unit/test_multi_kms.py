@@ -52,9 +52,11 @@ def test_any_of_wraps_under_every_backend_and_survives_one_down() -> None:
     header, _ = parse_header(blob)
     assert [s.key_id for s in header.slots] == [primary.key_id, dr_region.key_id, vault.key_id]
     primary.down = True
-    assert Envelope([primary, dr_region, vault]).decrypt(blob) == b"disaster-proof"
+    assert (
+        Envelope([primary, dr_region, vault]).decrypt(blob, any_context=True) == b"disaster-proof"
+    )
     # Another site that only has the DR key decrypts too.
-    assert Envelope(dr_region).decrypt(blob) == b"disaster-proof"
+    assert Envelope(dr_region).decrypt(blob, any_context=True) == b"disaster-proof"
 
 
 def test_when_all_backends_fail_each_is_named() -> None:
@@ -62,7 +64,7 @@ def test_when_all_backends_fail_each_is_named() -> None:
     blob = Envelope([a, b]).encrypt(b"x")
     a.down = b.down = True
     with pytest.raises(KmsError) as info:
-        Envelope([a, b]).decrypt(blob)
+        Envelope([a, b]).decrypt(blob, any_context=True)
     text = str(info.value)
     assert f"local key {a.key_id}: eu ({a.key_id}) is unreachable" in text
     assert f"local key {b.key_id}: us ({b.key_id}) is unreachable" in text
@@ -83,7 +85,7 @@ def test_tampered_slots_stay_opaque() -> None:
         blob[offset:]
     )
     with pytest.raises(DecryptionError) as info:
-        env.decrypt(forged)
+        env.decrypt(forged, any_context=True)
     assert type(info.value) is DecryptionError
 
 
@@ -92,7 +94,7 @@ def test_untrusted_key_fails_before_any_kms_call() -> None:
     blob = Envelope(theirs).encrypt(b"x")
     ours.calls.clear()
     with pytest.raises(KeyUnavailableError) as info:
-        Envelope(ours).decrypt(blob)
+        Envelope(ours).decrypt(blob, any_context=True)
     assert theirs.key_id in str(info.value)
     assert ours.calls == []
 
@@ -115,7 +117,7 @@ def test_verify_key_slots_finds_a_damaged_spare_slot(tmp_path: Any) -> None:
         )
         + blob[offset:]
     )
-    assert env.decrypt(damaged) == b"x"  # the primary slot still opens it...
+    assert env.decrypt(damaged, any_context=True) == b"x"  # the primary slot still opens it...
     checks = env.verify_key_slots(damaged)
     assert checks[0][2] is None and checks[1][1] == spare.key_id
     assert checks[1][2] is not None and "damaged" in checks[1][2]  # ...but verify sees the spare

@@ -329,7 +329,7 @@ def test_the_yaml_config_embeds_the_settings_model() -> None:
     text = (
         "kms: {kind: vault, key: k, region: eu-west-1, vault: {auth: {role: billing}}}\n"
         "cluster_secret: {file: /part}\nkeystore: s3://b/keys\ns3_endpoint: http://s3\n"
-        "secrets: [{name: a, source: {inline: eA==}}]\n"
+        "secrets: [{name: a, source: {inline: eA==}, context: {}}]\n"
     )
     cfg = parse_config(text)
     assert isinstance(cfg.kms, KmsSettings) and isinstance(cfg.kms.vault, VaultSettings)

@@ -35,7 +35,7 @@ def test_two_of_three_with_one_kms_unreachable() -> None:
     assert info.threshold == (2, 3) and len(info.wrapped_keys) == 3
     assert all(k.calls == ["wrap"] for k in kms)  # the key was made locally and shared
     kms[0].down = True
-    assert env.decrypt(blob) == b"two custodians"
+    assert env.decrypt(blob, any_context=True) == b"two custodians"
 
 
 def test_two_of_three_with_two_unreachable_names_both() -> None:
@@ -44,7 +44,7 @@ def test_two_of_three_with_two_unreachable_names_both() -> None:
     blob = env.encrypt(b"x")
     kms[0].down = kms[2].down = True
     with pytest.raises(KmsError) as info:
-        env.decrypt(blob)
+        env.decrypt(blob, any_context=True)
     text = str(info.value)
     assert "needs 2 of 3 shares" in text
     assert (
@@ -57,7 +57,9 @@ def test_each_custodian_alone_cannot_decrypt() -> None:
     blob = Envelope(kms, threshold=2).encrypt(b"secret")
     for one in kms:
         with pytest.raises(KmsError, match="needs 2 of 3"):
-            Envelope([one], threshold=1).decrypt(blob)
+            Envelope([one]).decrypt(blob, any_context=True)
+        with pytest.raises(DecryptionError, match="policy"):
+            Envelope([one], threshold=1).decrypt(blob, any_context=True)
 
 
 def test_three_of_three_and_with_the_cluster_part() -> None:
@@ -65,15 +67,17 @@ def test_three_of_three_and_with_the_cluster_part() -> None:
     cluster = ClusterSecret.generate()
     env = Envelope(kms, cluster, threshold=3)
     blob = env.encrypt(b"all three")
-    assert env.decrypt(blob) == b"all three"
+    assert env.decrypt(blob, any_context=True) == b"all three"
     kms[1].down = True
     with pytest.raises(KmsError):
-        env.decrypt(blob)
+        env.decrypt(blob, any_context=True)
     kms[1].down = False
     from envelope import KeyUnavailableError
 
     with pytest.raises(KeyUnavailableError):
-        Envelope(kms, threshold=3).decrypt(blob)  # the KMS custodians without the cluster part
+        Envelope(kms, threshold=3).decrypt(
+            blob, any_context=True
+        )  # the KMS custodians without the cluster part
 
 
 def test_reordered_or_tampered_shares_fail() -> None:
@@ -86,14 +90,14 @@ def test_reordered_or_tampered_shares_fail() -> None:
         encode_header(Header(header.suite, header.context, header.split, swapped)) + blob[offset:]
     )
     with pytest.raises(DecryptionError):
-        env.decrypt(forged)
+        env.decrypt(forged, any_context=True)
     bad = tuple(
         KeySlot(s.provider, s.key_id, s.wrapped[:-1] + bytes([s.wrapped[-1] ^ 1]))
         for s in header.slots
     )
     forged = encode_header(Header(header.suite, header.context, header.split, bad)) + blob[offset:]
     with pytest.raises(DecryptionError):
-        env.decrypt(forged)
+        env.decrypt(forged, any_context=True)
 
 
 def test_policy_is_bound_to_the_body() -> None:
@@ -109,7 +113,7 @@ def test_policy_is_bound_to_the_body() -> None:
         encode_header(Header(header.suite, header.context, weaker, header.slots)) + blob[offset:]
     )
     with pytest.raises(DecryptionError):
-        env.decrypt(forged)
+        env.decrypt(forged, any_context=True)
 
 
 def test_rewrap_and_batches_and_cache() -> None:
@@ -120,10 +124,10 @@ def test_rewrap_and_batches_and_cache() -> None:
     blob = env.encrypt(b"payload")
     for k in kms:
         k.rotate()
-    assert env.decrypt(env.rewrap(blob)) == b"payload"
+    assert env.decrypt(env.rewrap(blob), any_context=True) == b"payload"
     enc = env.encrypt_batch([b"a", b"b"])
     assert enc.header.fields.split.threshold == (2, 3)
-    assert env.decrypt_batch(enc) == [b"a", b"b"]
+    assert env.decrypt_batch(enc, any_context=True) == [b"a", b"b"]
 
 
 @pytest.mark.parametrize("bad", [0, 4])

@@ -81,7 +81,7 @@ def test_library_decrypts_batches(kms: LocalKms, case: dict[str, Any]) -> None:
     batch = EncryptedBatch.from_parts(bytes.fromhex(case["header_hex"]), sealed)
     expected = [bytes.fromhex(r) for r in case["records_hex"]]
     assert env.decrypt_batch(batch, aad=aad, context=case["context"]) == expected
-    header = env.batch_header(bytes.fromhex(case["header_hex"]))
+    header = env.batch_header(bytes.fromhex(case["header_hex"]), any_context=True)
     assert header.decrypt_record(sealed[-1], aad=aad[-1] if aad else None) == expected[-1]
 
 
@@ -89,6 +89,8 @@ def test_library_decrypts_batches(kms: LocalKms, case: dict[str, Any]) -> None:
 def test_reference_decoder_decrypts_batches(case: dict[str, Any]) -> None:
     header = reference_decoder.ParsedBatchHeader(bytes.fromhex(case["header_hex"]))
     assert header.digest().hex() == case["batch_digest_hex"]
+    assert (header.group is not None) == (case["suite"] == "0x0102")
+    assert (header.part, header.parts) == (0, 1)
     _provider, key_id, wrapped = header.slots[0]
     data_key = reference_decoder.local_unwrap(KEKS, key_id, wrapped, header.encoded_context())
     part = case["cluster_part"]

@@ -3,12 +3,13 @@ records through the kernel's ``BatchCipher`` in one call, across all cores."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any, Literal
 
 from envelope import _native
 from envelope._batch.records import RECORD_OVERHEAD, BatchHeader, BatchResult, EncryptedBatch
 from envelope._batch.shapes import concat, count, payload_bytes, restore, shape_of, slice_records
-from envelope._format.batch import BatchHeaderFields, digest, new_salt
+from envelope._format.batch import GROUP_ID_LEN, BatchHeaderFields, digest, new_salt
 from envelope._format.context import Context
 from envelope._keys.source import KeySource, wipe
 from envelope.errors import DecryptionError
@@ -39,30 +40,42 @@ def encrypt(
         raise ValueError(f"aad has {count(aad)} entries for {total} records")
     headers, parts = [], []
     step = MAX_RECORDS_PER_BATCH
-    for start in range(0, max(total, 1), step):
+    starts = range(0, max(total, 1), step)
+    group = (secrets.token_bytes(GROUP_ID_LEN), len(starts))
+    for index, start in enumerate(starts):
         stop = min(start + step, total)
         part = records if total <= step else slice_records(records, start, stop)
         part_aad = aad if (aad is None or total <= step) else slice_records(aad, start, stop)
-        header, sealed = _encrypt_one(keys, part, part_aad, ctx, threads=threads, key_ref=key_ref)
+        header, sealed = _encrypt_one(
+            keys, part, part_aad, ctx, threads=threads, key_ref=key_ref, group=(*group, index)
+        )
         headers.append(header)
         parts.append(sealed)
     return EncryptedBatch(tuple(headers), concat(parts))
 
 
 def _encrypt_one(
-    keys: KeySource, records: Any, aad: Any, ctx: Context, *, threads: int, key_ref: str | None
+    keys: KeySource,
+    records: Any,
+    aad: Any,
+    ctx: Context,
+    *,
+    threads: int,
+    key_ref: str | None,
+    group: tuple[bytes, int, int],
 ) -> tuple[BatchHeader, Any]:
     shape = shape_of(records, "records")
     ashape = None if aad is None else shape_of(aad, "aad")
     nbytes = payload_bytes(shape)
     slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
     salt = new_salt()
-    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots)
+    gid, parts, index = group
+    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots, gid, index, parts)
     try:
         cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
     finally:
         wipe(input_key)
-    fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, slots)
+    fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, slots, gid, index, parts)
     out = cipher.seal(
         shape.records,
         shape.offsets,
@@ -120,6 +133,14 @@ def decrypt(
     total = count(batch.records)
     if total != len(batch):
         raise DecryptionError()  # records added or dropped
+    if not batch.headers:
+        raise DecryptionError()
+    first = batch.headers[0].fields
+    if any(
+        (h.fields.group, h.fields.part, h.fields.parts) != (first.group, i, len(batch.headers))
+        for i, h in enumerate(batch.headers)
+    ):
+        raise DecryptionError()  # a sub-batch dropped, added, moved or from another batch
     if aad is not None and count(aad) != total:
         raise ValueError(f"aad has {count(aad)} entries for {total} records")
     parts, failed_all = [], []

@@ -3,8 +3,13 @@
 ```
 magic "\\x89ENB" | version 0x01 | u32 header length H | header (H bytes)
 header = bound section | salt (24) | commitment (32) | key slots
-bound  = u16 suite 0x0101 | context | split descriptor | u64 record count
+bound  = u16 suite 0x0102 | context | split descriptor | u64 record count
+         | group id (16) | u32 part index | u32 part count
 ```
+
+Suite 0x0102 binds a header to its group (one ``encrypt_batch`` call), its position and
+the number of sub-batches, so none can be dropped, reordered or swapped in; headers of
+suite 0x0101 (before the group fields) are still read, as a group of one.
 
 The batch key's HKDF context is SHA-256 over a label, the magic, the version and the
 bound section; salt and commitment follow the bound section, the key slots come last
@@ -38,8 +43,10 @@ from envelope.errors import FormatError
 
 __all__ = [
     "BATCH_MAGIC",
+    "GROUP_ID_LEN",
     "SALT_LEN",
     "SUITE_RECORD_BATCH",
+    "SUITE_RECORD_BATCH_GROUPED",
     "BatchHeaderFields",
     "decode",
     "digest",
@@ -50,6 +57,9 @@ __all__ = [
 BATCH_MAGIC = b"\x89ENB"
 #: Records sealed one by one with AES-256-GCM under an HKDF-SHA512-derived batch key.
 SUITE_RECORD_BATCH = 0x0101
+#: The same, bound to a group of sub-batches (group id, part index, part count).
+SUITE_RECORD_BATCH_GROUPED = 0x0102
+GROUP_ID_LEN = 16
 SALT_LEN = 24
 COMMITMENT_LEN = 32
 _DIGEST_LABEL = b"envelope.dev/v1 batch header\x00"
@@ -58,7 +68,8 @@ _WHAT = "envelope record batch header"
 
 @dataclass(frozen=True, slots=True)
 class BatchHeaderFields:
-    """The parsed fields of a batch header."""
+    """The parsed fields of a batch header: ``group`` None is a suite-0x0101 header
+    (before groups), read as part 0 of 1."""
 
     context: Context
     split: SplitDescriptor
@@ -66,15 +77,22 @@ class BatchHeaderFields:
     salt: bytes
     commitment: bytes
     slots: tuple[KeySlot, ...]
+    group: bytes | None = None
+    part: int = 0
+    parts: int = 1
 
     def bound_bytes(self) -> bytes:
         """The part of the header covered by the digest."""
-        return (
-            struct.pack(">H", SUITE_RECORD_BATCH)
+        grouped = self.group is not None
+        bound = (
+            struct.pack(">H", SUITE_RECORD_BATCH_GROUPED if grouped else SUITE_RECORD_BATCH)
             + encode_context(self.context)
             + encode_split(self.split)
             + struct.pack(">Q", self.record_count)
         )
+        if self.group is not None:
+            bound += self.group + struct.pack(">II", self.part, self.parts)
+        return bound
 
 
 def new_salt() -> bytes:
@@ -98,6 +116,10 @@ def encode(fields: BatchHeaderFields) -> bytes:
     check_encodable(fields.context, fields.split, fields.slots)
     if len(fields.salt) != SALT_LEN or len(fields.commitment) != COMMITMENT_LEN:
         raise ValueError("salt must be 24 bytes and commitment 32")
+    if fields.group is not None and (
+        len(fields.group) != GROUP_ID_LEN or not 0 <= fields.part < fields.parts < 1 << 32
+    ):
+        raise ValueError("group id must be 16 bytes and 0 <= part < parts < 2^32")
     body = fields.bound_bytes() + fields.salt + fields.commitment + encode_slots(fields.slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"batch header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
@@ -116,14 +138,22 @@ def decode(blob: bytes | bytearray | memoryview) -> BatchHeaderFields:
         raise FormatError(f"not an {_WHAT}: its length does not match its contents")
     r = Reader(view[PREAMBLE_LEN:])
     suite = r.u16("suite")
-    if suite != SUITE_RECORD_BATCH:
+    if suite not in (SUITE_RECORD_BATCH, SUITE_RECORD_BATCH_GROUPED):
         raise FormatError(f"unsupported suite {suite:#06x} in batch header")
     context = parse_context(r)
     split = parse_split(r)
     (count,) = struct.unpack(">Q", r.take(8, "record count"))
+    group, part, parts = None, 0, 1
+    if suite == SUITE_RECORD_BATCH_GROUPED:
+        group = r.take(GROUP_ID_LEN, "group id")
+        part, parts = struct.unpack(">II", r.take(8, "part index and count"))
+        if not part < parts:
+            raise FormatError("malformed batch header: part index not below the part count")
     salt = r.take(SALT_LEN, "salt")
     commitment = r.take(COMMITMENT_LEN, "commitment")
     slots = parse_slots(r)
     if r.pos != length:
         raise FormatError("malformed batch header: trailing bytes after the key slots")
-    return BatchHeaderFields(context, split, int(count), salt, commitment, slots)
+    return BatchHeaderFields(
+        context, split, int(count), salt, commitment, slots, group, int(part), int(parts)
+    )

@@ -62,22 +62,30 @@ class ClusterSecretPart:
         ValueError: ``material`` is not 32 bytes.
     """
 
-    __slots__ = ("_material", "id")
+    __slots__ = ("_material", "_wiped", "id")
 
     def __init__(self, material: bytes | bytearray) -> None:
         if len(material) != PART_BYTES:
             raise ValueError("a cluster-secret part is 32 bytes")
         self._material = bytearray(material)
+        self._wiped = False
         self.id = "cs-" + hashlib.sha256(_ID_LABEL + bytes(material)).hexdigest()[:16]
 
     @property
     def material(self) -> bytearray:
-        """The part's bytes."""
+        """The part's bytes.
+
+        Raises:
+            ConfigError: the part was wiped (a wiped part is never used as zeros).
+        """
+        if self._wiped:
+            raise ConfigError(f"cluster-secret part {self.id} was wiped; load it again to use it")
         return self._material
 
     def wipe(self) -> None:
-        """Overwrites the part with zeros."""
+        """Overwrites the part with zeros; every later use raises ConfigError."""
         self._material[:] = bytes(PART_BYTES)
+        self._wiped = True
 
     def __repr__(self) -> str:
         return f"ClusterSecretPart(id={self.id!r})"
@@ -178,7 +186,7 @@ class ClusterSecret:
         )
 
     def wipe(self) -> None:
-        """Zeroes every part."""
+        """Zeroes every part; every later use of one raises ConfigError."""
         for p in self._parts:
             p.wipe()
 

@@ -35,16 +35,17 @@ from envelope._format.message import (
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
+from envelope._keys.policy import AcceptancePolicy, Principal, check_custodians
+from envelope._keys.slots import Accept, SlotOpener, wipe
 from envelope._keys.stored import (
-    STORED_KEY_PROVIDER,
     key_object,
     new_key_object,
     reference_slot,
     resolve_ref,
-    slot_version,
 )
-from envelope._keys.threshold import combine_key, split_key
-from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope._keys.threshold import split_key
+from envelope._keys.verify import commitment_check
+from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
 from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend
 from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
@@ -52,12 +53,7 @@ from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 __all__ = ["KeySource", "wipe"]
 
 
-def wipe(b: bytearray) -> None:
-    """Overwrites ``b`` with zeros."""
-    b[:] = bytes(len(b))
-
-
-class KeySource:
+class KeySource(SlotOpener):
     """See the module docstring."""
 
     def __init__(
@@ -67,6 +63,8 @@ class KeySource:
         keystore: KeyStore | None = None,
         cache: DataKeyCache | None = None,
         threshold: int | None = None,
+        *,
+        accept_unsplit: bool = False,
     ) -> None:
         if not backends:
             raise ValueError("at least one KMS backend is needed")
@@ -75,16 +73,25 @@ class KeySource:
                 "threshold must be between 1 and the number of backends "
                 f"({len(backends)}, at most 16)"
             )
+        if threshold is not None:
+            check_custodians(backends)
         self.threshold = threshold
         self.backends = tuple(backends)
         self.cluster = cluster
         self.keystore = keystore
         self.cache = cache
-        self._identity: tuple[tuple[tuple[str, str], ...], object, object, object] | None = None
+        self.policy = AcceptancePolicy(
+            cluster is not None,
+            (threshold, len(self.backends)) if threshold is not None else None,
+            accept_unsplit,
+        )
+        self._identity: tuple[object, ...] | None = None
 
-    def identity(self) -> tuple[tuple[tuple[str, str], ...], object, object, object]:
-        """What this source trusts and holds: part of every cache key, so that a cache
-        shared between Envelopes never serves one a key only another may derive.
+    def identity(self) -> tuple[object, ...]:
+        """What this source trusts and holds, and whose credentials it uses: part of
+        every cache key, so that a cache shared between Envelopes never serves one a key
+        only another may derive, or one that another's credentials produced
+        (:class:`~envelope._keys.policy.Principal`: the backend instance).
 
         Computed on first use (an AWS key id may take a DescribeKey call), then kept:
         every part of it is fixed once the backends, store and secret are built.
@@ -92,9 +99,11 @@ class KeySource:
         if self._identity is None:
             self._identity = (
                 tuple((b.provider_id, b.key_id) for b in self.backends),
+                tuple(Principal(b) for b in self.backends),
                 self.keystore.uri if self.keystore else None,
                 self.cluster.ids if self.cluster else (),
                 self.threshold,
+                self.policy.accept_unsplit,
             )
         return self._identity
 
@@ -103,9 +112,11 @@ class KeySource:
         """The backend that generates new data keys."""
         return self.backends[0]
 
-    def _part(self) -> tuple[SplitDescriptor, bytearray | None]:
+    def _part(self, stored: bool = False) -> tuple[SplitDescriptor, bytearray | None]:
+        """The split of a new message (``stored``: its key is a stored key's, whose
+        object records the threshold) and the cluster part's bytes."""
         part = self.cluster.current if self.cluster else None
-        policy = (self.threshold, len(self.backends)) if self.threshold is not None else None
+        policy = self.policy.threshold if not stored else None
         return SplitDescriptor(part.id if part else None, policy), part.material if part else None
 
     def split(self) -> SplitDescriptor:
@@ -148,14 +159,14 @@ class KeySource:
     ) -> tuple[tuple[KeySlot, ...], SplitDescriptor, bytearray]:
         """Key slots, split descriptor and input key for a new message of ``nbytes``
         plaintext bytes (None: unknown, which bypasses the encryption cache)."""
-        split, part = self._part()
+        split, part = self._part(stored=key_ref is not None)
         if key_ref is not None:
             store = self.store()
             stored = store.get(*resolve_ref(store, key_ref))
             data_key = self.unwrap_stored(stored)
             slots: tuple[KeySlot, ...] = (reference_slot(store, stored),)
         elif self.cache is not None and nbytes is not None:
-            cache_key = (self.identity()[0], ctx, split)
+            cache_key = (self.identity()[:2], ctx, split)
             slots, data_key = self.cache.for_encryption(
                 cache_key, nbytes, lambda: self._generate(ctx)
             )
@@ -183,6 +194,7 @@ class KeySource:
                 names no stored key.
         """
         if self.cache is not None and key_ref is None and nbytes is not None:
+            self._check_live()
             (header_bytes, digest), input_key = self.cache.for_encryption(
                 ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx)
             )
@@ -190,6 +202,12 @@ class KeySource:
         slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return encode_header(header), body_context(header), input_key
+
+    def _check_live(self) -> None:
+        """Raises ConfigError if the cluster secret was wiped (cached prefixes too)."""
+        if self.cluster is not None:
+            for part in self.cluster.parts():
+                _ = part.material
 
     def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
         """A new prefix to cache (no data-key cache under it)."""
@@ -210,143 +228,48 @@ class KeySource:
         """
         if self.cache is None:
             header, offset = parse_header(message)
-            digest, input_key = self.open_header(header, expected)
+            digest, input_key = self.open_header(header, expected, message[offset:])
             return offset, digest, input_key
+        self._check_live()
         offset = header_end(message)
         raw = bytes(message[:offset])
         (ctx, digest), input_key = self.cache.for_decryption_with(
-            ("message", self.identity(), raw), lambda: self._opened(raw)
+            ("message", self.identity(), raw), lambda: self._opened(raw, message[offset:])
         )
         if expected is not None and expected != ctx:
             wipe(input_key)
             raise DecryptionError()
         return offset, digest, input_key
 
-    def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
+    def _opened(self, raw: bytes, body: memoryview) -> tuple[tuple[Context, bytes], bytearray]:
         header, _ = parse_header(raw)
+        digest = body_context(header)
         input_key = self.input_key(
-            header.slots, header.split, header.context, None, use_cache=False
+            header.slots,
+            header.split,
+            header.context,
+            None,
+            use_cache=False,
+            accept=commitment_check(digest, body),
         )
-        return (header.context, body_context(header)), input_key
+        return (header.context, digest), input_key
 
-    def open_header(self, header: Header, expected: Context | None) -> tuple[bytes, bytearray]:
+    def open_header(
+        self, header: Header, expected: Context | None, body: bytes | memoryview | None = None
+    ) -> tuple[bytes, bytearray]:
         """Body context and input key of a parsed message header (data-key cache only).
+
+        With the start of the ``body``, a candidate key the body's key commitment
+        rejects (a foreign slot or share) is passed over for the next one.
 
         Raises:
             As :meth:`input_key`.
         """
-        return body_context(header), self.input_key(
-            header.slots, header.split, header.context, expected
+        digest = body_context(header)
+        accept = None if body is None else commitment_check(digest, body)
+        return digest, self.input_key(
+            header.slots, header.split, header.context, expected, accept=accept
         )
-
-    # -- stored keys: trust, unwrap ---------------------------------------------------
-
-    def matching(self, slots: Sequence[KeySlot]) -> list[tuple[KmsBackend | None, KeySlot]]:
-        """The slots this source may act on, in the configured backends' order (``None``
-        as backend: a reference into the configured key store).
-
-        Raises:
-            KeyUnavailableError: none (names what the message wants); no KMS was called.
-        """
-        found: list[tuple[KmsBackend | None, KeySlot]] = []
-        for backend in self.backends:
-            found += [
-                (backend, s)
-                for s in slots
-                if s.provider == backend.provider_id and backend.matches(s.key_id)
-            ]
-        if self.keystore is not None:
-            prefix = self.keystore.uri + "/"
-            found += [
-                (None, s)
-                for s in slots
-                if s.provider == STORED_KEY_PROVIDER and s.key_id.startswith(prefix)
-            ]
-        if not found:
-            named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in slots)
-            ours = ", ".join(f"{b.provider_id} key {b.key_id!r}" for b in self.backends)
-            raise KeyUnavailableError(
-                f"the data key is wrapped by {named}; this Envelope trusts only {ours}"
-                + (f" and key store {self.keystore.uri}" if self.keystore else "")
-            )
-        return found
-
-    def _unwrap(
-        self, backend: KmsBackend, slot: KeySlot, ctx: Context, use_cache: bool
-    ) -> bytearray:
-        wrapped = WrappedKey(slot.provider, slot.key_id, slot.wrapped)
-        if self.cache is None or not use_cache:
-            return backend.unwrap(wrapped, ctx)
-        key = (slot.provider, slot.key_id, slot.wrapped, ctx)
-        return self.cache.for_decryption(key, lambda: backend.unwrap(wrapped, ctx))
-
-    def _threshold_key(
-        self, slots: Sequence[KeySlot], ctx: Context, policy: tuple[int, int], use_cache: bool
-    ) -> bytearray:
-        k, n = policy
-        if len(slots) != n:
-            raise DecryptionError()
-        position = {id(s): i + 1 for i, s in enumerate(slots)}
-        shares: list[tuple[int, bytes | bytearray]] = []
-        failures: list[tuple[str, Exception]] = []
-        for backend, slot in self.matching(slots):
-            if backend is None:
-                continue
-            try:
-                shares.append((position[id(slot)], self._unwrap(backend, slot, ctx, use_cache)))
-            except (KmsError, DecryptionError) as exc:
-                failures.append((f"{slot.provider} key {slot.key_id}", exc))
-            if len(shares) == k:
-                try:
-                    return combine_key(k, shares)
-                finally:
-                    for _, share in shares:
-                        if isinstance(share, bytearray):
-                            wipe(share)
-        if failures and all(isinstance(e, DecryptionError) for _, e in failures):
-            raise DecryptionError()
-        reasons = (
-            "; ".join(f"{who}: {exc}" for who, exc in failures) or "no other trusted key slots"
-        )
-        raise KmsError(
-            f"the data key needs {k} of {n} shares and only {len(shares)} could be unwrapped "
-            f"({reasons})"
-        )
-
-    def data_key(
-        self,
-        slots: Sequence[KeySlot],
-        ctx: Context,
-        *,
-        use_cache: bool = True,
-        threshold: tuple[int, int] | None = None,
-    ) -> bytearray:
-        """The data key in ``slots``, through the first configured backend that can (or,
-        for a ``threshold`` split, combined from k shares).
-
-        Raises:
-            KeyUnavailableError: no slot names a trusted key.
-            DecryptionError: every trusted slot failed to authenticate.
-            KmsError: every trusted slot failed and some KMS could not be used (the
-                message lists each backend and its reason).
-        """
-        if threshold is not None:
-            return self._threshold_key(slots, ctx, threshold, use_cache)
-        failures: list[tuple[str, Exception]] = []
-        for backend, slot in self.matching(slots):
-            try:
-                if backend is None:
-                    store = self.store()
-                    return self.unwrap_stored(store.get(*slot_version(store, slot)))
-                return self._unwrap(backend, slot, ctx, use_cache)
-            except (KmsError, DecryptionError) as exc:
-                failures.append((f"{slot.provider} key {slot.key_id}", exc))
-        if all(isinstance(e, DecryptionError) for _, e in failures):
-            if len(failures) == 1:
-                raise failures[0][1]
-            raise DecryptionError()
-        reasons = "; ".join(f"{who}: {exc}" for who, exc in failures)
-        raise KmsError(f"no configured KMS could unwrap the data key ({reasons})")
 
     def input_key(
         self,
@@ -356,30 +279,57 @@ class KeySource:
         expected: Context | None,
         *,
         use_cache: bool = True,
+        accept: Accept | None = None,
     ) -> bytearray:
         """The input key of a stored message or batch; ``expected``, if given, is the
-        canonical context the caller requires.
+        canonical context the caller requires; ``accept`` checks a candidate input key
+        (see :meth:`data_key`).
 
         Raises:
-            DecryptionError: ``expected`` differs from the stored context, or as
+            DecryptionError: ``expected`` differs from the stored context, the split is
+                one this source's policy refuses (:mod:`envelope._keys.policy`), or as
                 :meth:`data_key`; KeyUnavailableError for a missing cluster part.
+            ConfigError: the cluster secret was wiped.
         """
         if expected is not None and expected != ctx:
             raise DecryptionError()
-        part = None
-        sid = split.cluster_secret_id
-        if sid is not None:
-            if self.cluster is None:
-                raise KeyUnavailableError(
-                    f"this message needs cluster-secret part {sid}, and no cluster secret is "
-                    "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
-                )
-            part = self.cluster.part(sid)
-        data_key = self.data_key(slots, ctx, use_cache=use_cache, threshold=split.threshold)
+        self.policy.check_message(split, slots, self.backends)
+        material = self.cluster_material(split)
+        check = None
+        if accept is not None:
+            outer = accept
+
+            def check(data_key: bytearray) -> bool:
+                candidate = derive_input_key(data_key, material)
+                try:
+                    return outer(candidate)
+                finally:
+                    wipe(candidate)
+
+        data_key = self.data_key(
+            slots, ctx, use_cache=use_cache, threshold=split.threshold, accept=check
+        )
         try:
-            return derive_input_key(data_key, part.material if part else None)
+            return derive_input_key(data_key, material)
         finally:
             wipe(data_key)
+
+    def cluster_material(self, split: SplitDescriptor) -> bytearray | None:
+        """The bytes of the cluster part ``split`` names (None: it names none).
+
+        Raises:
+            KeyUnavailableError: the part is not held (names it and what is loaded).
+            ConfigError: the cluster secret was wiped.
+        """
+        sid = split.cluster_secret_id
+        if sid is None:
+            return None
+        if self.cluster is None:
+            raise KeyUnavailableError(
+                f"this message needs cluster-secret part {sid}, and no cluster secret is "
+                "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
+            )
+        return self.cluster.part(sid).material
 
     def rewrap_slots(self, slots: tuple[KeySlot, ...], ctx: Context) -> tuple[KeySlot, ...]:
         """Every slot of a configured backend, rewrapped to its newest KEK version."""
@@ -410,16 +360,19 @@ class KeySource:
         """The data key inside a stored key object.
 
         Raises:
-            KmsError: not a key object, or as :meth:`data_key`.
+            FormatError: not a key object. KmsError: as :meth:`data_key`.
+            DecryptionError: a key object this source's policy refuses (one naming a
+                cluster part or another stored key, or with a weaker split).
         """
         header = key_object(stored)
-        return self.data_key(header.slots, header.context)
+        self.policy.check_key_object(header.split, header.slots, self.backends)
+        return self.data_key(header.slots, header.context, threshold=header.split.threshold)
 
     def store_new_key(self, name: str, ctx: Context = ()) -> int:
         """A new version of the stored data key ``name`` (one KMS call per backend)."""
         slots, secret = self._generate(ctx)
         wipe(secret)
-        return self.store().create(name, new_key_object(ctx, slots))
+        return self.store().create(name, new_key_object(ctx, slots, self.policy.threshold))
 
     def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
         """Rewraps a stored key version under the newest KEK versions, conditionally."""

@@ -141,6 +141,13 @@ def add_cluster_flags(p: argparse.ArgumentParser, *, for_encrypt: bool) -> None:
             action="store_true",
             help="encrypt with the KMS key alone, without a cluster-secret part",
         )
+    else:
+        p.add_argument(
+            "--accept-unsplit",
+            action="store_true",
+            help="with --cluster-secret, also accept messages that record no split "
+            "(KMS key alone; while migrating them; each is logged)",
+        )
 
 
 def add_context_flag(p: argparse.ArgumentParser) -> None:
@@ -151,7 +158,8 @@ def add_context_flag(p: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="encryption context pair (repeatable); decryption requires the same pairs",
+        help="encryption context pair (repeatable); decryption requires the same pairs "
+        "(none given: only a message without context decrypts)",
     )
 
 
@@ -235,7 +243,12 @@ def key_store(args: argparse.Namespace, *, required: bool = False) -> KeyStore |
 
 def make_envelope(args: argparse.Namespace, part: ClusterSecret | None = None) -> Envelope:
     """An Envelope over the selected KMS and key store, with the cluster secret ``part``."""
-    return Envelope(kms_backend(args), part, keystore=key_store(args))
+    return Envelope(
+        kms_backend(args),
+        part,
+        keystore=key_store(args),
+        accept_unsplit=bool(getattr(args, "accept_unsplit", False)),
+    )
 
 
 def cluster_secret(args: argparse.Namespace, *, required: bool) -> ClusterSecret | None:

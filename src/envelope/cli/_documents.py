@@ -107,17 +107,21 @@ def _for_encrypt(args: argparse.Namespace, file: Path | None) -> tuple[Envelope,
     )
 
 
-def _for_decrypt(args: argparse.Namespace, file: Path | None) -> Envelope:
+def _for_decrypt(
+    args: argparse.Namespace, file: Path | None, *, migrating: bool = False
+) -> Envelope:
     """The Envelope that may decrypt ``file``: flags, the matching rule, else every
-    backend the rules file names (decryption only trusts configured keys anyway)."""
+    backend the rules file names (decryption only trusts configured keys anyway).
+    ``migrating`` (updatekeys) reads a file made under the rules' older key setup."""
     rules = None if _explicit_flags(args) else _rules_file(args, file)
     if rules is None:
         return _common.make_envelope(args, _common.cluster_secret(args, required=False))
     cluster = _explicit_cluster(args)
+    accept = migrating or bool(getattr(args, "accept_unsplit", False))
     rule = match_rule(file, rules) if file is not None else None
     if rule is not None:
-        return envelope_for_rule(rule, cluster=cluster)
-    return envelope_for_any_rule(rules, cluster=cluster)
+        return envelope_for_rule(rule, cluster=cluster, accept_unsplit=accept)
+    return envelope_for_any_rule(rules, cluster=cluster, accept_unsplit=accept)
 
 
 def _read(path: str) -> bytes:
@@ -168,11 +172,16 @@ def _emit(text: str, args: argparse.Namespace, *, mode: int | None = None) -> No
 
 
 def _open(
-    args: argparse.Namespace, path: str, fmt: str | None = None, name: str | None = None
+    args: argparse.Namespace,
+    path: str,
+    fmt: str | None = None,
+    name: str | None = None,
+    *,
+    migrating: bool = False,
 ) -> Opened:
     raw = _read(path)
     file = Path(name or path) if path != "-" else None
-    env = _for_decrypt(args, file)
+    env = _for_decrypt(args, file, migrating=migrating)
     return documents.open_document(
         raw, env, format=fmt, name=name or path, context=_common.parse_context(args.context)
     )
@@ -289,7 +298,7 @@ def cmd_updatekeys(args: argparse.Namespace) -> int:
     """Rewraps each file's data key for its rule's current custodians and threshold."""
     for path in args.paths:
         new_env, _ = _for_encrypt(args, Path(path))
-        with _open(args, path, _type_of(args, path)) as doc:
+        with _open(args, path, _type_of(args, path), migrating=True) as doc:
             doc.meta.header = new_env.rekey_document_key(doc.meta.header)
             doc.reseal(doc.parsed)
             _write_back(path, doc.parsed.handler.dump(doc.parsed))

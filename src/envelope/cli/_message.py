@@ -46,6 +46,12 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             help="output file mode (default 0600)",
         )
         add_context_flag(p)
+        if name == "decrypt":
+            p.add_argument(
+                "--any-context",
+                action="store_true",
+                help="accept whatever context the message has (instead of -c)",
+            )
         add_kms_flags(p)
         add_cluster_flags(p, for_encrypt=name == "encrypt")
         if name == "encrypt":
@@ -106,6 +112,9 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
 def cmd_decrypt(args: argparse.Namespace) -> int:
     env = make_envelope(args, cluster_secret(args, required=False))
     context = parse_context(args.context)
+    if args.any_context and context is not None:
+        raise Fail(ExitCode.USAGE, "give either -c KEY=VALUE or --any-context, not both")
+    any_context = args.any_context
     tick, done = progress_bytes(size(args.input), "decrypting", args.quiet)
     try:
         if args.output == "-":
@@ -116,14 +125,23 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
             finally:
                 if src is not sys.stdin.buffer:
                     src.close()
-            plaintext = env.decrypt(blob, context)
+            plaintext = env.decrypt(blob, context, any_context=any_context)
             sys.stdout.buffer.write(plaintext)
             sys.stdout.buffer.flush()
         elif args.input == "-":
             with atomic_output(args.output, mode=args.mode) as out:
-                env.decrypt_stream(sys.stdin.buffer, out, context, progress=tick)
+                env.decrypt_stream(
+                    sys.stdin.buffer, out, context, progress=tick, any_context=any_context
+                )
         else:
-            env.decrypt_file(args.input, args.output, context, mode=args.mode, progress=tick)
+            env.decrypt_file(
+                args.input,
+                args.output,
+                context,
+                mode=args.mode,
+                progress=tick,
+                any_context=any_context,
+            )
     finally:
         done()
     return ExitCode.OK

@@ -69,13 +69,13 @@ def _run(work: Path, *, keep: bool) -> int:
 
     _step(5, "Neither part alone decrypts, and the context must match")
     try:
-        Envelope(kms).decrypt(sealed.read_bytes())
+        Envelope(kms).decrypt(sealed.read_bytes(), context)
         print("    UNEXPECTED: decrypted without the cluster part")
         return 1
     except KeyUnavailableError as exc:
         print(f"    KMS key without the cluster part: refused ({exc.__class__.__name__})")
     try:
-        Envelope(LocalKms.ephemeral(), cluster).decrypt(sealed.read_bytes())
+        Envelope(LocalKms.ephemeral(), cluster).decrypt(sealed.read_bytes(), context)
         print("    UNEXPECTED: decrypted without the service's KMS key")
         return 1
     except KeyUnavailableError as exc:

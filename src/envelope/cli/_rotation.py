@@ -85,15 +85,19 @@ def cmd_reencrypt(args: argparse.Namespace) -> int:
     store = key_store(args)
     new_part = cluster_secret(args, required=True)
     old_files = [*args.previous_cluster_secret]
-    if not old_files:
-        raise ConfigError("reencrypt needs the old part: --previous-cluster-secret FILE")
+    if not old_files and not args.accept_unsplit:
+        raise ConfigError(
+            "reencrypt needs the old part: --previous-cluster-secret FILE (or, for messages "
+            "sealed without a cluster part, --accept-unsplit)"
+        )
     assert new_part is not None
-    old = ClusterSecret(
-        new_part.current, ClusterSecret.from_file(old_files[0], previous=old_files[1:]).parts()
-    )
+    old = new_part
+    if old_files:
+        older = ClusterSecret.from_file(old_files[0], previous=old_files[1:]).parts()
+        old = ClusterSecret(new_part.current, older)
     return _rotation(
         args,
         reencrypt_paths,
-        Envelope(kms, old, keystore=store),
+        Envelope(kms, old, keystore=store, accept_unsplit=args.accept_unsplit),
         Envelope(kms, new_part, keystore=store),
     )

@@ -27,8 +27,11 @@ def build_backend(spec: Mapping[str, Any], base: Path, where: str) -> KmsBackend
     return kms_from_mapping(spec, f"kms entry in {where}", base=base)
 
 
-def envelope_for_rule(rule: Rule, *, cluster: ClusterSecret | None = None) -> Envelope:
-    """The Envelope a creation rule describes (``cluster`` overrides its part file).
+def envelope_for_rule(
+    rule: Rule, *, cluster: ClusterSecret | None = None, accept_unsplit: bool = False
+) -> Envelope:
+    """The Envelope a creation rule describes (``cluster`` overrides its part file;
+    ``accept_unsplit`` also reads files made under a weaker split, for migration).
 
     Raises:
         ConfigError: as :func:`build_backend`, or an unreadable cluster-secret file.
@@ -40,12 +43,14 @@ def envelope_for_rule(rule: Rule, *, cluster: ClusterSecret | None = None) -> En
     if cluster is None and rule.cluster_secret is not None:
         cluster = ClusterSecret.from_file(rule.cluster_secret)
     try:
-        return Envelope(backends, cluster, threshold=rule.threshold)
+        return Envelope(backends, cluster, threshold=rule.threshold, accept_unsplit=accept_unsplit)
     except ValueError as exc:
         raise ConfigError(f"{rule.source}: {exc}") from None
 
 
-def envelope_for_any_rule(rules: Path, *, cluster: ClusterSecret | None = None) -> Envelope:
+def envelope_for_any_rule(
+    rules: Path, *, cluster: ClusterSecret | None = None, accept_unsplit: bool = False
+) -> Envelope:
     """An Envelope trusting every backend (and cluster-secret part) the rules file names:
     for decrypting a file no rule matches by path (git's temporary copies). It only
     trusts configured keys, so this widens nothing a file could choose.
@@ -61,4 +66,4 @@ def envelope_for_any_rule(rules: Path, *, cluster: ClusterSecret | None = None) 
         parts = [r.cluster_secret for r in every if r.cluster_secret is not None]
         if parts:
             cluster = ClusterSecret.from_file(parts[0], previous=parts[1:])
-    return envelope_for_rule(union, cluster=cluster)
+    return envelope_for_rule(union, cluster=cluster, accept_unsplit=accept_unsplit)

@@ -23,8 +23,12 @@ secrets:
     source: {file: /etc/envelope/sealed/database.env.enc}
     target: database.env
     form: dotenv                   # raw | dotenv | json
-    context: {service: billing}
+    context: {service: billing}    # required: the context the message must carry
 ```
+
+Each secret's ``context`` is required (``{}`` for none), or inherited from a top-level
+``context:`` declared once for every secret that gives none: decryption only accepts
+a message whose context equals it exactly (no Unicode normalisation).
 """
 
 from __future__ import annotations
@@ -84,7 +88,7 @@ class SecretConfig(_Strict):
     keys: list[str] | None = None
     key: str | None = None  # one value of an encrypted document source, e.g. .db.password
     env: str | None = None
-    context: dict[str, str] | None = None
+    context: dict[str, str]
 
     @field_validator("name")
     @classmethod
@@ -137,7 +141,8 @@ class OutputConfig(_Strict):
 
 
 def _defaults(data: dict[str, Any]) -> dict[str, Any]:
-    """The file format's own defaults: Vault auth ``kubernetes``; ``keystore`` as a URI."""
+    """The file format's own defaults: Vault auth ``kubernetes``; ``keystore`` as a URI;
+    a secret without ``context`` inherits the top-level ``context``."""
     kms = data.get("kms")
     if isinstance(kms, dict) and kms.get("kind") == "vault":
         vault = kms.get("vault", {})
@@ -147,6 +152,16 @@ def _defaults(data: dict[str, Any]) -> dict[str, Any]:
                 **data,
                 "kms": {**kms, "vault": {**vault, "auth": {**auth, "method": "kubernetes"}}},
             }
+    default = data.get("context")
+    listed = data.get("secrets")
+    if default is not None and isinstance(listed, list):
+        data = {
+            **data,
+            "secrets": [
+                {**s, "context": default} if isinstance(s, dict) and "context" not in s else s
+                for s in listed
+            ],
+        }
     store = data.get("keystore")
     if isinstance(store, str):
         region = kms.get("region") if isinstance(kms, dict) else None
@@ -166,6 +181,8 @@ class InitConfig(_Strict):
     output: OutputConfig | None = None
     secrets: list[SecretConfig] = Field(min_length=1)
     timeout: float = Field(default=60.0, gt=0)
+    context: dict[str, str] | None = None
+    accept_unsplit: bool = False  # migration: also secrets sealed without the cluster part
 
     @model_validator(mode="before")
     @classmethod

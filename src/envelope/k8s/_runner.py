@@ -87,7 +87,7 @@ def build_envelope(cfg: InitConfig, *, deadline: float) -> Envelope:
     kms = build_kms(cfg.kms.model_copy(update={"vault": vault}))
     cluster = load_cluster_secret(cfg.cluster_secret) if cfg.cluster_secret else None
     keystore = build_keystore(cfg.keystore) if cfg.keystore else None
-    return Envelope(kms, cluster, keystore=keystore)
+    return Envelope(kms, cluster, keystore=keystore, accept_unsplit=cfg.accept_unsplit)
 
 
 def _fetch(secret: SecretConfig, cfg: InitConfig) -> bytes:

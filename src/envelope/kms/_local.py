@@ -2,15 +2,18 @@
 
 A keyring file holds versioned 256-bit KEKs. New wraps use the newest version; older
 versions keep unwrapping. The file is JSON, written atomically with mode 0600, and may
-be protected by a passphrase (scrypt, from ``cryptography``). Wrapping is AES-256-GCM
-with a random 96-bit nonce and the encryption context in the AAD.
+be protected by a passphrase (scrypt, from ``cryptography``): then the key list is
+sealed with AES-256-GCM whose AAD is the whole public document (format, id, KDF
+parameters, version list and a ``generation`` counter raised by every save), so none
+of it can be changed, and an older file can be detected (``min_generation``); a
+passphrase never opens an unprotected file. Wrapping is AES-256-GCM with a random
+96-bit nonce and the encryption context in the AAD.
 
 Wrapped key bytes: ``0x01 | u32 version | nonce (12) | ciphertext (32) | tag (16)``.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import secrets
@@ -23,11 +26,20 @@ from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from envelope._atomic import write_atomic
 from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope.kms._keyring_doc import (
+    _SCRYPT_N,
+    _SCRYPT_P,
+    _SCRYPT_R,
+    _b64,
+    _document_aad,
+    _scrypt_key,
+    _unb64,
+    load_entries,
+)
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 
 __all__ = ["KeyVersion", "LocalKms", "default_keyring_path"]
@@ -36,9 +48,6 @@ FILE_FORMAT = "envelope-keyring/v1"
 _BLOB_FORMAT = 1
 _BLOB_LEN = 1 + 4 + 12 + DATA_KEY_BYTES + 16
 _WRAP_LABEL = b"envelope.dev/v1 local-kms wrap\x00"
-_FILE_LABEL = b"envelope.dev/v1 keyring file\x00"
-# scrypt cost: ~32 MiB and ~0.1 s here; stored in the file so it can be raised later.
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
 MAX_VERSIONS = 10_000
 
 
@@ -63,23 +72,6 @@ def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
 
-def _b64(b: bytes | bytearray) -> str:
-    return base64.b64encode(bytes(b)).decode()
-
-
-def _unb64(s: object, what: str, path: Path) -> bytes:
-    if not isinstance(s, str):
-        raise ConfigError(f"keyring {path} is corrupt: {what} is not a string")
-    try:
-        return base64.b64decode(s, validate=True)
-    except ValueError:
-        raise ConfigError(f"keyring {path} is corrupt: {what} is not base64") from None
-
-
-def _scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
-
-
 class LocalKms:
     """A keyring file of versioned 256-bit KEKs (see the module docstring).
 
@@ -97,8 +89,10 @@ class LocalKms:
         *,
         path: Path | None,
         passphrase: str | None,
+        generation: int = 0,
     ) -> None:
         self._id = keyring_id
+        self._generation = generation
         self._keys = keys
         self._created = created
         self._path = path
@@ -159,14 +153,26 @@ class LocalKms:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str] | None = None, *, passphrase: str | None = None
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        passphrase: str | None = None,
+        min_generation: int | None = None,
     ) -> LocalKms:
         """Loads a keyring file.
 
+        Args:
+            path: the file; default :func:`default_keyring_path`.
+            passphrase: the file must be protected by it (an unprotected file is then
+                refused: whoever can write the file could have planted a key).
+            min_generation: refuse a protected file older than this
+                :attr:`generation` (one already seen: a rollback).
+
         Raises:
             ConfigError: the file is missing (says to run ``envelope keyring init``), is
-                readable by other users, is corrupt, needs a passphrase, or the
-                passphrase is wrong.
+                readable by other users, is corrupt, needs a passphrase, is not
+                protected though a passphrase is given, the passphrase is wrong or the
+                document was tampered with, or it is older than ``min_generation``.
         """
         target = Path(path) if path is not None else default_keyring_path()
         try:
@@ -193,7 +199,15 @@ class LocalKms:
         keyring_id = doc.get("id")
         if not isinstance(keyring_id, str) or not keyring_id:
             raise ConfigError(f"keyring {target} is corrupt: no id")
-        entries = cls._load_entries(doc, keyring_id, target, passphrase)
+        entries = load_entries(doc, keyring_id, target, passphrase)
+        generation = doc.get("generation", 0) if passphrase is not None else 0
+        if not isinstance(generation, int):
+            raise ConfigError(f"keyring {target} is corrupt: bad generation")
+        if min_generation is not None and generation < min_generation:
+            raise ConfigError(
+                f"keyring {target} is older (generation {generation}) than one already "
+                f"seen (generation {min_generation}): it was rolled back; restore the newest"
+            )
         keys: dict[int, bytearray] = {}
         created: dict[int, str] = {}
         for e in entries:
@@ -206,40 +220,16 @@ class LocalKms:
             created[e["version"]] = str(e.get("created", ""))
         if not keys:
             raise ConfigError(f"keyring {target} is corrupt: it holds no keys")
-        return cls(keyring_id, keys, created, path=target, passphrase=passphrase)
-
-    @staticmethod
-    def _load_entries(
-        doc: dict[str, Any], keyring_id: str, path: Path, passphrase: str | None
-    ) -> list[Any]:
-        protection = doc.get("protection")
-        if protection is None:
-            entries = doc.get("keys")
-            if not isinstance(entries, list):
-                raise ConfigError(f"keyring {path} is corrupt: no keys")
-            return entries
-        if not isinstance(protection, dict) or protection.get("kdf") != "scrypt":
-            raise ConfigError(f"keyring {path} uses an unknown protection scheme")
-        if passphrase is None:
-            raise ConfigError(
-                f"keyring {path} is passphrase-protected: set ENVELOPE_KEYRING_PASSPHRASE "
-                "or pass --passphrase-file"
-            )
-        salt = _unb64(protection.get("salt"), "salt", path)
-        nonce = _unb64(protection.get("nonce"), "nonce", path)
-        sealed = _unb64(doc.get("keys_encrypted"), "keys_encrypted", path)
-        try:
-            n, r, p = int(protection["n"]), int(protection["r"]), int(protection["p"])
-            key = _scrypt_key(passphrase, salt, n, r, p)
-            plain = AESGCM(key).decrypt(nonce, sealed, _FILE_LABEL + keyring_id.encode())
-        except InvalidTag:
-            raise ConfigError(f"wrong passphrase for keyring {path}") from None
-        except (KeyError, TypeError, ValueError):
-            raise ConfigError(f"keyring {path} is corrupt: bad protection parameters") from None
-        entries = json.loads(plain)
-        if not isinstance(entries, list):
-            raise ConfigError(f"keyring {path} is corrupt: bad key list")
-        return entries
+        listed = doc.get("versions")
+        if (
+            passphrase is not None
+            and "generation" in doc
+            and listed != [{"version": v, "created": created[v]} for v in sorted(keys)]
+        ):
+            raise ConfigError(f"keyring {target} was tampered with: its version list differs")
+        return cls(
+            keyring_id, keys, created, path=target, passphrase=passphrase, generation=generation
+        )
 
     def _save(self) -> None:
         if self._path is None:
@@ -248,16 +238,19 @@ class LocalKms:
             {"version": v, "created": self._created[v], "material": _b64(k)}
             for v, k in sorted(self._keys.items())
         ]
-        doc: dict[str, Any] = {"format": FILE_FORMAT, "id": self._id}
+        self._generation += 1
+        doc: dict[str, Any] = {
+            "format": FILE_FORMAT,
+            "id": self._id,
+            "generation": self._generation,
+            "versions": [{"version": e["version"], "created": e["created"]} for e in entries],
+        }
         if self._passphrase is None:
             doc["protection"] = None
             doc["keys"] = entries
         else:
             salt, nonce = secrets.token_bytes(16), secrets.token_bytes(12)
             key = _scrypt_key(self._passphrase, salt, _SCRYPT_N, _SCRYPT_R, _SCRYPT_P)
-            sealed = AESGCM(key).encrypt(
-                nonce, json.dumps(entries).encode(), _FILE_LABEL + self._id.encode()
-            )
             doc["protection"] = {
                 "kdf": "scrypt",
                 "n": _SCRYPT_N,
@@ -266,6 +259,7 @@ class LocalKms:
                 "salt": _b64(salt),
                 "nonce": _b64(nonce),
             }
+            sealed = AESGCM(key).encrypt(nonce, json.dumps(entries).encode(), _document_aad(doc))
             doc["keys_encrypted"] = _b64(sealed)
         try:
             write_atomic(self._path, json.dumps(doc, indent=2).encode() + b"\n", mode=0o600)
@@ -278,6 +272,15 @@ class LocalKms:
     def path(self) -> Path | None:
         """The keyring file, or None for an ephemeral keyring."""
         return self._path
+
+    @property
+    def generation(self) -> int:
+        """How many times this keyring was saved (0: a file from before the counter).
+
+        Authenticated in a protected file: keep the highest seen and pass it as
+        ``min_generation`` to :meth:`open` to detect a rollback to an older file.
+        """
+        return self._generation
 
     @property
     def current_version(self) -> int:

@@ -104,7 +104,10 @@ def batch_case(
     aad: list[bytes] | None,
     context: dict[str, str],
     part: str | None,
+    *,
+    grouped: bool = True,
 ) -> dict[str, object]:
+    """A batch of suite 0x0102 (a group of one), or of the older suite 0x0101."""
     from envelope import _native
     from envelope._format.batch import BatchHeaderFields, digest, encode
 
@@ -115,15 +118,17 @@ def batch_case(
     split = SplitDescriptor(ClusterSecretPart(part_bytes).id if part_bytes else None)
     input_key = derive_input_key(data_key, part_bytes)
     salt = fixed(f"salt/{name}", 24)
-    draft = BatchHeaderFields(ctx, split, len(records), salt, bytes(32), (slot,))
+    group = (fixed(f"group/{name}", 16), 0, 1) if grouped else (None, 0, 1)
+    draft = BatchHeaderFields(ctx, split, len(records), salt, bytes(32), (slot,), *group)
     cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
-    fields = BatchHeaderFields(ctx, split, len(records), salt, commitment, (slot,))
+    fields = BatchHeaderFields(ctx, split, len(records), salt, commitment, (slot,), *group)
     sealed = cipher.seal(records, None, aad, None, 1)
     assert isinstance(sealed, list)
     return {
         "name": name,
         "context": context,
         "cluster_part": part,
+        "suite": "0x0102" if grouped else "0x0101",
         "records_hex": [r.hex() for r in records],
         "aad_hex": None if aad is None else [a.hex() for a in aad],
         "data_key_hex": data_key.hex(),
@@ -155,17 +160,31 @@ def main() -> None:
         ),
         case("kek-version-2", b"after rotation", {"service": "billing"}, None, kek_version=2),
     ]
-    batches = [
+    batches = [  # the first two predate sub-batch groups (suite 0x0101): kept as made
         batch_case(
             "emails-with-primary-keys",
             [b"alice@example.com", b"", b"bob@example.org"],
             [b"user:1", b"user:2", b"user:3"],
             {"table": "users", "column": "email"},
             "a",
+            grouped=False,
         ),
         batch_case(
-            "tokens-no-aad-no-split", [fixed(f"token-{i}", 32) for i in range(4)], None, {}, None
+            "tokens-no-aad-no-split",
+            [fixed(f"token-{i}", 32) for i in range(4)],
+            None,
+            {},
+            None,
+            grouped=False,
         ),
+        batch_case(
+            "grouped-emails-with-primary-keys",
+            [b"carol@example.net", b"dave@example.com"],
+            [b"user:4", b"user:5"],
+            {"table": "users", "column": "email"},
+            "a",
+        ),
+        batch_case("grouped-no-aad-no-split", [fixed("grouped-token", 32)], None, {}, None),
     ]
     doc = {
         "description": "envelope message format v1 known-answer vectors (docs/format.md)",
