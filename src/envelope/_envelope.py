@@ -258,9 +258,10 @@ class Envelope:
 
         One KMS call per batch; the kernel seals all records in one call across all
         cores. ``records`` (and ``aad``, one entry per record, e.g. primary keys) may be
-        a list of bytes-like objects, a ``(data, offsets)`` tuple, a pyarrow binary array
-        or a 2-D numpy uint8 array; the result's records keep that shape. See
-        :mod:`envelope._batch`.
+        a list of bytes-like objects, a ``(data, offsets)`` tuple, a pyarrow string or
+        binary array (any width or view, chunked or not) or a 2-D numpy uint8 array; the
+        result's records keep that shape and :meth:`decrypt_batch` restores the Arrow
+        type. See :mod:`envelope._batch`.
 
         Raises:
             KmsError: the KMS could not generate a data key.

@@ -7,7 +7,16 @@ from typing import Any, Literal
 
 from envelope import _native
 from envelope._batch.records import RECORD_OVERHEAD, BatchHeader, BatchResult, EncryptedBatch
-from envelope._batch.shapes import concat, count, payload_bytes, restore, shape_of, slice_records
+from envelope._batch.shapes import (
+    arrow_type,
+    concat,
+    count,
+    payload_bytes,
+    restore,
+    restore_type,
+    shape_of,
+    slice_records,
+)
 from envelope._format.batch import BatchHeaderFields, digest, new_salt
 from envelope._format.context import Context
 from envelope._keys.source import KeySource, wipe
@@ -46,7 +55,7 @@ def encrypt(
         header, sealed = _encrypt_one(keys, part, part_aad, ctx, threads=threads, key_ref=key_ref)
         headers.append(header)
         parts.append(sealed)
-    return EncryptedBatch(tuple(headers), concat(parts))
+    return EncryptedBatch(tuple(headers), concat(parts), arrow_type(records))
 
 
 def _encrypt_one(
@@ -146,6 +155,8 @@ def decrypt(
         parts.append(restore(shape, out, -RECORD_OVERHEAD, [i - start for i in bad]))
         start = stop
     records = concat(parts)
+    if batch.plain_type is not None:
+        records = restore_type(records, batch.plain_type)
     if errors == "collect":
         return BatchResult(records, tuple(failed_all))
     return records
