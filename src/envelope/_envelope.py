@@ -30,6 +30,8 @@ from envelope.kms._types import WrappedKey
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from envelope.settings import Settings
+
 __all__ = ["Envelope"]
 
 
@@ -74,6 +76,25 @@ class Envelope:
         backends = list(kms) if isinstance(kms, Sequence) else [kms]
         self._keys = KeySource(backends, cluster_secret, keystore, cache, threshold)
         self._threads = threads
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Envelope:
+        """The Envelope ``settings`` describe (``options``: ``threads=``, ``cache=``); it
+        pickles as references to those settings, never key bytes.
+
+        Raises:
+            ConfigError: a part cannot be built (the message names it).
+        """
+        from envelope.settings._recipe import arguments  # noqa: PLC0415 - imports pydantic
+
+        return cls(**arguments(settings), **options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as references to its configuration (raises pickle.PicklingError if a
+        part holds raw key bytes or a ready client); see :mod:`envelope.settings._recipe`."""
+        from envelope.settings._recipe import reduce  # noqa: PLC0415 - imports pydantic
+
+        return reduce(type(self), self._keys, self._threads)
 
     def __repr__(self) -> str:
         backends = self._keys.backends

@@ -104,6 +104,8 @@ class LocalKms:
         self._path = path
         self._passphrase = passphrase
         self._ciphers = {v: AESGCM(bytes(k)) for v, k in keys.items()}
+        # The settings tree this keyring pickles as (never its keys); None: not picklable.
+        self._origin: dict[str, Any] | None = None
 
     # -- construction -----------------------------------------------------------------
 
@@ -206,7 +208,10 @@ class LocalKms:
             created[e["version"]] = str(e.get("created", ""))
         if not keys:
             raise ConfigError(f"keyring {target} is corrupt: it holds no keys")
-        return cls(keyring_id, keys, created, path=target, passphrase=passphrase)
+        kms = cls(keyring_id, keys, created, path=target, passphrase=passphrase)
+        if passphrase is None:
+            kms._origin = {"kind": "local", "keyring": os.path.abspath(target)}
+        return kms
 
     @staticmethod
     def _load_entries(
