@@ -3,6 +3,7 @@ records through the kernel's ``BatchCipher`` in one call, across all cores."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from envelope import _native
@@ -19,10 +20,11 @@ from envelope._batch.shapes import (
 )
 from envelope._format.batch import BatchHeaderFields, digest, new_salt
 from envelope._format.context import Context
+from envelope._format.message import KeySlot, SplitDescriptor
 from envelope._keys.source import KeySource, wipe
 from envelope.errors import DecryptionError
 
-__all__ = ["MAX_RECORDS_PER_BATCH", "decrypt", "encrypt", "open_header"]
+__all__ = ["MAX_RECORDS_PER_BATCH", "decrypt", "encrypt", "open_header", "seal_one", "verify"]
 
 #: Records per batch; larger inputs become several batches (tests lower it).
 MAX_RECORDS_PER_BATCH: int = _native.MAX_BATCH_RECORDS
@@ -62,15 +64,30 @@ def _encrypt_one(
     keys: KeySource, records: Any, aad: Any, ctx: Context, *, threads: int, key_ref: str | None
 ) -> tuple[BatchHeader, Any]:
     shape = shape_of(records, "records")
-    ashape = None if aad is None else shape_of(aad, "aad")
-    nbytes = payload_bytes(shape)
-    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
-    salt = new_salt()
-    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots)
+    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=payload_bytes(shape))
     try:
-        cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
+        return seal_one(slots, split, input_key, ctx, records, aad=aad, threads=threads)
     finally:
         wipe(input_key)
+
+
+def seal_one(
+    slots: tuple[KeySlot, ...],
+    split: SplitDescriptor,
+    input_key: bytearray,
+    ctx: Context,
+    records: Any,
+    *,
+    aad: Any,
+    threads: int,
+) -> tuple[BatchHeader, Any]:
+    """One batch (at most 2^32 records) under ``input_key``: a fresh salt, hence a fresh
+    batch key, nonces and commitment, whatever else ``input_key`` sealed."""
+    shape = shape_of(records, "records")
+    ashape = None if aad is None else shape_of(aad, "aad")
+    salt = new_salt()
+    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots)
+    cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
     fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, slots)
     out = cipher.seal(
         shape.records,
@@ -102,11 +119,20 @@ def _cipher(
     """The batch key of ``fields``, checked against its commitment."""
     input_key = keys.input_key(fields.slots, fields.split, fields.context, expected)
     try:
-        return _native.BatchCipher.verify(
-            bytes(input_key), fields.salt, fields.commitment, digest(fields)
-        )
+        return verify(input_key, fields)
     finally:
         wipe(input_key)
+
+
+def verify(input_key: bytearray, fields: BatchHeaderFields) -> _native.BatchCipher:
+    """The batch key of ``fields`` under ``input_key``, checked against its commitment.
+
+    Raises:
+        DecryptionError: the commitment does not match (another key, a forged header).
+    """
+    return _native.BatchCipher.verify(
+        bytes(input_key), fields.salt, fields.commitment, digest(fields)
+    )
 
 
 def decrypt(
@@ -117,8 +143,10 @@ def decrypt(
     *,
     errors: Literal["raise", "collect"],
     threads: int,
+    cipher_of: Callable[[BatchHeaderFields], _native.BatchCipher] | None = None,
 ) -> Any:
-    """Envelope.decrypt_batch.
+    """Envelope.decrypt_batch (``cipher_of``: where batch keys come from, default one
+    unwrap per header).
 
     Raises:
         DecryptionError: a record or the header is bad (see Envelope.decrypt_batch).
@@ -138,7 +166,7 @@ def decrypt(
         single = len(batch.headers) == 1
         part = batch.records if single else slice_records(batch.records, start, stop)
         part_aad = aad if (aad is None or single) else slice_records(aad, start, stop)
-        cipher = _cipher(keys, h.fields, expected)
+        cipher = _cipher(keys, h.fields, expected) if cipher_of is None else cipher_of(h.fields)
         shape = shape_of(part, "records")
         ashape = None if part_aad is None else shape_of(part_aad, "aad")
         out, status, failed = cipher.open(
