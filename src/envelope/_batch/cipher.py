@@ -12,6 +12,7 @@ from envelope._batch.shapes import (
     arrow_type,
     concat,
     count,
+    failures,
     payload_bytes,
     restore,
     restore_type,
@@ -176,7 +177,7 @@ def decrypt(
             None if ashape is None else ashape.offsets,
             threads,
         )
-        bad = [start + i for i, s in enumerate(status) if s] if failed else []
+        bad = [start + i for i in failures(shape, status)] if failed else []
         if bad and errors == "raise":
             raise DecryptionError(index=bad[0])
         failed_all += bad

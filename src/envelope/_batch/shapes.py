@@ -13,6 +13,7 @@ __all__ = [
     "arrow_type",
     "concat",
     "count",
+    "failures",
     "int64_offsets",
     "payload_bytes",
     "restore",
@@ -254,3 +255,16 @@ def concat(parts: list[Any]) -> Any:
 
 def count(records: Any) -> int:
     return shape_of(records, "records").count
+
+
+def failures(shape: Shaped, status: bytes) -> list[int]:
+    """Positions whose record failed to open, null Arrow slots aside: a null's bytes are
+    not kept by every writer (Parquet drops them), and nullness is never authenticated."""
+    if shape.kind != "arrow" or shape.validity is None:
+        return [i for i, s in enumerate(status) if s]
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    valid = pa.Array.from_buffers(pa.bool_(), shape.count, [None, shape.validity])
+    failed = pc.not_equal(pa.array(memoryview(status).cast("B"), pa.uint8()), 0)
+    return pc.indices_nonzero(pc.and_(failed, valid)).to_pylist()  # type: ignore[no-any-return]
