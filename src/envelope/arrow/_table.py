@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -37,6 +37,8 @@ __all__ = [
     "decrypt_table",
     "encrypt_table",
     "encrypted_columns",
+    "open_table",
+    "seal_table",
 ]
 
 METADATA_KEY = b"envelope.encrypted"
@@ -161,6 +163,32 @@ def encrypt_table(
         TypeError: a column has a type that cannot be encrypted (nested, numeric, ...).
         KmsError: the KMS could not generate a data key.
     """
+    keys, threads = _internals(env)
+    return seal_table(
+        table,
+        columns,
+        aad_column=aad_column,
+        context=context,
+        batch_rows=batch_rows,
+        sealer_for=lambda ctx: (BatchSealer.fresh(keys, ctx, threads), True),
+    )
+
+
+def seal_table(
+    table: Any,
+    columns: Sequence[str],
+    *,
+    aad_column: str | None,
+    context: Mapping[str, str] | None,
+    batch_rows: int | None,
+    sealer_for: Callable[[Context], tuple[BatchSealer, bool]],
+) -> Any:
+    """:func:`encrypt_table` with the sealer of each column's context from ``sealer_for``
+    (and whether to close it after).
+
+    Raises:
+        As :func:`encrypt_table`.
+    """
     tbl = _as_table(table)
     names = list(dict.fromkeys(columns))
     for name in names:
@@ -169,13 +197,13 @@ def encrypt_table(
         raise ValueError(f"AAD column {aad_column!r} cannot be encrypted itself")
     aad = None if aad_column is None else _aad_values(tbl, aad_column)
     lengths = [b.num_rows for b in tbl.to_batches(max_chunksize=batch_rows)]
-    keys, threads = _internals(env)
     for name in names:
         col, field = tbl.column(name), tbl.schema.field(name)
         headers: list[str] = []
         chunks: list[Any] = []
         if lengths:
-            with BatchSealer.fresh(keys, _column_ctx(context, name), threads) as sealer:
+            sealer, owned = sealer_for(_column_ctx(context, name))
+            try:
                 start = 0
                 for n in lengths:
                     part_aad = None if aad is None else _one_array(aad.slice(start, n))
@@ -183,6 +211,9 @@ def encrypt_table(
                     headers += [base64.b64encode(h.to_bytes()).decode() for h in sealed.headers]
                     chunks.append(sealed.records)
                     start += n
+            finally:
+                if owned:
+                    sealer.close()
         if any(c.type == pa.large_binary() for c in chunks):
             chunks = [c.cast(pa.large_binary()) for c in chunks]
         out_type = chunks[0].type if chunks else pa.binary()
@@ -298,11 +329,36 @@ def decrypt_table(
         ValueError: a column does not exist, or the rows do not line up with batches.
         KmsError: the KMS could not be used.
     """
+    keys, threads = _internals(env)
+    return open_table(
+        table,
+        columns=columns,
+        context=context,
+        errors=errors,
+        row_offset=row_offset,
+        opener_for=lambda expected: (BatchOpener(keys, expected, threads), True),
+    )
+
+
+def open_table(
+    table: Any,
+    *,
+    columns: Sequence[str] | None,
+    context: Mapping[str, str] | None,
+    errors: Literal["raise", "collect"],
+    row_offset: int,
+    opener_for: Callable[[Context | None], tuple[BatchOpener, bool]],
+) -> Any:
+    """:func:`decrypt_table` with each column's opener from ``opener_for`` (and whether
+    to close it after).
+
+    Raises:
+        As :func:`decrypt_table`.
+    """
     if errors not in ("raise", "collect"):
         raise ValueError('errors must be "raise" or "collect"')
     tbl = _as_table(table)
     names = list(columns) if columns is not None else encrypted_columns(tbl.schema)
-    keys, threads = _internals(env)
     failed: dict[str, tuple[int, ...]] = {}
     for name in names:
         info = _column_doc(tbl.schema, name)
@@ -317,7 +373,8 @@ def decrypt_table(
             aad = _aad_values(tbl, info.aad_column)
         col = tbl.column(name)
         chunks, bad = [], []
-        with BatchOpener(keys, expected, threads) as opener:
+        opener, owned = opener_for(expected)
+        try:
             for header, start in _ranges(info, name, row_offset, tbl.num_rows):
                 n = header.record_count
                 if header.context.get("column") != name:
@@ -339,6 +396,9 @@ def decrypt_table(
                     bad += [start + i for i in out.failed]
                     out = out.records
                 chunks.append(out)
+        finally:
+            if owned:
+                opener.close()
         failed[name] = tuple(bad)
         field = tbl.schema.field(name)
         meta = {k: v for k, v in (field.metadata or {}).items() if k != METADATA_KEY} or None
