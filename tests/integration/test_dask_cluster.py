@@ -168,7 +168,7 @@ def test_kms_calls_per_strategy(
 def _kill_on_first_write(marker_path: str) -> None:
     """Installed on each worker: the first partition write anywhere in the cluster writes
     half a file, then its worker process dies (SIGKILL: no cleanup runs)."""
-    import envelope.dask as module
+    import envelope.dask._parquet as module
 
     real = module.pq.write_table
     marker = Path(marker_path)
