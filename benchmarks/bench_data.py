@@ -87,6 +87,10 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--skip-dask", action="store_true")
+    parser.add_argument("--jobs-only", action="store_true", help="only the whole-job cases")
+    parser.add_argument(
+        "--strategies", default="partition,job", help="Dask strategies, in this order"
+    )
     args = parser.parse_args()
     rows = args.rows
     print(f"machine: {describe('envelope-kms', 'pyarrow', 'dask', 'distributed')}")
@@ -99,6 +103,9 @@ def main() -> None:
         print("\n| case | rows | values/s | plaintext MB/s | seconds | notes |")
         print("|---|---:|---:|---:|---:|---|")
 
+        if args.jobs_only:
+            job_rows(env, table, work, args, rows)
+            return
         loop_values = [v.encode() for v in col.slice(0, args.loop_rows).to_pylist()]
         t = best(lambda: [env.encrypt(v) for v in loop_values], 1)
         line("Envelope.encrypt loop", args.loop_rows, t, f"rate of {args.loop_rows:,} values")
@@ -124,6 +131,8 @@ def main() -> None:
     print(
         f"\ncommand: python benchmarks/bench_data.py --rows {rows} --loop-rows "
         f"{args.loop_rows} --partitions {args.partitions} --repeat {args.repeat}"
+        + (" --jobs-only" if args.jobs_only else "")
+        + f" --strategies {args.strategies}"
     )
 
 
@@ -165,7 +174,7 @@ def job_rows(
     ):
         warm = dd.read_parquet(str(src)).head(10, compute=False)
         to_parquet(warm, work / "warm", one_core, ["email"])  # workers import everything
-        for strategy in ("partition", "job"):
+        for strategy in args.strategies.split(","):
             t = best(
                 lambda s=strategy: to_parquet(
                     dd.read_parquet(str(src)), work / f"dask-{s}", one_core, ["email"], strategy=s
