@@ -14,7 +14,9 @@ Two strategies, for where KMS calls happen:
   the key in memory while it seals its partitions, each still a batch of its own with
   its own salt and batch key. KMS calls: one per column plus one per worker process,
   whatever the partition count (decryption likewise: one unwrap per worker process);
-  a leaked data key exposes the whole job's column.
+  a leaked data key exposes the whole job's column. Workers drop a job's keys when
+  :func:`to_parquet` returns; for lazy frames when 16 newer job keys replace them or
+  the worker process exits.
 
 Frames in memory: :func:`encrypt_columns` replaces each column by its ciphertext
 (``binary``) and adds ``<column>.envelope`` holding each row's batch header (the same
