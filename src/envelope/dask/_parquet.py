@@ -76,7 +76,8 @@ def to_parquet(
 ) -> list[str]:
     """Encrypts ``columns`` and writes ``path/part.N.parquet``, one file per partition,
     each atomically (a file appears whole or not at all, also when a worker dies and the
-    task is retried); runs the job and returns the files written.
+    task is retried); runs the job and returns the files written. The index is not
+    written (``reset_index()`` first to keep it); each row group is one batch.
 
     Raises:
         ValueError, pickle.PicklingError: as :func:`encrypt_columns`. ConfigError: the
