@@ -48,3 +48,21 @@ def test_vault_pickles_as_address_and_token_file(openbao: OpenBao, tmp_path: Pat
     assert openbao.root_token.encode() not in blob
     assert str(tmp_path / "token").encode() in blob and openbao.url.encode() in blob
     assert pickle.loads(blob).decrypt(env.encrypt(b"vault")) == b"vault"
+
+
+def test_s3_key_store_pickles_as_uri_endpoint_region(moto_url: str, tmp_path: Path) -> None:
+    from envelope import LocalKms
+    from envelope.keystore import S3KeyStore
+
+    s3 = boto3.client("s3", endpoint_url=moto_url, region_name="eu-west-1")
+    s3.create_bucket(
+        Bucket="pickled-keys", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"}
+    )
+    LocalKms.create(tmp_path / "kr.json")
+    store = S3KeyStore("pickled-keys", "svc", endpoint_url=moto_url, region="eu-west-1")
+    env = Envelope(LocalKms.open(tmp_path / "kr.json"), keystore=store)
+    env.store_new_key("dek")
+    blob = pickle.dumps(env)
+    assert b"s3://pickled-keys/svc" in blob and moto_url.encode() in blob
+    message = env.encrypt(b"stored key", key_ref="dek")
+    assert pickle.loads(blob).decrypt(message) == b"stored key"

@@ -67,7 +67,7 @@ def _origin(obj: object, what: str) -> dict[str, Any]:
 
 def _keystore_tree(store: KeyStore) -> dict[str, Any]:
     tree: dict[str, Any] = {"uri": store.uri}
-    meta = getattr(getattr(store, "_client", None), "meta", None)
+    meta = getattr(getattr(store, "_s3", None), "meta", None)
     if meta is not None:  # S3: the endpoint and region its client was made for
         tree["endpoint"] = getattr(meta, "endpoint_url", None)
         tree["region"] = getattr(meta, "region_name", None)
