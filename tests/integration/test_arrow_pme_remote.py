@@ -9,7 +9,7 @@ import boto3
 import pyarrow.parquet as pq
 import pytest
 
-from envelope import ClusterSecret, Envelope
+from envelope import ClusterSecret, Envelope, LocalKms
 from envelope.kms._aws import AwsKms
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import TokenAuth
@@ -46,6 +46,9 @@ def test_round_trip_and_refusals(
     # Without the cluster part: the KMS alone unwraps nothing usable.
     with pytest.raises(Exception, match="cluster-secret part"):
         read(Envelope(kms_env.kms), path, ["email"])
+    # Without the KMS (a reader holding the part but another KMS key): nothing unwraps.
+    with pytest.raises(Exception, match="this Envelope trusts only"):
+        read(Envelope(LocalKms.ephemeral(), part), path, ["ssn"])
     # Without decryption properties the protected columns stay closed.
     with pytest.raises(OSError):
         pq.read_table(path, columns=["ssn"])
