@@ -30,6 +30,8 @@ from envelope.kms import KmsBackend
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from envelope.settings import Settings
+
 __all__ = ["Envelope"]
 
 
@@ -96,6 +98,25 @@ class Envelope(DocumentKeys):
             backends, cluster_secret, keystore, cache, threshold, accept_unsplit=accept_unsplit
         )
         self._threads = threads
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> Envelope:
+        """The Envelope ``settings`` describe (``options``: ``threads=``, ``cache=``); it
+        pickles as references to those settings, never key bytes.
+
+        Raises:
+            ConfigError: a part cannot be built (the message names it).
+        """
+        from envelope.settings._recipe import arguments  # noqa: PLC0415 - imports pydantic
+
+        return cls(**arguments(settings), **options)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as references to its configuration (raises pickle.PicklingError if a
+        part holds raw key bytes or a ready client); see :mod:`envelope.settings._recipe`."""
+        from envelope.settings._recipe import reduce  # noqa: PLC0415 - imports pydantic
+
+        return reduce(type(self), self._keys, self._threads)
 
     def __repr__(self) -> str:
         backends = self._keys.backends
@@ -263,9 +284,10 @@ class Envelope(DocumentKeys):
 
         One KMS call per batch; the kernel seals all records in one call across all
         cores. ``records`` (and ``aad``, one entry per record, e.g. primary keys) may be
-        a list of bytes-like objects, a ``(data, offsets)`` tuple, a pyarrow binary array
-        or a 2-D numpy uint8 array; the result's records keep that shape. See
-        :mod:`envelope._batch`.
+        a list of bytes-like objects, a ``(data, offsets)`` tuple, a pyarrow string or
+        binary array (any width or view, chunked or not) or a 2-D numpy uint8 array; the
+        result's records keep that shape and :meth:`decrypt_batch` restores the Arrow
+        type. See :mod:`envelope._batch`.
 
         Raises:
             KmsError: the KMS could not generate a data key.

@@ -122,7 +122,7 @@ def test_empty_batch(env: Envelope) -> None:
         (b"ab", [1, 0]),
         (b"ab", []),
         np.zeros((2, 2), np.int32),
-        pa.array(["s"]),
+        pa.array([[1]]),  # a nested type (strings are accepted)
         (b"a", [0], "extra"),
     ],
 )

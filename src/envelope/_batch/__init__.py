@@ -11,7 +11,10 @@ input's shape:
 - a ``list`` of bytes-like objects -> ``list[bytes]``;
 - ``(data, offsets)``: one buffer and ``n + 1`` offsets (int64, or int32, or a list of
   ints; the Arrow binary layout) -> ``(bytes, memoryview of int64 offsets from 0)``;
-- a pyarrow ``BinaryArray`` / ``LargeBinaryArray`` -> the same Arrow type (nulls kept);
+- a pyarrow ``string``, ``large_string``, ``binary``, ``large_binary``, ``string_view`` or
+  ``binary_view`` array, or a ``ChunkedArray`` of one -> sealed as ``binary`` (or
+  ``large_binary``; a chunked array stays chunked), nulls kept; decryption restores the
+  input's type (``EncryptedBatch.plain_type``);
 - a 2-D C-contiguous numpy ``uint8`` array of fixed-width rows -> 2-D ``uint8`` array.
 """
 

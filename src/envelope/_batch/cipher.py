@@ -4,17 +4,29 @@ records through the kernel's ``BatchCipher`` in one call, across all cores."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from typing import Any, Literal
 
 from envelope import _native
 from envelope._batch.records import RECORD_OVERHEAD, BatchHeader, BatchResult, EncryptedBatch
-from envelope._batch.shapes import concat, count, payload_bytes, restore, shape_of, slice_records
+from envelope._batch.shapes import (
+    arrow_type,
+    concat,
+    count,
+    failures,
+    payload_bytes,
+    restore,
+    restore_type,
+    shape_of,
+    slice_records,
+)
 from envelope._format.batch import GROUP_ID_LEN, BatchHeaderFields, digest, new_salt
 from envelope._format.context import Context
+from envelope._format.message import KeySlot, SplitDescriptor
 from envelope._keys.source import KeySource, wipe
 from envelope.errors import DecryptionError
 
-__all__ = ["MAX_RECORDS_PER_BATCH", "decrypt", "encrypt", "open_header"]
+__all__ = ["MAX_RECORDS_PER_BATCH", "decrypt", "encrypt", "open_header", "seal_one", "verify"]
 
 #: Records per batch; larger inputs become several batches (tests lower it).
 MAX_RECORDS_PER_BATCH: int = _native.MAX_BATCH_RECORDS
@@ -51,7 +63,7 @@ def encrypt(
         )
         headers.append(header)
         parts.append(sealed)
-    return EncryptedBatch(tuple(headers), concat(parts))
+    return EncryptedBatch(tuple(headers), concat(parts), arrow_type(records))
 
 
 def _encrypt_one(
@@ -65,16 +77,35 @@ def _encrypt_one(
     group: tuple[bytes, int, int],
 ) -> tuple[BatchHeader, Any]:
     shape = shape_of(records, "records")
-    ashape = None if aad is None else shape_of(aad, "aad")
-    nbytes = payload_bytes(shape)
-    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
-    salt = new_salt()
-    gid, parts, index = group
-    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots, gid, index, parts)
+    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=payload_bytes(shape))
     try:
-        cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
+        return seal_one(
+            slots, split, input_key, ctx, records, aad=aad, threads=threads, group=group
+        )
     finally:
         wipe(input_key)
+
+
+def seal_one(
+    slots: tuple[KeySlot, ...],
+    split: SplitDescriptor,
+    input_key: bytearray,
+    ctx: Context,
+    records: Any,
+    *,
+    aad: Any,
+    threads: int,
+    group: tuple[bytes, int, int] | None = None,
+) -> tuple[BatchHeader, Any]:
+    """One batch (at most 2^32 records) under ``input_key``: a fresh salt, hence a fresh
+    batch key, nonces and commitment, whatever else ``input_key`` sealed. ``group`` is
+    (group id, number of sub-batches, this one's index); None: a group of one."""
+    shape = shape_of(records, "records")
+    ashape = None if aad is None else shape_of(aad, "aad")
+    salt = new_salt()
+    gid, parts, index = group if group is not None else (secrets.token_bytes(GROUP_ID_LEN), 1, 0)
+    draft = BatchHeaderFields(ctx, split, shape.count, salt, bytes(32), slots, gid, index, parts)
+    cipher, commitment = _native.BatchCipher.derive(bytes(input_key), salt, digest(draft))
     fields = BatchHeaderFields(ctx, split, shape.count, salt, commitment, slots, gid, index, parts)
     out = cipher.seal(
         shape.records,
@@ -106,11 +137,20 @@ def _cipher(
     """The batch key of ``fields``, checked against its commitment."""
     input_key = keys.input_key(fields.slots, fields.split, fields.context, expected)
     try:
-        return _native.BatchCipher.verify(
-            bytes(input_key), fields.salt, fields.commitment, digest(fields)
-        )
+        return verify(input_key, fields)
     finally:
         wipe(input_key)
+
+
+def verify(input_key: bytearray, fields: BatchHeaderFields) -> _native.BatchCipher:
+    """The batch key of ``fields`` under ``input_key``, checked against its commitment.
+
+    Raises:
+        DecryptionError: the commitment does not match (another key, a forged header).
+    """
+    return _native.BatchCipher.verify(
+        bytes(input_key), fields.salt, fields.commitment, digest(fields)
+    )
 
 
 def decrypt(
@@ -121,8 +161,10 @@ def decrypt(
     *,
     errors: Literal["raise", "collect"],
     threads: int,
+    cipher_of: Callable[[BatchHeaderFields], _native.BatchCipher] | None = None,
 ) -> Any:
-    """Envelope.decrypt_batch.
+    """Envelope.decrypt_batch (``cipher_of``: where batch keys come from, default one
+    unwrap per header).
 
     Raises:
         DecryptionError: a record or the header is bad (see Envelope.decrypt_batch).
@@ -150,7 +192,7 @@ def decrypt(
         single = len(batch.headers) == 1
         part = batch.records if single else slice_records(batch.records, start, stop)
         part_aad = aad if (aad is None or single) else slice_records(aad, start, stop)
-        cipher = _cipher(keys, h.fields, expected)
+        cipher = _cipher(keys, h.fields, expected) if cipher_of is None else cipher_of(h.fields)
         shape = shape_of(part, "records")
         ashape = None if part_aad is None else shape_of(part_aad, "aad")
         out, status, failed = cipher.open(
@@ -160,13 +202,15 @@ def decrypt(
             None if ashape is None else ashape.offsets,
             threads,
         )
-        bad = [start + i for i, s in enumerate(status) if s] if failed else []
+        bad = [start + i for i in failures(shape, status)] if failed else []
         if bad and errors == "raise":
             raise DecryptionError(index=bad[0])
         failed_all += bad
         parts.append(restore(shape, out, -RECORD_OVERHEAD, [i - start for i in bad]))
         start = stop
     records = concat(parts)
+    if batch.plain_type is not None:
+        records = restore_type(records, batch.plain_type)
     if errors == "collect":
         return BatchResult(records, tuple(failed_all))
     return records

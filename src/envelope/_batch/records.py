@@ -103,11 +103,14 @@ class BatchHeader:
 class EncryptedBatch:
     """Sealed records in the input's shape, with their header(s).
 
-    ``headers`` has one entry per 2^32 records (almost always exactly one).
+    ``headers`` has one entry per 2^32 records (almost always exactly one). For a pyarrow
+    input, ``records`` is binary (or large_binary) and ``plain_type`` the input's Arrow
+    type (string, string_view, ...), which decryption restores.
     """
 
     headers: tuple[BatchHeader, ...]
     records: Any
+    plain_type: Any = None
 
     @property
     def header(self) -> BatchHeader:
@@ -117,14 +120,17 @@ class EncryptedBatch:
         return self.headers[0]
 
     @classmethod
-    def from_parts(cls, header: bytes | BatchHeader, records: Any) -> EncryptedBatch:
-        """Rebuilds a batch from a stored header and its records.
+    def from_parts(
+        cls, header: bytes | BatchHeader, records: Any, plain_type: Any = None
+    ) -> EncryptedBatch:
+        """Rebuilds a batch from a stored header and its records (``plain_type``: the
+        Arrow type to decrypt pyarrow records to, e.g. ``pa.string()``).
 
         Raises:
             FormatError: the header does not parse.
         """
         h = header if isinstance(header, BatchHeader) else BatchHeader.from_bytes(header)
-        return cls((h,), records)
+        return cls((h,), records, plain_type)
 
     def __len__(self) -> int:
         return sum(h.record_count for h in self.headers)

@@ -10,11 +10,14 @@ from typing import Any, Literal
 
 __all__ = [
     "Shaped",
+    "arrow_type",
     "concat",
     "count",
+    "failures",
     "int64_offsets",
     "payload_bytes",
     "restore",
+    "restore_type",
     "shape_of",
     "slice_records",
 ]
@@ -31,6 +34,7 @@ class Shaped:
     arrow_large: bool = False
     validity: Any = None
     width: int = 0
+    chunked: bool = False
 
 
 def _module(obj: object) -> str:
@@ -79,18 +83,59 @@ def shape_of(records: Any, what: str) -> Shaped:
         return Shaped("numpy", n, rows, offsets, width=width)
     raise TypeError(
         f"{what} must be a list of bytes-like objects, a (data, offsets) tuple, a pyarrow "
-        "binary array or a 2-D numpy uint8 array"
+        "string or binary array (or chunked array) or a 2-D numpy uint8 array"
     )
+
+
+def _as_binary(arr: Any, what: str) -> Any:
+    """``arr`` as a binary or large_binary array over the same bytes (views are copied)."""
+    import pyarrow as pa  # noqa: PLC0415 - optional dependency
+
+    typ = arr.type
+    if typ in (pa.binary(), pa.large_binary()):
+        return arr
+    if typ == pa.string():
+        return arr.view(pa.binary())
+    if typ == pa.large_string():
+        return arr.view(pa.large_binary())
+    if typ in (pa.string_view(), pa.binary_view()):
+        return arr.cast(pa.large_binary())
+    raise TypeError(
+        f"a pyarrow {what} array must be string, large_string, binary, large_binary, "
+        f"string_view or binary_view, not {typ}"
+    )
+
+
+def arrow_type(records: Any) -> Any:
+    """The Arrow type of ``records`` if it is a pyarrow array (None otherwise)."""
+    return records.type if _module(records) == "pyarrow" else None
+
+
+def restore_type(arr: Any, typ: Any) -> Any:
+    """A binary/large_binary array (or chunked array) of decrypted values as ``typ``, the
+    type the plaintext had (string types are views over the same bytes: the values
+    authenticated, so they are the UTF-8 that was encrypted)."""
+    import pyarrow as pa  # noqa: PLC0415 - optional dependency
+
+    if isinstance(arr, pa.ChunkedArray):
+        return pa.chunked_array([restore_type(c, typ) for c in arr.chunks], typ)
+    if typ is None or arr.type == typ:
+        return arr
+    if typ == pa.string():
+        return arr.cast(pa.binary()).view(pa.string())
+    if typ == pa.large_string():
+        return arr.cast(pa.large_binary()).view(pa.large_string())
+    return arr.cast(typ)
 
 
 def _arrow_shape(arr: Any, what: str) -> Shaped:
     import pyarrow as pa  # noqa: PLC0415 - optional dependency
     import pyarrow.compute as pc  # noqa: PLC0415
 
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    if arr.type not in (pa.binary(), pa.large_binary()):
-        raise TypeError(f"a pyarrow {what} array must be binary or large_binary, not {arr.type}")
+    chunked = isinstance(arr, pa.ChunkedArray)
+    if chunked:
+        arr = arr.combine_chunks() if arr.num_chunks else pa.array([], arr.type)
+    arr = _as_binary(arr, what)
     n = len(arr)
     large = arr.type == pa.large_binary()
     _, offsets_buf, data_buf = arr.buffers()
@@ -109,7 +154,15 @@ def _arrow_shape(arr: Any, what: str) -> Shaped:
     validity = pc.is_valid(arr).buffers()[1] if arr.null_count else None
     # Arrow exports its buffers as signed bytes: view them as what they hold.
     data = memoryview(data_buf).cast("B")
-    return Shaped("arrow", n, data, offsets.cast("q"), arrow_large=large, validity=validity)
+    return Shaped(
+        "arrow",
+        n,
+        data,
+        offsets.cast("q"),
+        arrow_large=large,
+        validity=validity,
+        chunked=chunked,
+    )
 
 
 def payload_bytes(shape: Shaped) -> int | None:
@@ -159,7 +212,8 @@ def restore(shape: Shaped, out: Any, width_delta: int, failed: Sequence[int] = (
             typ = pa.binary()
         except pa.ArrowInvalid:
             typ = pa.large_binary()  # outputs past 2 GiB need 64-bit offsets
-    return pa.Array.from_buffers(typ, shape.count, [validity, offsets_buf, pa.py_buffer(data)])
+    arr = pa.Array.from_buffers(typ, shape.count, [validity, offsets_buf, pa.py_buffer(data)])
+    return pa.chunked_array([arr]) if shape.chunked else arr
 
 
 def slice_records(records: Any, start: int, stop: int) -> Any:
@@ -191,6 +245,8 @@ def concat(parts: list[Any]) -> Any:
     if _module(first) == "pyarrow":
         import pyarrow as pa  # noqa: PLC0415
 
+        if isinstance(first, pa.ChunkedArray):
+            return pa.chunked_array([c for p in parts for c in p.chunks], first.type)
         return pa.concat_arrays(parts)
     import numpy as np  # noqa: PLC0415
 
@@ -199,3 +255,16 @@ def concat(parts: list[Any]) -> Any:
 
 def count(records: Any) -> int:
     return shape_of(records, "records").count
+
+
+def failures(shape: Shaped, status: bytes) -> list[int]:
+    """Positions whose record failed to open, null Arrow slots aside: a null's bytes are
+    not kept by every writer (Parquet drops them), and nullness is never authenticated."""
+    if shape.kind != "arrow" or shape.validity is None:
+        return [i for i, s in enumerate(status) if s]
+    import pyarrow as pa  # noqa: PLC0415
+    import pyarrow.compute as pc  # noqa: PLC0415
+
+    valid = pa.Array.from_buffers(pa.bool_(), shape.count, [None, shape.validity])
+    failed = pc.not_equal(pa.array(memoryview(status).cast("B"), pa.uint8()), 0)
+    return pc.indices_nonzero(pc.and_(failed, valid)).to_pylist()  # type: ignore[no-any-return]

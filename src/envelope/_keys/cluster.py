@@ -19,6 +19,7 @@ import os
 import secrets
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from envelope.errors import ConfigError, KeyUnavailableError
 
@@ -102,7 +103,7 @@ class ClusterSecret:
         ValueError: the same part is listed twice.
     """
 
-    __slots__ = ("_parts",)
+    __slots__ = ("_origin", "_parts")
 
     def __init__(
         self, current: ClusterSecretPart, previous: Iterable[ClusterSecretPart] = ()
@@ -112,6 +113,9 @@ class ClusterSecret:
         if len(set(ids)) != len(ids):
             raise ValueError("the same cluster-secret part is listed twice")
         self._parts = tuple(parts)
+        # Where the parts come from (file paths or a variable name), what a pickled
+        # Envelope carries instead of the bytes; None (bytes given): not picklable.
+        self._origin: dict[str, Any] | None = None
 
     @classmethod
     def generate(cls) -> ClusterSecret:
@@ -138,8 +142,11 @@ class ClusterSecret:
         Raises:
             ConfigError: a file is missing, unreadable or not a 32-byte part.
         """
+        files = [os.path.abspath(p) for p in (path, *previous)]
         parts = [_load_file(Path(p)) for p in (path, *previous)]
-        return cls(parts[0], parts[1:])
+        secret = cls(parts[0], parts[1:])
+        secret._origin = {"file": files[0], "previous": files[1:]}
+        return secret
 
     @classmethod
     def from_env(cls, name: str = "ENVELOPE_CLUSTER_SECRET") -> ClusterSecret:
@@ -154,7 +161,9 @@ class ClusterSecret:
                 f"environment variable {name} is not set; it must hold the cluster-secret "
                 "part (hex or base64), or use a file with --cluster-secret"
             )
-        return cls(ClusterSecretPart(_decode_part(value.encode(), f"${name}")))
+        secret = cls(ClusterSecretPart(_decode_part(value.encode(), f"${name}")))
+        secret._origin = {"env": name}
+        return secret
 
     @property
     def current(self) -> ClusterSecretPart:

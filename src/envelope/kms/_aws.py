@@ -65,7 +65,15 @@ class AwsKms:
         connect_timeout: float = 5.0,
         read_timeout: float = 10.0,
     ) -> None:
+        # The settings tree this backend pickles as; None (a client given): not picklable.
+        self._origin: dict[str, Any] | None = None
         if client is None:
+            self._origin = {
+                "kind": "aws",
+                "key": key_id,
+                "region": region,
+                "endpoint": endpoint_url,
+            }
             sdk = _sdk.boto3()
             from botocore.config import Config  # noqa: PLC0415 - installed with boto3
 

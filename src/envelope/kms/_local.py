@@ -98,6 +98,8 @@ class LocalKms:
         self._path = path
         self._passphrase = passphrase
         self._ciphers = {v: AESGCM(bytes(k)) for v, k in keys.items()}
+        # The settings tree this keyring pickles as (never its keys); None: not picklable.
+        self._origin: dict[str, Any] | None = None
 
     # -- construction -----------------------------------------------------------------
 
@@ -227,9 +229,12 @@ class LocalKms:
             and listed != [{"version": v, "created": created[v]} for v in sorted(keys)]
         ):
             raise ConfigError(f"keyring {target} was tampered with: its version list differs")
-        return cls(
+        kms = cls(
             keyring_id, keys, created, path=target, passphrase=passphrase, generation=generation
         )
+        if passphrase is None:
+            kms._origin = {"kind": "local", "keyring": os.path.abspath(target)}
+        return kms
 
     def _save(self) -> None:
         if self._path is None:

@@ -102,6 +102,8 @@ class VaultTransit:
         self._mount = mount.strip("/")
         self._deadline = deadline
         self._derived: bool | None = None
+        # The settings tree this backend pickles as (set by envelope.settings.build_kms).
+        self._origin: dict[str, Any] | None = None
 
     def __repr__(self) -> str:
         return f"VaultTransit(key_id={self.key_id!r}, url={self._url()!r}, auth={self._auth!r})"

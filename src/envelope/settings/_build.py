@@ -5,12 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
 from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
+
+if TYPE_CHECKING:
+    from envelope.kms._vault import VaultTransit
 from envelope.settings._model import (
     ClusterSecretSettings,
     KeyStoreSettings,
@@ -51,16 +54,41 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
     Raises:
         ConfigError: the backend cannot be set up (missing keyring, unreadable file, ...).
     """
+    origin = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
     if settings.kind == "local":
         from envelope.kms._local import LocalKms  # noqa: PLC0415 - per backend
 
-        return LocalKms.open(settings.keyring, passphrase=keyring_passphrase(settings))
+        local = LocalKms.open(settings.keyring, passphrase=keyring_passphrase(settings))
+        local._origin = {**origin, "kind": "local", "keyring": os.path.abspath(local.path or "")}
+        return local
     assert settings.key is not None  # validated by KmsSettings
     if settings.kind == "aws":
         from envelope.kms._aws import AwsKms  # noqa: PLC0415 - imports boto3
 
-        return AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
-    return _vault(settings.key, settings.endpoint, settings.vault)
+        aws = AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
+        aws._origin = {**origin, "kind": "aws"}
+        return aws
+    vault = _vault(settings.key, settings.endpoint, settings.vault)
+    vault._origin = {**origin, "kind": "vault"}
+    return vault
+
+
+def _absolute(tree: dict[str, Any]) -> dict[str, Any]:
+    """``tree`` with its file paths absolute (a worker may run elsewhere)."""
+    out: dict[str, Any] = {}
+    for name, value in tree.items():
+        if isinstance(value, dict):
+            out[name] = _absolute(value)
+        elif isinstance(value, str) and name in _PATH_FIELDS:
+            out[name] = os.path.abspath(value)
+        else:
+            out[name] = value
+    return out
+
+
+_PATH_FIELDS = frozenset(
+    ("keyring", "passphrase_file", "jwt_file", "token_file", "secret_id_file", "file")
+) | frozenset(("ca_bundle", "client_cert", "client_key"))
 
 
 def kms_from_mapping(
@@ -117,10 +145,15 @@ def load_cluster_secret(settings: ClusterSecretSettings) -> ClusterSecret:
     if not settings.previous:
         return current
     older = ClusterSecret.from_file(settings.previous[0], previous=list(settings.previous[1:]))
-    return ClusterSecret(current.current, older.parts())
+    both = ClusterSecret(current.current, older.parts())
+    both._origin = {
+        "env": settings.env,
+        "previous": [os.path.abspath(p) for p in settings.previous],
+    }
+    return both
 
 
-def _vault(key: str, url: str | None, v: VaultSettings) -> KmsBackend:
+def _vault(key: str, url: str | None, v: VaultSettings) -> VaultTransit:
     from envelope.kms import _vault_auth as vault_auth  # noqa: PLC0415 - per backend
     from envelope.kms._vault import VaultTransit  # noqa: PLC0415 - imports hvac
 
