@@ -50,6 +50,7 @@ class Campaign:
     """The outcomes of a run, summed up."""
 
     outcomes: list[Outcome] = field(default_factory=list)
+    startup: float = 0.0  # best-of-3 interpreter start-up: kills after it hit the command
 
     @property
     def kills(self) -> int:
@@ -70,8 +71,9 @@ class Campaign:
             for name, os_ in by.items()
         ]
         lines.append(
-            f"total: {len(self.outcomes)} runs, {self.kills} SIGKILLs delivered, "
-            f"{len(self.problems)} problems (data lost or visible)"
+            f"total: {len(self.outcomes)} runs, {self.kills} SIGKILLs delivered "
+            f"({sum(o.killed and o.delay > self.startup for o in self.outcomes)} after the "
+            f"{self.startup:.2f} s start-up), {len(self.problems)} problems (data lost or visible)"
         )
         return "\n".join(lines)
 
@@ -196,7 +198,7 @@ def run_campaign(
         took[name] = calibrate(SCENARIOS[name], _fresh(work, f"calibrate-{name}"))
         if log:
             log(f"{name}: an uninterrupted run takes {took[name]:.2f} s (start-up {start:.2f} s)")
-    campaign = Campaign()
+    campaign = Campaign(startup=start)
     for i in range(kills):
         if budget is not None and time.monotonic() - began > budget:
             break
