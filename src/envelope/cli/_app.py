@@ -20,6 +20,7 @@ from envelope.cli import (
     _rotation,
 )
 from envelope.cli._common import EXIT_CODES, Fail, err
+from envelope.cli._signals import run_terminable
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 
 __all__ = ["build_parser", "main", "run"]
@@ -48,8 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point of the ``envelope`` command."""
-    sys.exit(run(argv))
+    """Entry point of the ``envelope`` command (SIGTERM/SIGHUP/SIGINT: 128 + signal)."""
+    sys.exit(run_terminable(lambda: run(argv)))
 
 
 def run(argv: Sequence[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -142,6 +143,8 @@ def _doc_type(args: argparse.Namespace, *, decrypting: bool) -> str | None:
     if args.input == "-":
         return None
     try:
+        if not stat.S_ISREG(os.stat(args.input).st_mode):
+            return None  # a FIFO or device can be read once: a whole-file message
         with open(args.input, "rb") as f:
             head = f.read(65536)
     except OSError:

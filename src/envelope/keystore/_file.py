@@ -4,14 +4,14 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import os
-import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from envelope._atomic import write_atomic
+from envelope._atomic import create_exclusive, write_atomic
 from envelope.errors import ConfigError, KeyUnavailableError
 from envelope.keystore._base import (
     MAX_CREATE_ATTEMPTS,
@@ -46,7 +46,7 @@ class FileKeyStore:
         return self._root / check_name(name)
 
     def create(self, name: str, blob: bytes) -> int:
-        """Creates the next version with ``O_EXCL``: a racing writer takes the next one.
+        """Creates the next version exclusively (``linkat``): a racing writer takes the next one.
 
         Raises:
             ConfigError: the directory cannot be written.
@@ -62,16 +62,12 @@ class FileKeyStore:
             ) from None
         for _ in range(MAX_CREATE_ATTEMPTS):
             version = max(self.versions(name), default=0) + 1
-            path = directory / f"v{version:08d}"
-            tmp = directory / f".v{version:08d}.{secrets.token_hex(6)}.tmp"
-            write_atomic(tmp, blob, mode=0o600)
             try:
-                os.link(tmp, path)  # fails if the version exists: exclusive creation
-            except FileExistsError:
-                continue
-            finally:
-                tmp.unlink(missing_ok=True)
-            return version
+                created = create_exclusive(directory / f"v{version:08d}", blob, mode=0o600)
+            except OSError as exc:
+                raise ConfigError(f"cannot write key store {directory}: {exc.strerror}") from None
+            if created:
+                return version
         raise VersionConflict(f"could not create a new version of {name!r} in {self._root}")
 
     def get(self, name: str, version: int | None = None) -> StoredKey:
@@ -93,21 +89,36 @@ class FileKeyStore:
 
     @contextlib.contextmanager
     def _lock(self, path: Path, timeout: float = 10.0) -> Iterator[None]:
+        """An exclusive ``flock`` on ``<version>.lock``, which the kernel releases when
+        its holder exits, however it exits (a SIGKILLed holder blocks nobody).
+
+        The lock file is left in place: unlinking it would let two writers lock two
+        different files of the same name.
+
+        Raises:
+            VersionConflict: another live writer held it for ``timeout`` seconds.
+            ConfigError: the lock file cannot be opened.
+        """
         lock = path.with_name(path.name + ".lock")
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-                break
-            except FileExistsError:
-                if time.monotonic() > deadline:
-                    raise VersionConflict(f"{path} is locked by another writer ({lock})") from None
-                time.sleep(0.01)
         try:
+            fd = os.open(lock, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise ConfigError(f"cannot open key-store lock {lock}: {exc.strerror}") from None
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise VersionConflict(
+                            f"{path} is locked by another writer ({lock}); retry when it is done"
+                        ) from None
+                    time.sleep(0.01)
             yield
         finally:
-            os.close(fd)
-            lock.unlink(missing_ok=True)
+            os.close(fd)  # releases the lock
 
     def replace(self, old: StoredKey, blob: bytes) -> StoredKey:
         """Replaces a version under a lock, if its content is still ``old``'s.
@@ -115,6 +126,7 @@ class FileKeyStore:
         Raises:
             VersionConflict: another writer changed it first, or holds the lock for 10 s.
             KeyUnavailableError: the version no longer exists.
+            ConfigError: the lock file cannot be opened.
         """
         path = self._dir(old.name) / f"v{old.version:08d}"
         with self._lock(path):
