@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from envelope import _sdk
 from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
 from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
+from envelope.settings._env import VAULT_ADDRESS, flag_hint
 from envelope.settings._model import (
     ClusterSecretSettings,
     KeyStoreSettings,
@@ -41,7 +43,8 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
     """The KMS backend ``settings`` describe (backends are imported only when used).
 
     Raises:
-        ConfigError: the backend cannot be set up (missing keyring, unreadable file, ...).
+        ConfigError: the backend cannot be set up (missing keyring, unreadable file, no AWS
+            region, no Vault address, ...); the message names the flag and variables.
     """
     if settings.kind == "local":
         from envelope.kms._local import LocalKms  # noqa: PLC0415 - per backend
@@ -51,7 +54,16 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
     if settings.kind == "aws":
         from envelope.kms._aws import AwsKms  # noqa: PLC0415 - imports boto3
 
-        return AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
+        try:
+            return AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
+        except _sdk.MissingRegionError:
+            raise ConfigError(
+                f"no AWS region for KMS: give one{flag_hint('kms.region')}"
+                " or set a region in the AWS profile"
+            ) from None
+    if settings.endpoint is None and not any(os.environ.get(n) for n in VAULT_ADDRESS):
+        names = ", ".join(f"${n}" for n in VAULT_ADDRESS)
+        raise ConfigError(f"no Vault address: give one (--kms-endpoint, {names})")
     return _vault(settings.key, settings.endpoint, settings.vault)
 
 
