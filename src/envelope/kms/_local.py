@@ -39,6 +39,9 @@ _WRAP_LABEL = b"envelope.dev/v1 local-kms wrap\x00"
 _FILE_LABEL = b"envelope.dev/v1 keyring file\x00"
 # scrypt cost: ~32 MiB and ~0.1 s here; stored in the file so it can be raised later.
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**15, 8, 1
+#: The most a keyring file may ask of scrypt (a hostile file must not hang or exhaust the
+#: process): N*r*p up to 2^23 (N=2^20, r=8: 1 GiB, a few seconds).
+_SCRYPT_MAX_WORK = 2**23
 MAX_VERSIONS = 10_000
 
 
@@ -186,7 +189,7 @@ class LocalKms:
             )
         try:
             doc = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ConfigError(f"keyring {target} is corrupt: not JSON") from None
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
             raise ConfigError(f"{target} is not an envelope keyring ({FILE_FORMAT})")
@@ -230,6 +233,8 @@ class LocalKms:
         sealed = _unb64(doc.get("keys_encrypted"), "keys_encrypted", path)
         try:
             n, r, p = int(protection["n"]), int(protection["r"]), int(protection["p"])
+            if min(n - 1, r, p) < 1 or n * r * p > _SCRYPT_MAX_WORK:
+                raise ValueError("scrypt parameters out of bounds")
             key = _scrypt_key(passphrase, salt, n, r, p)
             plain = AESGCM(key).decrypt(nonce, sealed, _FILE_LABEL + keyring_id.encode())
         except InvalidTag:
