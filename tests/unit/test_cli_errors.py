@@ -81,6 +81,18 @@ def test_vault_without_an_address_names_the_flag_and_variables(tmp_path: Path) -
         assert hint in line
 
 
+def test_vault_without_a_token_names_the_flags_and_variables(tmp_path: Path) -> None:
+    run = _cli(
+        tmp_path,
+        *("encrypt", "p.txt", "-o", "p.env", "--cluster-secret", "cs.key"),
+        *("--kms", "vault", "--kms-key", "app", "--kms-endpoint", "http://127.0.0.1:9"),
+    )
+    line = _one_line(run.stderr)
+    assert run.returncode == ExitCode.CONFIG, run.stderr
+    for hint in ("$VAULT_TOKEN", "--vault-token-file", "$ENVELOPE_VAULT_TOKEN_FILE"):
+        assert hint in line
+
+
 def test_missing_aws_extra_names_the_pip_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -127,8 +127,9 @@ class TokenAuth(VaultAuth):
             token = _read(home, "Vault token file")
         if not token:
             raise ConfigError(
-                "no Vault token: set VAULT_TOKEN, pass a token file, or use AppRole / JWT / "
-                "Kubernetes auth"
+                "no Vault token: set $VAULT_TOKEN or $BAO_TOKEN, give a token file "
+                "(--vault-token-file, $ENVELOPE_VAULT_TOKEN_FILE), or use AppRole / JWT / "
+                "Kubernetes auth (--vault-auth, $ENVELOPE_VAULT_AUTH)"
             )
         return LoginResult(token, None)
 
