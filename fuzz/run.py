@@ -9,7 +9,6 @@ hits per target; exits 1 if any target crashed or raised an undocumented excepti
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
@@ -22,27 +21,8 @@ CORPUS = ROOT / "fuzz" / "corpus"
 NAMES = ("stream_opener", "batch_open", "header_parser")
 
 
-def _load_native(path: Path) -> None:
-    """Loads a SanitizerCoverage build of the binding as ``envelope._native`` so libFuzzer
-    sees the Rust edges too (atheris is loaded RTLD_GLOBAL first: it defines the hooks)."""
-    import importlib.machinery  # noqa: PLC0415
-    import importlib.util  # noqa: PLC0415
-
-    loader = importlib.machinery.ExtensionFileLoader("envelope._native", str(path))
-    spec = importlib.util.spec_from_file_location("envelope._native", path, loader=loader)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
-    sys.modules["envelope._native"] = module
-
-
-def _worker(name: str, seconds: int, work: Path, native: Path | None) -> None:
-    if native is not None:
-        sys.setdlopenflags(os.RTLD_NOW | os.RTLD_GLOBAL)
+def _worker(name: str, seconds: int, work: Path) -> None:
     import atheris  # noqa: PLC0415 - only the worker needs it
-
-    if native is not None:
-        _load_native(native)
 
     with atheris.instrument_imports(include=["envelope", "fuzz"]):
         from fuzz import targets  # noqa: PLC0415
@@ -73,7 +53,7 @@ def write_seeds() -> None:
             (CORPUS / name / f"seed-{i}").write_bytes(blob)
 
 
-def run(name: str, seconds: int, work: Path, native: Path | None) -> tuple[int, int, float]:
+def run(name: str, seconds: int, work: Path) -> tuple[int, int, float]:
     """Runs one target; returns (executions, hits, wall seconds)."""
     corpus = work / "corpus" / name
     shutil.rmtree(corpus, ignore_errors=True)
@@ -117,22 +97,17 @@ def main() -> int:
     parser.add_argument("--target", action="append", choices=NAMES, help="default: all")
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "fuzz")
     parser.add_argument("--write-seeds", action="store_true", help="rewrite fuzz/corpus/")
-    parser.add_argument(
-        "--native",
-        type=Path,
-        help="a SanitizerCoverage build of the binding (lib_native.so) for Rust coverage",
-    )
     parser.add_argument("--worker", choices=NAMES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        _worker(args.worker, args.seconds, args.work, args.native)
+        _worker(args.worker, args.seconds, args.work)
         return 0
     if args.write_seeds:
         write_seeds()
         return 0
     failed = 0
     for name in args.target or NAMES:
-        execs, hits, wall = run(name, args.seconds, args.work, args.native)
+        execs, hits, wall = run(name, args.seconds, args.work)
         print(f"fuzz {name}: {execs} executions in {wall:.0f} s, {hits} hits")
         failed += hits
     return 1 if failed else 0
