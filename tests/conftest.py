@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from tests.support.openbao import OpenBao
 
 TESTS = Path(__file__).resolve().parent
-MARKER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "vectors": "vectors"}
+MARKER_BY_DIRECTORY = {
+    "unit": "unit",
+    "integration": "integration",
+    "vectors": "vectors",
+    "fuzz": "fuzz",
+}
 
 REAL_HOME = pytest.StashKey[HomeSnapshot]()
 
@@ -53,7 +58,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         marker = MARKER_BY_DIRECTORY.get(top)
         if marker is None:
             raise pytest.UsageError(
-                f"{item.nodeid}: tests live in tests/unit, tests/integration or tests/vectors"
+                f"{item.nodeid}: tests live in tests/unit, tests/integration, tests/vectors "
+                "or tests/fuzz"
             )
         item.add_marker(marker)
 

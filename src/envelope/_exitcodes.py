@@ -17,6 +17,8 @@ class ExitCode(IntEnum):
     KMS = 4
     IO = 5
     DISK = 6
+    INTERNAL = 70
+    INTERRUPTED = 130
 
     @property
     def description(self) -> str:
@@ -39,6 +41,8 @@ _DESCRIPTIONS = {
     ExitCode.KMS: "KMS error",
     ExitCode.IO: "input/output error",
     ExitCode.DISK: "init: the output directory is not memory-backed (no --allow-disk)",
+    ExitCode.INTERNAL: "internal error (a bug: please report the one-line message)",
+    ExitCode.INTERRUPTED: "interrupted (Ctrl-C)",
 }
 _SUMMARIES = {
     ExitCode.OK: "ok",
@@ -48,6 +52,8 @@ _SUMMARIES = {
     ExitCode.KMS: "KMS",
     ExitCode.IO: "I/O",
     ExitCode.DISK: "output not memory-backed",
+    ExitCode.INTERNAL: "internal error",
+    ExitCode.INTERRUPTED: "interrupted",
 }
 
 

@@ -11,7 +11,11 @@ from typing import Any
 
 from envelope.errors import ConfigError
 
-__all__ = ["boto3", "hvac"]
+__all__ = ["MissingRegionError", "aws_client", "boto3", "botocore_exceptions", "hvac"]
+
+
+class MissingRegionError(ConfigError):
+    """No AWS region was given nor configured (front ends add which setting gives one)."""
 
 
 def _load(module: str, extra: str, needed_by: str) -> Any:
@@ -30,6 +34,41 @@ def boto3() -> Any:
         ConfigError: boto3 is not installed (names the ``aws`` extra).
     """
     return _load("boto3", "aws", "the AWS KMS backend and the S3 key store")
+
+
+def botocore_exceptions() -> Any:
+    """The ``botocore.exceptions`` module (installed with boto3).
+
+    Raises:
+        ConfigError: boto3/botocore is not installed (names the ``aws`` extra).
+    """
+    boto3()
+    return _load("botocore.exceptions", "aws", "the AWS KMS backend and the S3 key store")
+
+
+def aws_client(service: str, *, region: str | None, endpoint_url: str | None, **config: Any) -> Any:
+    """A boto3 client for ``service``; ``config`` are ``botocore.config.Config`` options.
+
+    Raises:
+        ConfigError: boto3 is not installed.
+        MissingRegionError: no region is given nor configured (names ``region=``,
+            ``$AWS_REGION`` and ``$AWS_DEFAULT_REGION``).
+    """
+    sdk = boto3()
+    botocore_config = _load("botocore.config", "aws", "the AWS KMS backend and the S3 key store")
+    errors = botocore_exceptions()
+    try:
+        return sdk.client(
+            service,
+            region_name=region,
+            endpoint_url=endpoint_url,
+            config=botocore_config.Config(**config) if config else None,
+        )
+    except errors.NoRegionError:
+        raise MissingRegionError(
+            f"no AWS region for {service}: pass region=, or set $AWS_REGION or "
+            "$AWS_DEFAULT_REGION (or a region in the AWS profile)"
+        ) from None
 
 
 def hvac() -> Any:

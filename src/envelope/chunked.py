@@ -105,7 +105,8 @@ def encrypt_into(
     """Like :func:`encrypt`, writing into ``out`` (exactly ``sealed_length(len(message))``).
 
     Raises:
-        ValueError: bad key or salt size, or ``out`` has the wrong length or is read-only.
+        ValueError: bad key or salt size, or ``out`` has the wrong length, is read-only or
+            shares memory with ``message`` (refused before anything is written).
     """
     _native.cobblestone_seal(bytes(input_key), _salt(salt), bytes(context), message, threads, out)
 
@@ -131,7 +132,8 @@ def decrypt_into(
 
     Raises:
         DecryptionError: as :func:`decrypt`.
-        ValueError: ``out`` has the wrong length or is read-only.
+        ValueError: ``out`` has the wrong length, is read-only or shares memory with
+            ``ciphertext`` (refused before anything is written; the input is untouched).
     """
     _native.cobblestone_open(bytes(input_key), ciphertext, bytes(context), threads, out)
 

@@ -31,13 +31,16 @@ def test_the_table() -> None:
         ("KMS", 4),
         ("IO", 5),
         ("DISK", 6),
+        ("INTERNAL", 70),
+        ("INTERRUPTED", 130),
     ]
     assert all(c.description and "\n" not in c.description for c in ExitCode)
 
 
 def test_readme_lists_the_cli_codes() -> None:
     assert exit_codes_summary() == (
-        "(0 ok, 1 decryption failed, 2 usage, 3 configuration, 4 KMS, 5 I/O)"
+        "(0 ok, 1 decryption failed, 2 usage, 3 configuration, 4 KMS, 5 I/O, "
+        "70 internal error, 130 interrupted)"
     )
     readme = " ".join((ROOT / "README.md").read_text().split())
     assert exit_codes_summary() in readme

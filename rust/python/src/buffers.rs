@@ -51,6 +51,15 @@ impl WriteBuffer {
         Ok(Self { buf })
     }
 
+    /// True if this buffer shares at least one byte of memory with `other`
+    /// (an empty buffer or slice overlaps nothing).
+    pub(crate) fn overlaps(&self, other: &[u8]) -> bool {
+        ranges_overlap(
+            (self.buf.buf_ptr() as usize, self.buf.len_bytes()),
+            (other.as_ptr() as usize, other.len()),
+        )
+    }
+
     pub(crate) fn as_mut_slice(&mut self) -> &mut [u8] {
         let len = self.buf.len_bytes();
         if len == 0 {
@@ -88,5 +97,27 @@ impl ReadI64Buffer {
         // C-contiguous with `n` items and its pointer is 8-byte aligned (checked in `get`);
         // the export pins the memory for as long as `self.buf` lives.
         unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const i64, n) }
+    }
+}
+
+/// True if the address ranges `(start, len)` share a byte; empty ranges share none.
+fn ranges_overlap(a: (usize, usize), b: (usize, usize)) -> bool {
+    let ((a0, an), (b0, bn)) = (a, b);
+    an != 0 && bn != 0 && a0 < b0.saturating_add(bn) && b0 < a0.saturating_add(an)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ranges_overlap;
+
+    #[test]
+    fn overlapping_ranges() {
+        assert!(ranges_overlap((0, 8), (7, 9)));
+        assert!(ranges_overlap((2, 2), (0, 16)));
+        assert!(ranges_overlap((0, 16), (2, 2)));
+        assert!(!ranges_overlap((0, 8), (8, 8)));
+        assert!(!ranges_overlap((8, 8), (0, 8)));
+        assert!(!ranges_overlap((0, 0), (0, 16)));
+        assert!(!ranges_overlap((4, 0), (0, 16)));
     }
 }

@@ -39,6 +39,8 @@ pub(crate) enum Invalid {
     OutNotWritable,
     /// `out` is not C-contiguous.
     OutNotContiguous,
+    /// `out` shares memory with the input buffer.
+    OutOverlapsInput,
     /// Offsets are not a buffer of int64 values.
     OffsetsNotInt64,
     /// Offsets are not C-contiguous.
@@ -58,6 +60,7 @@ impl Invalid {
         match self {
             Invalid::BufferNotContiguous => "buffer must be C-contiguous",
             Invalid::OutNotWritable => "out must be a writable buffer",
+            Invalid::OutOverlapsInput => "out must not overlap the input buffer",
             Invalid::OutNotContiguous => "out must be C-contiguous",
             Invalid::OffsetsNotInt64 => "offsets must be a buffer of int64 values",
             Invalid::OffsetsNotContiguous => "offsets must be C-contiguous",

@@ -20,7 +20,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::buffers::{ReadBuffer, WriteBuffer};
-use crate::errors::to_py;
+use crate::errors::{to_py, Invalid};
 
 /// AES-256-GCM encryption (96-bit nonce); returns `ciphertext || tag`. Hazmat, for vectors.
 #[pyfunction]
@@ -84,7 +84,7 @@ fn cobblestone_seal<'py>(
     let pt = message.as_slice();
     let run = |dst: &mut [u8]| cobblestone::seal_into(input_key, salt, context, pt, dst, threads);
     let len = || cobblestone::sealed_len(pt.len());
-    write_out(py, out, prefix, len, threads, run)
+    write_out(py, out, pt, prefix, len, threads, run)
 }
 
 /// Opens a Cobblestone-256 ciphertext (any contiguous buffer). Returns new `bytes`,
@@ -104,14 +104,16 @@ fn cobblestone_open<'py>(
     let ct = ciphertext.as_slice();
     let run = |dst: &mut [u8]| cobblestone::open_into(input_key, ct, context, dst, threads);
     let len = || cobblestone::opened_len(ct.len());
-    write_out(py, out, b"", len, threads, run)
+    write_out(py, out, ct, b"", len, threads, run)
 }
 
 /// Runs `fill` with the GIL released, into the caller's writable `out` (returning
-/// `None`), or into a new `bytes` of `prefix` + `len()` bytes.
+/// `None`), or into a new `bytes` of `prefix` + `len()` bytes. An `out` that shares
+/// memory with the input `src` is refused before anything is written.
 fn write_out<'py>(
     py: Python<'py>,
     out: Option<&Bound<'py, PyAny>>,
+    src: &[u8],
     prefix: &[u8],
     len: impl FnOnce() -> Result<usize, envelope_kernel::Error>,
     threads: usize,
@@ -120,6 +122,11 @@ fn write_out<'py>(
     match out {
         Some(out) => {
             let mut out = WriteBuffer::get(out)?;
+            // Checked on addresses before any `&mut` view exists: an overlapping `out`
+            // would alias the input the kernel reads (and zero it on failure).
+            if out.overlaps(src) {
+                return Err(Invalid::OutOverlapsInput.into());
+            }
             let dst = out.as_mut_slice();
             py.detach(|| fill(dst)).map_err(|e| to_py(py, e))?;
             Ok(None)

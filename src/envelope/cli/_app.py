@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from envelope._exitcodes import ExitCode
@@ -54,7 +55,8 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
 
 
 def run(argv: Sequence[str] | None = None) -> int:
-    """Runs the CLI and returns its exit code."""
+    """Runs the CLI and returns its exit code (an unexpected exception: one line and
+    :attr:`ExitCode.INTERNAL`; Ctrl-C: :attr:`ExitCode.INTERRUPTED`, quietly)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
@@ -63,16 +65,32 @@ def run(argv: Sequence[str] | None = None) -> int:
         return exc.code
     except BrokenPipeError:
         return ExitCode.IO
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
     except Exception as exc:
         code = _code_of(exc)
         if code is None:
-            raise
+            err(_internal(exc))
+            return ExitCode.INTERNAL
         err(
             f"{exc.filename or 'I/O'}: {exc.strerror or exc}"
             if isinstance(exc, OSError)
             else str(exc)
         )
         return code
+
+
+def _internal(exc: BaseException) -> str:
+    """One line for a bug: the exception's type and where it was raised, never its message
+    (which may hold key material or plaintext)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    where = f" at {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno}" if tb else ""
+    return (
+        f"internal error: {type(exc).__name__}{where} (a bug in envelope "
+        f"{__version__}: please report this line)"
+    )
 
 
 def _code_of(exc: Exception) -> ExitCode | None:

@@ -210,6 +210,8 @@ def parse_config(text: str, source: str = "<config>") -> InitConfig:
         data = yaml.safe_load(text) if not source.endswith(".json") else json.loads(text)
     except (yaml.YAMLError, ValueError) as exc:
         raise ConfigError(f"envelope config {source} is not valid YAML/JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigError(f"envelope config {source} is nested too deeply") from None
     if not isinstance(data, dict):
         raise ConfigError(f"envelope config {source} must be a mapping at the top level")
     try:

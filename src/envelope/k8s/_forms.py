@@ -56,7 +56,7 @@ def _mapping(plaintext: bytes, name: str, form: str) -> dict[str, Any]:
     if stripped.startswith("{"):
         try:
             doc = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ConfigError(f"secret {name}: not a valid JSON document") from None
         if not isinstance(doc, dict):
             raise ConfigError(f"secret {name}: the JSON document must be an object")

@@ -39,6 +39,7 @@ from envelope.k8s._documents import decrypt_source
 from envelope.k8s._forms import entries, render
 from envelope.k8s._publish import check_memory_backed, publish
 from envelope.keystore._s3 import read_s3_object
+from envelope.kms._vault import VaultTransit
 from envelope.settings import build_keystore, build_kms, load_cluster_secret
 
 __all__ = ["Log", "run_exec", "run_init"]
@@ -81,10 +82,19 @@ class Result:
     failures: list[Failure] = field(default_factory=list)
 
 
-def build_envelope(cfg: InitConfig, *, deadline: float) -> Envelope:
-    """The Envelope the config describes."""
+def build_envelope(
+    cfg: InitConfig, *, deadline: float, give_up_at: float | None = None
+) -> Envelope:
+    """The Envelope the config describes; a Vault backend stops retrying at ``give_up_at``
+    (monotonic seconds), the one deadline of the whole run.
+
+    Raises:
+        ConfigError: the KMS, cluster secret or key store cannot be set up.
+    """
     vault = cfg.kms.vault.model_copy(update={"deadline": max(1.0, min(10.0, deadline))})
     kms = build_kms(cfg.kms.model_copy(update={"vault": vault}))
+    if isinstance(kms, VaultTransit):
+        kms.stop_retrying_at(give_up_at)
     cluster = load_cluster_secret(cfg.cluster_secret) if cfg.cluster_secret else None
     keystore = build_keystore(cfg.keystore) if cfg.keystore else None
     return Envelope(kms, cluster, keystore=keystore, accept_unsplit=cfg.accept_unsplit)
@@ -114,11 +124,12 @@ def _fetch(secret: SecretConfig, cfg: InitConfig) -> bytes:
 def decrypt_all(
     cfg: InitConfig, timeout: float, log: Log, *, sleep: Callable[[float], None] = time.sleep
 ) -> Result:
-    """Decrypts every secret, retrying KMS/network failures with backoff until ``timeout``."""
+    """Decrypts every secret, retrying KMS/network failures with backoff until ``timeout``:
+    one deadline shared by every secret, every retry and every request."""
     deadline = time.monotonic() + timeout
     result = Result()
     try:
-        env = build_envelope(cfg, deadline=timeout)
+        env = build_envelope(cfg, deadline=timeout, give_up_at=deadline)
     except ConfigError as exc:
         result.failures.append(Failure("*", ExitCode.CONFIG, str(exc)))
         return result

@@ -44,7 +44,7 @@ class S3KeyStore:
         endpoint_url: str | None = None,
     ) -> None:
         if client is None:
-            client = _sdk.boto3().client("s3", region_name=region, endpoint_url=endpoint_url)
+            client = _sdk.aws_client("s3", region=region, endpoint_url=endpoint_url)
         self._s3 = client
         self._bucket = bucket
         self._prefix = prefix.strip("/")
@@ -62,9 +62,8 @@ class S3KeyStore:
         return f"{self._prefix}/{key}" if self._prefix else key
 
     def _fail(self, exc: Exception, what: str) -> Exception:
-        from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415
-
-        if isinstance(exc, ClientError):
+        errors = _sdk.botocore_exceptions()
+        if isinstance(exc, errors.ClientError):
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code in ("PreconditionFailed", "ConditionalRequestConflict", "412"):
                 return VersionConflict(f"{what}: another writer changed it first; read it again")
@@ -77,7 +76,7 @@ class S3KeyStore:
                     f"S3 denied access to {what} in {self.uri}: check the bucket policy and role"
                 )
             return KmsError(f"S3 request for {what} in {self.uri} failed: {code}")
-        if isinstance(exc, BotoCoreError):
+        if isinstance(exc, errors.BotoCoreError):
             return KmsError(f"cannot reach S3 for {what} in {self.uri}: {exc}")
         return exc
 
@@ -201,18 +200,16 @@ def read_s3_object(
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     if not uri.startswith("s3://") or not bucket or not key:
         raise ConfigError(f"{uri!r} is not an s3://bucket/key URI")
-    sdk = _sdk.boto3()
-    from botocore.exceptions import BotoCoreError, ClientError  # noqa: PLC0415 - with boto3
-
+    s3 = _sdk.aws_client("s3", region=region, endpoint_url=endpoint_url)
+    errors = _sdk.botocore_exceptions()
     try:
-        s3 = sdk.client("s3", endpoint_url=endpoint_url, region_name=region)
         body = s3.get_object(Bucket=bucket, Key=key)["Body"].read(limit + 1)
-    except ClientError as exc:
+    except errors.ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
         if code in ("NoSuchKey", "NoSuchBucket", "404"):
             raise ConfigError(f"{uri} does not exist") from None
         raise KmsError(f"S3 refused {uri}: {code}") from None
-    except BotoCoreError as exc:
+    except errors.BotoCoreError as exc:
         raise KmsError(f"cannot reach S3 for {uri}: {exc}") from None
     if len(body) > limit:
         raise ConfigError(f"{uri} is larger than {limit} bytes")

@@ -48,7 +48,7 @@ class AwsKms:
         read_timeout: seconds to wait for a response, per attempt.
 
     Raises:
-        ConfigError: boto3 is not installed.
+        ConfigError: boto3 is not installed, or no region is given nor configured.
     """
 
     provider_id = "aws-kms"
@@ -74,18 +74,13 @@ class AwsKms:
                 "region": region,
                 "endpoint": endpoint_url,
             }
-            sdk = _sdk.boto3()
-            from botocore.config import Config  # noqa: PLC0415 - installed with boto3
-
-            client = sdk.client(
+            client = _sdk.aws_client(
                 "kms",
-                region_name=region,
+                region=region,
                 endpoint_url=endpoint_url,
-                config=Config(
-                    retries={"mode": "standard", "total_max_attempts": max_attempts},
-                    connect_timeout=connect_timeout,
-                    read_timeout=read_timeout,
-                ),
+                retries={"mode": "standard", "total_max_attempts": max_attempts},
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
             )
         self._client: Any = client
         self._configured = key_id
@@ -101,15 +96,10 @@ class AwsKms:
     # -- errors -----------------------------------------------------------------------
 
     def _fail(self, exc: Exception, operation: str) -> Exception:
-        from botocore.exceptions import (  # noqa: PLC0415
-            BotoCoreError,
-            ClientError,
-            EndpointConnectionError,
-            NoCredentialsError,
-        )
+        errors = _sdk.botocore_exceptions()
 
         key = self._arn or self._configured
-        if isinstance(exc, ClientError):
+        if isinstance(exc, errors.ClientError):
             err = exc.response.get("Error", {})
             code, message = str(err.get("Code", "")), str(err.get("Message", ""))
             if code in ("InvalidCiphertextException", "IncorrectKeyException"):
@@ -136,17 +126,17 @@ class AwsKms:
                     "raise the KMS request quota or use a data-key cache"
                 )
             return KmsError(f"AWS KMS {operation} on key {key} failed: {code}: {message}")
-        if isinstance(exc, NoCredentialsError):
+        if isinstance(exc, errors.NoCredentialsError):
             return KmsError(
                 "no AWS credentials found for KMS: set up the pod's service-account role "
                 "(AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE) or another boto3 credential source"
             )
-        if isinstance(exc, EndpointConnectionError):
+        if isinstance(exc, errors.EndpointConnectionError):
             return KmsError(
                 f"cannot reach AWS KMS at {self._endpoint()} for key {key}: check the network "
                 "policy, the region and the endpoint URL"
             )
-        if isinstance(exc, BotoCoreError):
+        if isinstance(exc, errors.BotoCoreError):
             return KmsError(f"AWS KMS {operation} on key {key} failed: {exc}")
         return exc
 

@@ -23,6 +23,9 @@ _DOC_LABEL = b"envelope.dev/v1 keyring document\x00"
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**17, 8, 1
 #: What a file may ask for (bounded: 1 GiB of scrypt memory at most).
 MAX_SCRYPT_N, MAX_SCRYPT_R, MAX_SCRYPT_P = 2**20, 8, 4
+#: ... and N*r*p at most 2^23 (N=2^20, r=8, p=1: 1 GiB, a few seconds): a hostile file
+#: must neither hang nor exhaust the process.
+MAX_SCRYPT_WORK = 2**23
 
 
 def _b64(b: bytes | bytearray) -> str:
@@ -82,7 +85,8 @@ def load_entries(
     sealed = _unb64(doc.get("keys_encrypted"), "keys_encrypted", path)
     try:
         n, r, p = int(protection["n"]), int(protection["r"]), int(protection["p"])
-        if not (n <= MAX_SCRYPT_N and r <= MAX_SCRYPT_R and p <= MAX_SCRYPT_P):
+        in_bounds = n <= MAX_SCRYPT_N and r <= MAX_SCRYPT_R and p <= MAX_SCRYPT_P
+        if not in_bounds or min(n - 1, r, p) < 1 or n * r * p > MAX_SCRYPT_WORK:
             raise ValueError("scrypt parameters out of bounds")
         key = _scrypt_key(passphrase, salt, n, r, p)
         aad = _document_aad(doc) if "generation" in doc else _FILE_LABEL + keyring_id.encode()

@@ -194,7 +194,7 @@ class LocalKms:
             )
         try:
             doc = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ConfigError(f"keyring {target} is corrupt: not JSON") from None
         if not isinstance(doc, dict) or doc.get("format") != FILE_FORMAT:
             raise ConfigError(f"{target} is not an envelope keyring ({FILE_FORMAT})")

@@ -16,8 +16,10 @@ hvac is imported here and nowhere else; install it with ``pip install 'envelope-
   rewraps server-side.
 - Key versions: Vault enforces ``min_decryption_version``; a ciphertext below it raises
   :class:`KeyUnavailableError` naming the version.
-- Auth: see :mod:`envelope.kms._vault_auth` (token, AppRole, JWT, Kubernetes). Tokens are
-  renewed by logging in again shortly before they expire, and once more on a 403.
+- Auth: see :mod:`envelope.kms._vault_auth` (token, AppRole, JWT, Kubernetes). An explicit
+  ``client`` keeps its own token unless ``auth=`` is given (ambient ``$VAULT_TOKEN`` or
+  ``~/.vault-token`` never replace it). Tokens are renewed by logging in again once
+  ``RENEW_FRACTION`` (2/3) of their TTL has passed, and once more on a 403.
 """
 
 from __future__ import annotations
@@ -34,15 +36,15 @@ from envelope import _sdk
 from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
-from envelope.kms._vault_auth import LoginResult, TokenAuth, VaultAuth
+from envelope.kms._vault_auth import RENEW_FRACTION, LoginResult, TokenAuth, VaultAuth
+from envelope.kms._vault_http import bound_request, first_error, is_network
 
-__all__ = ["VaultTransit"]
+__all__ = ["RENEW_FRACTION", "VaultTransit"]
 
 _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
-_RELOGIN_MARGIN = 0.2
 #: Items per batch_input request: OpenBao refuses request bodies with too many strings
 #: (250 items with a context already exceed its default limit).
-MAX_BATCH = 100  # log in again when less than 20% of the token's TTL is left
+MAX_BATCH = 100
 
 
 def _b64(data: bytes | bytearray) -> str:
@@ -55,9 +57,11 @@ class VaultTransit:
     Args:
         key_name: the transit key.
         mount: where the transit engine is mounted.
-        client: an ``hvac.Client`` to use (its URL, TLS and namespace apply).
+        client: an ``hvac.Client`` to use (its URL, TLS, namespace and token apply: without
+            ``auth`` its token is used as given, never one from the environment).
         url: the server (default ``$VAULT_ADDR`` or ``$BAO_ADDR``).
-        auth: how to log in (default: :class:`TokenAuth`, from the environment).
+        auth: how to log in (default: ``client``'s token if it has one, else
+            :class:`TokenAuth` from the environment).
         namespace: a Vault Enterprise / OpenBao namespace.
         ca_bundle: CA certificates to verify the server with (PEM file).
         client_cert: ``(certificate, private key)`` PEM files for mTLS.
@@ -96,8 +100,11 @@ class VaultTransit:
                 namespace=namespace,
             )
         self._client = client
-        self._auth = auth or TokenAuth()
+        given = getattr(client, "token", None) if auth is None else None
+        self._auth = auth or TokenAuth(given if isinstance(given, str) and given else None)
         self._login: LoginResult | None = None
+        self._give_up_at: float | None = None
+        self._timeout = timeout
         self._key = key_name
         self._mount = mount.strip("/")
         self._deadline = deadline
@@ -113,13 +120,16 @@ class VaultTransit:
 
     # -- transport, auth and errors ---------------------------------------------------
 
+    def stop_retrying_at(self, when: float | None) -> None:
+        """Bounds every later call by the monotonic time ``when``: no retry starts and no
+        request waits past it (None: each call retries for ``deadline`` seconds)."""
+        self._give_up_at = when
+
     def _ensure_login(self, *, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and self._login is not None:
-            exp = self._login.expires_at
-            if exp is None or now < exp - _RELOGIN_MARGIN * max(exp - now, 0) - 1:
-                return
+        if not force and self._login is not None and not self._login.due(time.monotonic()):
+            return
         hvac = _sdk.hvac()
+        bound_request(self._client, self._timeout, self._give_up_at)
         try:
             self._login = self._auth.login(self._client)
         except ConfigError:
@@ -127,10 +137,10 @@ class VaultTransit:
         except hvac.exceptions.VaultError as exc:
             raise KmsError(
                 f"Vault at {self._url()} refused the {self._auth.method} login "
-                f"({_first_error(exc)}); check the role, its bound claims and the auth mount"
+                f"({first_error(exc)}); check the role, its bound claims and the auth mount"
             ) from None
         except Exception as exc:
-            if _is_network(exc):
+            if is_network(exc):
                 raise KmsError(f"cannot reach Vault at {self._url()} to log in: {exc}") from None
             raise
         self._client.token = self._login.token
@@ -143,6 +153,7 @@ class VaultTransit:
             attempt += 1
             try:
                 self._ensure_login()
+                bound_request(self._client, self._timeout, self._give_up_at)
                 resp = self._client.adapter.post(f"/v1/{self._mount}/{path}", json=payload)
                 return dict(resp)
             except hvac.exceptions.Forbidden as exc:
@@ -152,7 +163,7 @@ class VaultTransit:
                     continue
                 raise KmsError(
                     f"Vault denied {operation} on transit key {self.key_id} "
-                    f"({_first_error(exc)}): the token's policy must allow "
+                    f"({first_error(exc)}): the token's policy must allow "
                     f"'update' on {self._mount}/{path.split('/', 1)[0]}/{self._key}"
                 ) from None
             except hvac.exceptions.InvalidRequest as exc:
@@ -169,11 +180,11 @@ class VaultTransit:
                 reason = "sealed" if isinstance(exc, hvac.exceptions.VaultDown) else "failing"
                 if not self._backoff(started, attempt):
                     raise KmsError(
-                        f"Vault at {self._url()} is {reason} ({_first_error(exc)}); "
+                        f"Vault at {self._url()} is {reason} ({first_error(exc)}); "
                         f"{operation} on {self.key_id} gave up after {attempt} attempts"
                     ) from None
             except Exception as exc:
-                if not _is_network(exc):
+                if not is_network(exc):
                     raise
                 if not self._backoff(started, attempt):
                     raise KmsError(
@@ -185,13 +196,16 @@ class VaultTransit:
     def _backoff(self, started: float, attempt: int) -> bool:
         """Sleeps before the next attempt (exponential, full jitter); False past the deadline."""
         delay = random.uniform(0, min(2.0, 0.05 * 2**attempt))  # noqa: S311 - jitter, not crypto
-        if time.monotonic() - started + delay > self._deadline:
+        limit = started + self._deadline
+        if self._give_up_at is not None:
+            limit = min(limit, self._give_up_at)
+        if time.monotonic() + delay > limit:
             return False
         time.sleep(delay)
         return True
 
     def _invalid(self, exc: Any, operation: str) -> Exception:
-        message = _first_error(exc)
+        message = first_error(exc)
         if "authentication failed" in message or "invalid ciphertext" in message:
             return DecryptionError()
         if "disallowed by policy" in message or "too old" in message:
@@ -213,6 +227,7 @@ class VaultTransit:
         """
         hvac = _sdk.hvac()
         self._ensure_login()
+        bound_request(self._client, self._timeout, self._give_up_at)
         try:
             resp = self._client.adapter.get(f"/v1/{self._mount}/keys/{self._key}")
         except hvac.exceptions.InvalidPath:
@@ -225,7 +240,7 @@ class VaultTransit:
         except hvac.exceptions.VaultDown:
             raise KmsError(f"Vault at {self._url()} is sealed") from None
         except Exception as exc:
-            if _is_network(exc):
+            if is_network(exc):
                 raise KmsError(f"cannot reach Vault at {self._url()}: {exc}") from None
             raise
         return dict(resp["data"])
@@ -408,18 +423,3 @@ class VaultTransit:
             KmsError: otherwise, saying which.
         """
         self.key_info()
-
-
-def _first_error(exc: Any) -> str:
-    errors = getattr(exc, "errors", None)
-    if errors:
-        return "; ".join(str(e) for e in errors)
-    return str(exc)
-
-
-def _is_network(exc: Exception) -> bool:
-    try:
-        import requests  # noqa: PLC0415 - hvac's transport
-    except ImportError:
-        return False
-    return isinstance(exc, (requests.ConnectionError, requests.Timeout))

@@ -12,6 +12,7 @@ from typing import Any
 from envelope.errors import ConfigError
 
 __all__ = [
+    "RENEW_FRACTION",
     "SERVICE_ACCOUNT_TOKEN",
     "AppRoleAuth",
     "JwtAuth",
@@ -25,12 +26,34 @@ __all__ = [
 SERVICE_ACCOUNT_TOKEN = "/var/run/secrets/kubernetes.io/serviceaccount/token"  # noqa: S105 - a path
 
 
+#: Log in again once this fraction of a token's TTL has passed (Vault Agent renews at 2/3
+#: too), so a slow or failing login still has a third of the TTL to succeed.
+RENEW_FRACTION = 2 / 3
+
+
 @dataclass(frozen=True, slots=True)
 class LoginResult:
-    """A Vault token and when to log in again (monotonic seconds; None = never expires)."""
+    """A Vault token, when it expires and when to log in again (monotonic seconds; None =
+    never). Without ``renew_at`` the token is renewed one second before ``expires_at``."""
 
     token: str = field(repr=False)
     expires_at: float | None
+    renew_at: float | None = None
+
+    @classmethod
+    def issued(cls, token: str, ttl: float | None) -> LoginResult:
+        """A token issued now for ``ttl`` seconds (0 or None: it never expires), renewed
+        after :data:`RENEW_FRACTION` of the TTL."""
+        if not ttl:
+            return cls(token, None)
+        now = time.monotonic()
+        return cls(token, now + ttl, now + RENEW_FRACTION * ttl)
+
+    def due(self, now: float) -> bool:
+        """True once it is time to log in again."""
+        if self.renew_at is not None:
+            return now >= self.renew_at
+        return self.expires_at is not None and now >= self.expires_at - 1.0
 
 
 def _read(path: str | os.PathLike[str], what: str) -> str:
@@ -68,8 +91,7 @@ class VaultAuth:
     @staticmethod
     def _result(resp: dict[str, Any]) -> LoginResult:
         auth = resp["auth"]
-        ttl = int(auth.get("lease_duration") or 0)
-        return LoginResult(str(auth["client_token"]), time.monotonic() + ttl if ttl else None)
+        return LoginResult.issued(str(auth["client_token"]), int(auth.get("lease_duration") or 0))
 
 
 class TokenAuth(VaultAuth):
@@ -105,8 +127,9 @@ class TokenAuth(VaultAuth):
             token = _read(home, "Vault token file")
         if not token:
             raise ConfigError(
-                "no Vault token: set VAULT_TOKEN, pass a token file, or use AppRole / JWT / "
-                "Kubernetes auth"
+                "no Vault token: set $VAULT_TOKEN or $BAO_TOKEN, give a token file "
+                "(--vault-token-file, $ENVELOPE_VAULT_TOKEN_FILE), or use AppRole / JWT / "
+                "Kubernetes auth (--vault-auth, $ENVELOPE_VAULT_AUTH)"
             )
         return LoginResult(token, None)
 

@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from envelope import _sdk
 from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
 from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
+from envelope.settings._env import VAULT_ADDRESS, flag_hint
 
 if TYPE_CHECKING:
     from envelope.kms._vault import VaultTransit
@@ -52,7 +54,8 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
     """The KMS backend ``settings`` describe (backends are imported only when used).
 
     Raises:
-        ConfigError: the backend cannot be set up (missing keyring, unreadable file, ...).
+        ConfigError: the backend cannot be set up (missing keyring, unreadable file, no AWS
+            region, no Vault address, ...); the message names the flag and variables.
     """
     origin = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
     if settings.kind == "local":
@@ -65,9 +68,18 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
     if settings.kind == "aws":
         from envelope.kms._aws import AwsKms  # noqa: PLC0415 - imports boto3
 
-        aws = AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
+        try:
+            aws = AwsKms(settings.key, region=settings.region, endpoint_url=settings.endpoint)
+        except _sdk.MissingRegionError:
+            raise ConfigError(
+                f"no AWS region for KMS: give one{flag_hint('kms.region')}"
+                " or set a region in the AWS profile"
+            ) from None
         aws._origin = {**origin, "kind": "aws"}
         return aws
+    if settings.endpoint is None and not any(os.environ.get(n) for n in VAULT_ADDRESS):
+        names = ", ".join(f"${n}" for n in VAULT_ADDRESS)
+        raise ConfigError(f"no Vault address: give one (--kms-endpoint, {names})")
     vault = _vault(settings.key, settings.endpoint, settings.vault)
     vault._origin = {**origin, "kind": "vault"}
     return vault
