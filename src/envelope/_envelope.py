@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from envelope import _batch as batch
 from envelope import _native, chunked
+from envelope import _streams as streams
 from envelope._atomic import atomic_output
 from envelope._batch import BatchHeader, EncryptedBatch
 from envelope._format.context import Context, canonical_context
@@ -382,18 +383,12 @@ class Envelope:
         """
         header, header_bytes, input_key = self._new_message(context, key_ref)
         try:
-            enc = chunked.Encryptor(input_key, body_context(header))
+            dst.write(header_bytes)
+            return streams.seal_stream(
+                input_key, body_context(header), src, dst, threads=self._threads, progress=progress
+            )
         finally:
             wipe(input_key)
-        dst.write(header_bytes)
-        total = 0
-        while piece := src.read(STREAM_PIECE):
-            total += len(piece)
-            dst.write(enc.update(piece))
-            if progress:
-                progress(len(piece))
-        dst.write(enc.finalize())
-        return total
 
     def decrypt_stream(
         self,
@@ -418,19 +413,11 @@ class Envelope:
         header = read_header(src)
         input_key = self._input_key(header, context)
         try:
-            dec = chunked.Decryptor(input_key, body_context(header))
+            return streams.open_stream(
+                input_key, body_context(header), src, dst, threads=self._threads, progress=progress
+            )
         finally:
             wipe(input_key)
-        total = 0
-        while piece := src.read(STREAM_PIECE):
-            out = dec.update(piece)
-            total += len(out)
-            dst.write(out)
-            if progress:
-                progress(len(piece))
-        out = dec.finalize()
-        dst.write(out)
-        return total + len(out)
 
     # -- files ------------------------------------------------------------------------
 

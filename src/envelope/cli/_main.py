@@ -20,7 +20,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import BinaryIO, NoReturn
+from typing import BinaryIO, NoReturn, cast
 
 from envelope._atomic import atomic_output, write_atomic
 from envelope._envelope import Envelope
@@ -298,6 +298,18 @@ def _open_in(path: str) -> BinaryIO:
         raise _Fail(EXIT_IO, f"cannot read {path}: {exc.strerror}") from None
 
 
+class _Counted:
+    """A binary writer that counts what it passed on."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self.count = raw, 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        n = self._raw.write(data)
+        self.count += len(data)
+        return n
+
+
 # -- commands -------------------------------------------------------------------------
 
 
@@ -333,15 +345,23 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     tick, done = _progress(_size(args.input), "decrypting", args.quiet)
     try:
         if args.output == "-":
-            # All or nothing on stdout too: authenticate the whole message first.
+            # Streamed in constant memory: only authenticated chunks reach stdout, and a
+            # message that fits in one piece (4 MiB) is written only once it verified.
             src = _open_in(args.input)
+            sink = _Counted(sys.stdout.buffer)
             try:
-                blob = src.read()
+                env.decrypt_stream(src, cast(BinaryIO, sink), context, progress=tick)
+            except DecryptionError:
+                if not sink.count:
+                    raise
+                raise _Fail(
+                    EXIT_DECRYPT,
+                    f"decryption failed after {sink.count} authenticated bytes went to stdout: "
+                    "the message is truncated or tampered; discard that output",
+                ) from None
             finally:
                 if src is not sys.stdin.buffer:
                     src.close()
-            plaintext = env.decrypt(blob, context)
-            sys.stdout.buffer.write(plaintext)
             sys.stdout.buffer.flush()
         elif args.input == "-":
             with atomic_output(args.output, mode=args.mode) as out:
