@@ -107,11 +107,15 @@ class Envelope:
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return header, encode_header(header), input_key
 
-    def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
-        """A new message prefix (header bytes, body context) and its input key."""
+    def _prefix(self, ctx: Context) -> tuple[_native.MessageSealer, bytearray]:
+        """A sealer for new messages under one fresh data key (header and body context
+        precomputed: one native call per message), and its input key."""
         slots, split, input_key = self._keys.fresh(ctx)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        return (encode_header(header), body_context(header)), input_key
+        sealer = _native.MessageSealer(
+            bytes(input_key), body_context(header), encode_header(header)
+        )
+        return sealer, input_key
 
     def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
         """Parses a message header and unwraps its input key (for the decrypt cache)."""
@@ -175,17 +179,17 @@ class Envelope:
         if cache is not None and key_ref is None:
             # The whole header (and the input key) is constant within a cache window.
             ctx = canonical_context(context)
-            (header_bytes, digest), input_key = cache.for_encryption(
+            sealer, key_copy = cache.for_encryption(
                 ("message", self._keys.identity(), ctx), size, lambda: self._prefix(ctx)
             )
-        else:
-            header, header_bytes, input_key = self._new_message(context, key_ref, size)
-            digest = body_context(header)
+            wipe(key_copy)  # the sealer holds its own copy
+            return sealer.seal(data, chunked._salt(None), self._threads)
+        header, header_bytes, input_key = self._new_message(context, key_ref, size)
         try:
             out = _native.cobblestone_seal(
                 bytes(input_key),
                 chunked._salt(None),
-                digest,
+                body_context(header),
                 data,
                 self._threads,
                 None,

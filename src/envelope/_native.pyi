@@ -13,6 +13,7 @@ __all__ = [
     "SEALED_CHUNK_LEN",
     "TAG_LEN",
     "BatchCipher",
+    "MessageSealer",
     "StreamOpener",
     "StreamSealer",
     "__version__",
@@ -51,6 +52,11 @@ def cobblestone_open(
     threads: int = 0,
     out: Buffer | None = None,
 ) -> bytes | None: ...
+
+@final
+class MessageSealer:
+    def __new__(cls, input_key: bytes, context: bytes, prefix: bytes) -> Self: ...
+    def seal(self, message: Buffer, salt: bytes, threads: int = 0) -> bytes: ...
 
 @final
 class StreamSealer:
