@@ -194,7 +194,7 @@ def run(quick: bool) -> Any:
     from benchmarks.report import Plot, Suite, Table
 
     sizes = [64, 1024] if quick else [64, 256, 1024, 4096]
-    n, esdk_n, repeat = (20_000, 100, 1) if quick else (1_000_000, 2_000, 3)
+    n, esdk_n, repeat = (20_000, 100, 1) if quick else (1_000_000, 500, 3)
     suite = Suite(
         "batch",
         "Record batches",

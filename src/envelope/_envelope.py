@@ -117,13 +117,15 @@ class Envelope:
         )
         return sealer, input_key
 
-    def _opened(self, raw: bytes) -> tuple[tuple[Context, bytes], bytearray]:
-        """Parses a message header and unwraps its input key (for the decrypt cache)."""
+    def _opened(self, raw: bytes) -> tuple[tuple[Context, _native.MessageOpener], bytearray]:
+        """Parses a message header and unwraps its input key (for the decrypt cache):
+        the header's context and an opener for the bodies under it."""
         header, _ = parse_header(raw)
         input_key = self._keys.input_key(
             header.slots, header.split, header.context, None, use_cache=False
         )
-        return (header.context, body_context(header)), input_key
+        opener = _native.MessageOpener(bytes(input_key), body_context(header))
+        return (header.context, opener), input_key
 
     def _input_key(self, header: Header, context: Mapping[str, str] | None) -> bytearray:
         return self._keys.input_key(header.slots, header.split, header.context, context)
@@ -219,16 +221,16 @@ class Envelope:
         if cache is not None:
             offset = PREAMBLE_LEN + preamble_length(bytes(view[:PREAMBLE_LEN]))
             raw = bytes(view[:offset])
-            (ctx, digest), input_key = cache.for_decryption_with(
+            (ctx, opener), key_copy = cache.for_decryption_with(
                 ("message", self._keys.identity(), raw), lambda: self._opened(raw)
             )
+            wipe(key_copy)  # the opener holds its own copy
             if context is not None and canonical_context(context) != ctx:
-                wipe(input_key)
                 raise DecryptionError()
-        else:
-            header, offset = parse_header(view)
-            input_key = self._input_key(header, context)
-            digest = body_context(header)
+            return opener.open(view, offset, self._threads)
+        header, offset = parse_header(view)
+        input_key = self._input_key(header, context)
+        digest = body_context(header)
         try:
             out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)
         finally:

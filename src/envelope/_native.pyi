@@ -13,6 +13,7 @@ __all__ = [
     "SEALED_CHUNK_LEN",
     "TAG_LEN",
     "BatchCipher",
+    "MessageOpener",
     "MessageSealer",
     "StreamOpener",
     "StreamSealer",
@@ -57,6 +58,11 @@ def cobblestone_open(
 class MessageSealer:
     def __new__(cls, input_key: bytes, context: bytes, prefix: bytes) -> Self: ...
     def seal(self, message: Buffer, salt: bytes, threads: int = 0) -> bytes: ...
+
+@final
+class MessageOpener:
+    def __new__(cls, input_key: bytes, context: bytes) -> Self: ...
+    def open(self, message: Buffer, offset: int, threads: int = 0) -> bytes: ...
 
 @final
 class StreamSealer:

@@ -30,3 +30,23 @@ def test_bad_sizes_and_no_pickling() -> None:
         sealer.seal(b"x", b"short")
     with pytest.raises(TypeError):
         pickle.dumps(sealer)  # the key never leaves through a pickle
+
+
+@pytest.mark.parametrize("length", [0, 64, 70_000])
+def test_opener_reads_the_body_after_offset_and_fails_opaquely(length: int) -> None:
+    from envelope import DecryptionError
+
+    data = os.urandom(length)
+    blob = _native.MessageSealer(KEY, CTX, PREFIX).seal(data, os.urandom(24))
+    opener = _native.MessageOpener(KEY, CTX)
+    assert opener.open(blob, len(PREFIX)) == data
+    assert opener.open(memoryview(blob), len(PREFIX), 1) == data
+    bad = bytearray(blob)
+    bad[-1] ^= 1
+    for args in ((bytes(bad), len(PREFIX)), (blob, len(PREFIX) + 1), (blob, len(blob) + 5)):
+        with pytest.raises(DecryptionError):
+            opener.open(*args)
+    with pytest.raises(DecryptionError):
+        _native.MessageOpener(KEY[:5], CTX).open(blob, len(PREFIX))
+    with pytest.raises(DecryptionError):
+        _native.MessageOpener(KEY, b"other").open(blob, len(PREFIX))

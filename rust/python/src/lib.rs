@@ -155,6 +155,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MAX_BATCH_RECORDS", envelope_kernel::batch::MAX_RECORDS)?;
     m.add_class::<batch::BatchCipher>()?;
     m.add_class::<message::MessageSealer>()?;
+    m.add_class::<message::MessageOpener>()?;
     m.add_class::<streams::StreamSealer>()?;
     m.add_class::<streams::StreamOpener>()?;
     Ok(())

@@ -53,3 +53,44 @@ impl MessageSealer {
         })
     }
 }
+
+/// Opens whole messages under one input key and body context (a cached header):
+/// the body starts at `offset` in the message. The key is zeroed on drop.
+#[pyclass(module = "envelope._native", frozen)]
+pub(crate) struct MessageOpener {
+    input_key: zeroize::Zeroizing<Vec<u8>>,
+    context: Vec<u8>,
+}
+
+#[pymethods]
+impl MessageOpener {
+    #[new]
+    fn new(input_key: &[u8], context: &[u8]) -> Self {
+        // Any key length is accepted: a wrong one fails as DecryptionError in `open`.
+        Self {
+            input_key: zeroize::Zeroizing::new(input_key.to_vec()),
+            context: context.to_vec(),
+        }
+    }
+
+    /// Decrypts the Cobblestone-256 body of `message` that starts at `offset`.
+    #[pyo3(signature = (message, offset, threads=0))]
+    fn open<'py>(
+        &self,
+        py: Python<'py>,
+        message: &Bound<'py, PyAny>,
+        offset: usize,
+        threads: usize,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let message = ReadBuffer::get(message)?;
+        let ct = message
+            .as_slice()
+            .get(offset..)
+            .ok_or_else(|| to_py(py, Error::Decrypt))?;
+        let len = cobblestone::opened_len(ct.len()).map_err(|e| to_py(py, e))?;
+        let (key, ctx) = (&self.input_key[..], &self.context[..]);
+        fresh::new_bytes(py, b"", len, threads, |dst| {
+            cobblestone::open_into(key, ct, ctx, dst, threads)
+        })
+    }
+}
