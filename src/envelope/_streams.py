@@ -4,7 +4,10 @@ Plaintext and ciphertext move through buffers allocated once per stream (two for
 input, two for output): each step seals or opens :data:`PIECE_CHUNKS` chunks in one
 native call on every core (GIL released) while a reader thread fills the other input
 buffer and a writer thread drains the other output buffer, so I/O overlaps the
-cryptography. Memory stays constant (about 8 MiB) whatever the stream's length.
+cryptography. Memory stays constant (about 12 MiB) whatever the stream's length. The
+first piece is handled on the calling thread, and buffers are only touched (and wiped)
+as far as they are used, so a short stream (most secrets) costs no threads and almost
+no memory traffic.
 
 Decryption writes only chunks that authenticated; a chunk of full size is never the
 final one, so a stream cut anywhere still fails at the end (the caller has then
@@ -15,6 +18,7 @@ only after the final chunk verified, so short messages are all or nothing.
 
 from __future__ import annotations
 
+import mmap
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import BinaryIO
@@ -25,6 +29,9 @@ __all__ = ["PIECE_CHUNKS", "open_stream", "seal_stream"]
 
 #: Chunks per native call: 2 MiB of plaintext, enough to keep every core busy.
 PIECE_CHUNKS = 128
+#: Chunks in the first piece: a stream that ends within it is handled on the calling
+#: thread (no threads started), and a message that fits in it is decrypted all or nothing.
+FIRST_CHUNKS = PIECE_CHUNKS
 
 CHUNK = _native.CHUNK_LEN
 SEALED = _native.SEALED_CHUNK_LEN
@@ -51,16 +58,19 @@ def _fill(src: BinaryIO, view: memoryview) -> int:
 
 
 class _Pipe:
-    """One reader and one writer thread: each runs its jobs in submission order."""
+    """One reader and one writer thread (started on first use): each runs its jobs in
+    submission order."""
 
     def __init__(self, src: BinaryIO, dst: BinaryIO) -> None:
         self._src, self._dst = src, dst
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="envelope-read")
-        self._writer = ThreadPoolExecutor(1, thread_name_prefix="envelope-write")
+        self._reader: ThreadPoolExecutor | None = None
+        self._writer: ThreadPoolExecutor | None = None
         self._read: Future[int] | None = None
         self._write: Future[object] | None = None
 
     def start_read(self, view: memoryview) -> None:
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(1, thread_name_prefix="envelope-read")
         self._read = self._reader.submit(_fill, self._src, view)
 
     def read_result(self) -> int:
@@ -72,7 +82,16 @@ class _Pipe:
         """Queues ``view`` after the previous write has finished (one write in flight)."""
         self.flush()
         if len(view):
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="envelope-write")
             self._write = self._writer.submit(self._dst.write, view)
+
+    def write_last(self, *views: memoryview | bytes) -> None:
+        """Writes on the calling thread once every queued write is done."""
+        self.flush()
+        for view in views:
+            if len(view):
+                self._dst.write(view)
 
     def flush(self) -> None:
         pending, self._write = self._write, None
@@ -84,8 +103,22 @@ class _Pipe:
         for pending in (self._read, self._write):
             if pending is not None:
                 pending.exception()
-        self._reader.shutdown()
-        self._writer.shutdown()
+        for pool in (self._reader, self._writer):
+            if pool is not None:
+                pool.shutdown()
+
+
+def _buffer(size: int) -> mmap.mmap:
+    """``size`` bytes of anonymous memory: zero pages that cost nothing until touched
+    (a ``bytearray`` would be zero-filled up front)."""
+    return mmap.mmap(-1, size)
+
+
+def _wipe(buffers: list[mmap.mmap], used: int) -> None:
+    """Zeroes the first ``used`` bytes of each buffer (no buffer was written further)."""
+    for b in buffers:  # plaintext does not linger in freed memory
+        n = min(used, len(b))
+        b[:n] = bytes(n)
 
 
 def seal_stream(
@@ -106,36 +139,46 @@ def seal_stream(
         ValueError: the key is not 32 bytes; OSError from the streams.
     """
     sealer = _native.StreamSealer(bytes(input_key), chunked._salt(None), context)
-    plain = [bytearray(PIECE_CHUNKS * CHUNK) for _ in range(2)]
-    sealed = [memoryview(bytearray(PIECE_CHUNKS * SEALED)) for _ in range(2)]
-    pv = [memoryview(b) for b in plain]
+    first = _buffer(FIRST_CHUNKS * CHUNK)
+    plain = [first]  # every plaintext buffer, wiped at the end
+    cur, out = memoryview(first), memoryview(_buffer(FIRST_CHUNKS * SEALED))
+    pairs: list[tuple[memoryview, memoryview]] = []
     pipe = _Pipe(src, dst)
-    total, i = 0, 0
+    total, k, used, done = 0, 0, 0, False
     try:
-        pipe.write(sealer.update(b""))  # salt and commitment
-        pipe.start_read(pv[0])
+        dst.write(sealer.update(b""))  # salt and commitment
+        n = _fill(src, cur)
+        used = n
         while True:
-            n = pipe.read_result()
-            end = n < len(pv[i])
-            if not end:
-                pipe.start_read(pv[1 - i])
+            end = n < len(cur)
+            if not end:  # read the next piece while this one is sealed
+                if not pairs:
+                    plain += [_buffer(PIECE_CHUNKS * CHUNK) for _ in range(2)]
+                    pairs = [
+                        (memoryview(p), memoryview(_buffer(PIECE_CHUNKS * SEALED)))
+                        for p in plain[1:]
+                    ]
+                nxt, nxt_out = pairs[k % 2]
+                pipe.start_read(nxt)
             full = n // CHUNK
+            sealed = out[: full * SEALED]
             if full:
-                sealer.seal_chunks(pv[i][: full * CHUNK], sealed[i][: full * SEALED], threads)
-                pipe.write(sealed[i][: full * SEALED])
+                sealer.seal_chunks(cur[: full * CHUNK], sealed, threads)
             total += n
             if progress and n:
                 progress(n)
             if end:  # the rest is the final, short chunk
-                last = sealer.update(pv[i][full * CHUNK : n]) + sealer.finalize()
-                pipe.write(last)
-                pipe.flush()
+                last = sealer.update(cur[full * CHUNK : n]) + sealer.finalize()
+                pipe.write_last(sealed, last)
+                done = True
                 return total
-            i = 1 - i
+            pipe.write(sealed)
+            n = pipe.read_result()
+            used = max(used, n)
+            cur, out, k = nxt, nxt_out, k + 1
     finally:
         pipe.close()
-        for b in plain:  # plaintext does not linger in freed memory
-            b[:] = bytes(len(b))
+        _wipe(plain, used if done else max(map(len, plain)))  # after an error: all of it
 
 
 def open_stream(
@@ -163,43 +206,50 @@ def open_stream(
     """
     opener = _native.StreamOpener(bytes(input_key), context)
     # Each input buffer keeps SEALED bytes in front for the piece carried over.
-    bufs = [memoryview(bytearray((PIECE_CHUNKS + 1) * SEALED)) for _ in range(2)]
-    plain = [bytearray(PIECE_CHUNKS * CHUNK) for _ in range(2)]
-    pv = [memoryview(b) for b in plain]
+    first = _buffer(FIRST_CHUNKS * CHUNK)
+    plain = [first]
+    cur, out = memoryview(_buffer((FIRST_CHUNKS + 1) * SEALED)), memoryview(first)
+    pairs: list[tuple[memoryview, memoryview]] = []
     pipe = _Pipe(src, dst)
-    total, i, lo, first = 0, 0, SEALED, True
+    total, k, lo, at_start, used, done = 0, 0, SEALED, True, 0, False
     try:
-        pipe.start_read(bufs[0][SEALED:])
+        got = _fill(src, cur[SEALED:])
         while True:
-            got = pipe.read_result()
-            end = got < PIECE_CHUNKS * SEALED
+            end = got < len(cur) - SEALED
             if not end:
-                pipe.start_read(bufs[1 - i][SEALED:])
+                if not pairs:
+                    plain += [_buffer(PIECE_CHUNKS * CHUNK) for _ in range(2)]
+                    pairs = [
+                        (memoryview(_buffer((PIECE_CHUNKS + 1) * SEALED)), memoryview(p))
+                        for p in plain[1:]
+                    ]
+                nxt, nxt_out = pairs[k % 2]
+                pipe.start_read(nxt[SEALED:])
             if progress and got:
                 progress(got)
-            cur, hi = bufs[i], SEALED + got
-            if first:  # the commitment is checked once its 56 bytes are there
+            hi = SEALED + got
+            if at_start:  # the commitment is checked once its 56 bytes are there
                 take = min(PREFIX, hi - lo)
                 opener.update(cur[lo : lo + take])
-                lo, first = lo + take, False
+                lo, at_start = lo + take, False
             whole = (hi - lo - 1) // SEALED if hi > lo else 0
-            opened = pv[i][: whole * CHUNK]
+            opened = out[: whole * CHUNK]
+            used = max(used, whole * CHUNK)
             if whole:
                 opener.open_chunks(cur[lo : lo + whole * SEALED], opened, threads)
                 lo += whole * SEALED
             rest = cur[lo:hi]
             if end:
                 last = opener.update(rest) + opener.finalize()
-                pipe.write(opened)
-                pipe.write(last)
-                pipe.flush()
+                pipe.write_last(opened, last)
+                done = True
                 return total + len(opened) + len(last)
             pipe.write(opened)
             total += len(opened)
-            nxt = bufs[1 - i]
             nxt[SEALED - len(rest) : SEALED] = rest
-            i, lo = 1 - i, SEALED - len(rest)
+            lo = SEALED - len(rest)
+            got = pipe.read_result()
+            cur, out, k = nxt, nxt_out, k + 1
     finally:
         pipe.close()
-        for b in plain:
-            b[:] = bytes(len(b))
+        _wipe(plain, used if done else max(map(len, plain)))  # after an error: all of it
