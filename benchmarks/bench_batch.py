@@ -216,6 +216,11 @@ def run(quick: bool) -> Any:
     )
     for size in sizes:
         results = measure(size, n if size <= 1024 else n // 4, esdk_n, repeat, CASES)
+        missing = sorted(set(CASES) - {r["case"] for r in results})
+        if missing:
+            suite.notes.append(
+                f"{size} B: not measured (not installed or failed): {', '.join(missing)}"
+            )
         base = next((r for r in results if r["case"] == "cryptography"), None)
         table = Table(
             f"{size}-byte records",
