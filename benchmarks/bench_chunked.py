@@ -21,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from benchmarks.machine import describe
+from benchmarks.machine import describe, versions
+from benchmarks.report import Plot, Suite, Table
 from envelope import chunked
 
 
@@ -34,15 +35,8 @@ def best_seconds(fn: Callable[[], object], repeat: int) -> float:
     return best
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--mib", type=int, default=256)
-    ap.add_argument("--repeat", type=int, default=7)
-    args = ap.parse_args()
-
-    n = args.mib << 20
+def measure(n: int, repeat: int) -> list[tuple[str, float]]:
+    """(operation, best seconds) rows for one message of ``n`` bytes (a multiple of 1 MiB)."""
     msg = os.urandom(n)
     key, ctx = os.urandom(32), b"bench"
     ct = chunked.encrypt(key, msg, ctx)
@@ -71,38 +65,34 @@ def main() -> None:
     rows: list[tuple[str, float]] = [
         (
             "copy into a fresh buffer (bytes(memoryview))",
-            best_seconds(lambda: memoryview(msg).tobytes(), args.repeat),
+            best_seconds(lambda: memoryview(msg).tobytes(), repeat),
         ),
-        ("copy into a reused buffer", best_seconds(copy_reused, args.repeat)),
-        ("cryptography AESGCM, 1 MiB chunks, seal", best_seconds(gcm_seal, args.repeat)),
-        ("cryptography AESGCM, 1 MiB chunks, open", best_seconds(gcm_open, args.repeat)),
+        ("copy into a reused buffer", best_seconds(copy_reused, repeat)),
+        ("cryptography AESGCM, 1 MiB chunks, seal", best_seconds(gcm_seal, repeat)),
+        ("cryptography AESGCM, 1 MiB chunks, open", best_seconds(gcm_open, repeat)),
     ]
     for threads in (1, 2):
         rows += [
             (
                 f"envelope seal, {threads} thread(s), fresh buffer",
-                best_seconds(
-                    lambda t=threads: chunked.encrypt(key, msg, ctx, threads=t), args.repeat
-                ),
+                best_seconds(lambda t=threads: chunked.encrypt(key, msg, ctx, threads=t), repeat),
             ),
             (
                 f"envelope seal, {threads} thread(s), reused buffer",
                 best_seconds(
                     lambda t=threads: chunked.encrypt_into(key, msg, ctx, sealed_out, threads=t),
-                    args.repeat,
+                    repeat,
                 ),
             ),
             (
                 f"envelope open, {threads} thread(s), fresh buffer",
-                best_seconds(
-                    lambda t=threads: chunked.decrypt(key, ct, ctx, threads=t), args.repeat
-                ),
+                best_seconds(lambda t=threads: chunked.decrypt(key, ct, ctx, threads=t), repeat),
             ),
             (
                 f"envelope open, {threads} thread(s), reused buffer",
                 best_seconds(
                     lambda t=threads: chunked.decrypt_into(key, ct, ctx, opened_out, threads=t),
-                    args.repeat,
+                    repeat,
                 ),
             ),
         ]
@@ -118,9 +108,43 @@ def main() -> None:
     rows.append(
         (
             "envelope seal, 1 thread, 1 MiB messages into one reused buffer (in cache)",
-            best_seconds(hot_seal, args.repeat),
+            best_seconds(hot_seal, repeat),
         )
     )
+    return rows
+
+
+def run(quick: bool) -> Suite:
+    """Runner entry point: every row at several message sizes."""
+    sizes_mib = [1, 4] if quick else [1, 16, 64, 256]
+    repeat = 1 if quick else 5
+    suite = Suite(
+        "chunked",
+        "Cobblestone-256 on one large message",
+        packages=versions("envelope-kms", "cryptography"),
+    )
+    plot = Plot("chunked", "One message: throughput vs message size", "message bytes", "GB/s")
+    for mib in sizes_mib:
+        n = mib << 20
+        rows = measure(n, repeat)
+        table = Table(f"{mib} MiB message", ["operation", "GB/s", "time vs fresh copy"])
+        for name, secs in rows:
+            table.rows.append([name, n / secs / 1e9, f"{secs / rows[0][1]:.2f}x"])
+            plot.series.setdefault(name, []).append((n, n / secs / 1e9))
+        suite.tables.append(table)
+    suite.plots.append(plot)
+    return suite
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--mib", type=int, default=256)
+    ap.add_argument("--repeat", type=int, default=7)
+    args = ap.parse_args()
+    n = args.mib << 20
+    rows = measure(n, args.repeat)
     fresh_copy = rows[0][1]
     print(f"machine: {describe('envelope-kms', 'cryptography')}")
     print(f"message: {args.mib} MiB, best of {args.repeat}\n")

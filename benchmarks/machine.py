@@ -19,14 +19,19 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def describe(*packages: str) -> str:
-    versions = []
+def versions(*packages: str) -> list[str]:
+    """``"name version"`` (or ``"name (not installed)"``) per package."""
+    out = []
     for p in packages:
         try:
-            versions.append(f"{p} {version(p)}")
+            out.append(f"{p} {version(p)}")
         except PackageNotFoundError:
-            versions.append(f"{p} (not installed)")
+            out.append(f"{p} (not installed)")
+    return out
+
+
+def describe(*packages: str) -> str:
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {sys.version.split()[0]}; " + ", ".join(versions)
+        f"Python {sys.version.split()[0]}; " + ", ".join(versions(*packages))
     )

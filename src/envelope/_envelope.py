@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from envelope import _batch as batch
 from envelope import _native, chunked
+from envelope import _streams as streams
 from envelope._batch import BatchHeader, EncryptedBatch
 from envelope._document_keys import DocumentKeys
-from envelope._files import STREAM_PIECE, Progress, copy_through, open_input, output
+from envelope._files import STREAM_PIECE, Progress, open_input, output
 from envelope._format.context import Context, canonical_context
 from envelope._format.message import (
     Header,
@@ -181,9 +182,10 @@ class Envelope(DocumentKeys):
             KeyUnavailableError: ``key_ref`` names no stored key.
             ValueError, TypeError: the context is invalid (see ``canonical_context``).
         """
-        header_bytes, digest, input_key = self._keys.new_message(
-            canonical_context(context), memoryview(data).nbytes, key_ref
-        )
+        ctx, size = canonical_context(context), memoryview(data).nbytes
+        if self._keys.cache is not None and key_ref is None:
+            return self._keys.cached_sealer(ctx, size).seal(data, chunked.new_salt(), self._threads)
+        header_bytes, digest, input_key = self._keys.new_message(ctx, size, key_ref)
         try:
             out = _native.cobblestone_seal(
                 bytes(input_key),
@@ -225,6 +227,9 @@ class Envelope(DocumentKeys):
         """
         expected = _expected(context, any_context)
         view = memoryview(blob).cast("B")
+        if self._keys.cache is not None:
+            offset, opener = self._keys.cached_opener(view, expected)
+            return opener.open(view, offset, self._threads)
         offset, digest, input_key = self._keys.open_message(view, expected)
         try:
             out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)
@@ -371,11 +376,12 @@ class Envelope(DocumentKeys):
             canonical_context(context), None, key_ref
         )
         try:
-            enc = chunked.Encryptor(input_key, digest)
+            dst.write(header_bytes)
+            return streams.seal_stream(
+                input_key, digest, src, dst, threads=self._threads, progress=progress
+            )
         finally:
             wipe(input_key)
-        dst.write(header_bytes)
-        return copy_through(enc, src, dst, progress)[0]
 
     def decrypt_stream(
         self,
@@ -404,11 +410,12 @@ class Envelope(DocumentKeys):
         prefix = read_exactly(src, _native.PREFIX_LEN)  # salt and key commitment
         digest, input_key = self._keys.open_header(header, expected, prefix)
         try:
-            dec = chunked.Decryptor(input_key, digest)
+            source = cast(BinaryIO, streams.Prepended(prefix, src))
+            return streams.open_stream(
+                input_key, digest, source, dst, threads=self._threads, progress=progress
+            )
         finally:
             wipe(input_key)
-        dst.write(dec.update(prefix))
-        return copy_through(dec, src, dst, progress)[1]
 
     # -- files ------------------------------------------------------------------------
 

@@ -117,6 +117,27 @@ def test_tampered_input_writes_nothing(home: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().out == ""
 
 
+def test_decrypt_to_stdout_streams_and_reports_a_late_failure(
+    home: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    data = os.urandom(9 * 1024 * 1024 + 7)  # more than two 4 MiB pieces
+    Path("secret.txt").write_bytes(data)
+    assert encrypt() == 0
+    capsysbinary.readouterr()
+    assert (
+        cli.run(["decrypt", "secret.env", "--cluster-secret", "cluster.key", "--any-context"]) == 0
+    )
+    assert capsysbinary.readouterr().out == data
+    blob = bytearray(Path("secret.env").read_bytes())
+    blob[-5] ^= 1  # the final chunk: earlier pieces authenticate and are released
+    Path("bad.env").write_bytes(bytes(blob))
+    code = cli.run(["decrypt", "bad.env", "--cluster-secret", "cluster.key", "--any-context"])
+    assert code == ExitCode.DECRYPT
+    captured = capsysbinary.readouterr()
+    assert 0 < len(captured.out) < len(data) and data.startswith(captured.out)
+    assert b"discard that output" in captured.err and b"Traceback" not in captured.err
+
+
 def test_wrong_context(home: Path) -> None:
     assert encrypt() == 0
     code = cli.run(

@@ -21,6 +21,7 @@ from envelope import (
 )
 from envelope._format.message import body_context, parse_header
 from envelope._keys.derive import derive_input_key
+from envelope._streams import PIECE_CHUNKS
 from envelope.kms._types import WrappedKey
 
 CTX = {"service": "billing", "env": "prod"}
@@ -178,7 +179,7 @@ def test_stream_round_trip_and_constant_pieces(env: Envelope) -> None:
     enc, dec = io.BytesIO(), io.BytesIO()
     seen: list[int] = []
     assert env.encrypt_stream(io.BytesIO(data), enc, CTX, progress=seen.append) == len(data)
-    assert max(seen) <= 64 * 16384 and sum(seen) == len(data)
+    assert max(seen) <= PIECE_CHUNKS * 16384 and sum(seen) == len(data)  # constant memory
     assert (
         env.decrypt(enc.getvalue(), any_context=True) == data
     )  # stream and one-shot formats are the same

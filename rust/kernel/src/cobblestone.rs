@@ -76,6 +76,62 @@ pub(crate) fn open_chunk(
     keys.open_to(index, &[], ct, tag, out)
 }
 
+/// Seals whole chunks: `plaintext` (a multiple of [`CHUNK_LEN`]) into `out`
+/// (as many [`SEALED_CHUNK_LEN`] pieces), the first one as chunk `first`.
+/// Spread over `threads` workers (0 = all cores) when there are enough chunks.
+pub(crate) fn seal_chunks(
+    keys: &KeySchedule,
+    first: u64,
+    plaintext: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let seal_one = |(i, (dst, src)): (usize, (&mut [u8], &[u8]))| {
+        seal_chunk_to(keys, first + i as u64, src, dst)
+    };
+    if plaintext.len() >= PARALLEL_MIN_CHUNKS * CHUNK_LEN && threads != 1 {
+        parallel::run(threads, || {
+            out.par_chunks_mut(SEALED_CHUNK_LEN)
+                .zip(plaintext.par_chunks(CHUNK_LEN))
+                .enumerate()
+                .with_min_len(CHUNKS_PER_TASK)
+                .try_for_each(seal_one)
+        })
+    } else {
+        out.chunks_mut(SEALED_CHUNK_LEN)
+            .zip(plaintext.chunks(CHUNK_LEN))
+            .enumerate()
+            .try_for_each(seal_one)
+    }
+}
+
+/// Opens whole chunks: `ciphertext` (a multiple of [`SEALED_CHUNK_LEN`]) into `out`
+/// (as many [`CHUNK_LEN`] pieces), the first one as chunk `first`.
+pub(crate) fn open_chunks(
+    keys: &KeySchedule,
+    first: u64,
+    ciphertext: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    let open_one =
+        |(i, (dst, src)): (usize, (&mut [u8], &[u8]))| open_chunk(keys, first + i as u64, src, dst);
+    if out.len() >= PARALLEL_MIN_CHUNKS * CHUNK_LEN && threads != 1 {
+        parallel::run(threads, || {
+            out.par_chunks_mut(CHUNK_LEN)
+                .zip(ciphertext.par_chunks(SEALED_CHUNK_LEN))
+                .enumerate()
+                .with_min_len(CHUNKS_PER_TASK)
+                .try_for_each(open_one)
+        })
+    } else {
+        out.chunks_mut(CHUNK_LEN)
+            .zip(ciphertext.chunks(SEALED_CHUNK_LEN))
+            .enumerate()
+            .try_for_each(open_one)
+    }
+}
+
 /// Derives the message's key schedule and the commitment for `(input_key, salt, context)`.
 pub(crate) fn derive(
     input_key: &[u8],
@@ -160,25 +216,7 @@ pub fn seal_into(
     let (pt_full, pt_last) = plaintext.split_at(full * CHUNK_LEN);
     let (out_full, out_last) = out[PREFIX_LEN..].split_at_mut(full * SEALED_CHUNK_LEN);
 
-    let seal_one = |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| {
-        seal_chunk_to(&keys, index as u64, src, dst)
-    };
-    if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
-        parallel::run(threads, || {
-            out_full
-                .par_chunks_mut(SEALED_CHUNK_LEN)
-                .zip(pt_full.par_chunks(CHUNK_LEN))
-                .enumerate()
-                .with_min_len(CHUNKS_PER_TASK)
-                .try_for_each(seal_one)
-        })?;
-    } else {
-        out_full
-            .chunks_mut(SEALED_CHUNK_LEN)
-            .zip(pt_full.chunks(CHUNK_LEN))
-            .enumerate()
-            .try_for_each(seal_one)?;
-    }
+    seal_chunks(&keys, 0, pt_full, out_full, threads)?;
     seal_chunk_to(&keys, full as u64, pt_last, out_last)
 }
 
@@ -239,25 +277,7 @@ fn open_checked(
     let (ct_full, ct_last) = ciphertext[PREFIX_LEN..].split_at(full * SEALED_CHUNK_LEN);
     let (out_full, out_last) = out.split_at_mut(full * CHUNK_LEN);
 
-    let open_one = |(index, (dst, src)): (usize, (&mut [u8], &[u8]))| {
-        open_chunk(&keys, index as u64, src, dst)
-    };
-    if full >= PARALLEL_MIN_CHUNKS && threads != 1 {
-        parallel::run(threads, || {
-            out_full
-                .par_chunks_mut(CHUNK_LEN)
-                .zip(ct_full.par_chunks(SEALED_CHUNK_LEN))
-                .enumerate()
-                .with_min_len(CHUNKS_PER_TASK)
-                .try_for_each(open_one)
-        })?;
-    } else {
-        out_full
-            .chunks_mut(CHUNK_LEN)
-            .zip(ct_full.chunks(SEALED_CHUNK_LEN))
-            .enumerate()
-            .try_for_each(open_one)?;
-    }
+    open_chunks(&keys, 0, ct_full, out_full, threads)?;
     open_chunk(&keys, full as u64, ct_last, out_last)
 }
 

@@ -32,6 +32,8 @@ pub enum Error {
     TooManyRecords,
     /// The stream was already finalized, or failed before.
     StreamClosed,
+    /// A whole-chunk stream call while a partial chunk is buffered or the prefix is pending.
+    StreamUnaligned,
     /// The underlying library refused an operation that cannot fail on valid input.
     Internal,
 }
@@ -54,6 +56,9 @@ impl fmt::Display for Error {
             Error::AadCount => f.write_str("aad must have exactly one entry per record"),
             Error::TooManyRecords => f.write_str("a batch holds at most 2^32 records"),
             Error::StreamClosed => f.write_str("the stream is finalized or has failed"),
+            Error::StreamUnaligned => f.write_str(
+                "whole-chunk stream calls need the prefix taken and no partial chunk buffered",
+            ),
             Error::Internal => f.write_str("internal cryptographic error"),
         }
     }

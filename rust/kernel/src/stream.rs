@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::aead::TAG_LEN;
 use crate::cobblestone::{
-    derive, derive_and_verify, open_chunk, seal_chunk, CHUNK_LEN, PREFIX_LEN, SEALED_CHUNK_LEN,
+    self, derive, derive_and_verify, open_chunk, seal_chunk, CHUNK_LEN, PREFIX_LEN,
+    SEALED_CHUNK_LEN,
 };
 use crate::kdf::{KeySchedule, SALT_LEN};
 use crate::Error;
@@ -82,6 +83,46 @@ impl StreamSealer {
         result?;
         self.index += 1;
         self.buf.clear();
+        Ok(())
+    }
+
+    /// Seals whole chunks into a caller's buffer, on `threads` workers (0 = all cores):
+    /// `plaintext` is a multiple of [`CHUNK_LEN`] and `out` exactly as many sealed chunks.
+    ///
+    /// For streams read in large aligned pieces: the prefix must already have been
+    /// taken (an [`StreamSealer::update`] with no data) and no partial chunk buffered.
+    /// A full chunk is never the final one, so [`StreamSealer::finish`] still ends the
+    /// message.
+    ///
+    /// # Errors
+    /// [`Error::StreamUnaligned`], [`Error::OutputLength`], [`Error::StreamClosed`],
+    /// [`Error::MessageTooLong`] (the stream is closed after the last two).
+    pub fn seal_chunks(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut [u8],
+        threads: usize,
+    ) -> Result<(), Error> {
+        if self.closed {
+            return Err(Error::StreamClosed);
+        }
+        if self.prefix.is_some() || !self.buf.is_empty() || plaintext.len() % CHUNK_LEN != 0 {
+            return Err(Error::StreamUnaligned);
+        }
+        let chunks = plaintext.len() / CHUNK_LEN;
+        let expected = chunks * SEALED_CHUNK_LEN;
+        if out.len() != expected {
+            return Err(Error::OutputLength {
+                expected,
+                actual: out.len(),
+            });
+        }
+        let result = cobblestone::seal_chunks(&self.keys, self.index, plaintext, out, threads);
+        if result.is_err() {
+            self.closed = true;
+        }
+        result?;
+        self.index += chunks as u64;
         Ok(())
     }
 
@@ -181,6 +222,50 @@ impl StreamOpener {
         Ok(())
     }
 
+    /// Opens whole chunks into a caller's buffer, on `threads` workers (0 = all cores):
+    /// `ciphertext` is a multiple of [`SEALED_CHUNK_LEN`] and `out` exactly as many
+    /// plaintext chunks.
+    ///
+    /// The prefix must have been fed (and verified) already and no partial chunk be
+    /// buffered. Every chunk here has full size and so is never the final chunk: what
+    /// this writes is authenticated, and a stream that stops after it still fails at
+    /// [`StreamOpener::finish`]. On failure `out` is zeroed and the opener fails for good.
+    ///
+    /// # Errors
+    /// [`Error::Decrypt`] (now or after an earlier failure), [`Error::StreamUnaligned`],
+    /// [`Error::OutputLength`], [`Error::StreamClosed`].
+    pub fn open_chunks(
+        &mut self,
+        ciphertext: &[u8],
+        out: &mut [u8],
+        threads: usize,
+    ) -> Result<(), Error> {
+        let keys = match &self.state {
+            OpenerState::Chunks(keys) => keys,
+            OpenerState::Failed => return Err(Error::Decrypt),
+            OpenerState::Done => return Err(Error::StreamClosed),
+            OpenerState::Prefix { .. } => return Err(Error::StreamUnaligned),
+        };
+        if !self.buf.is_empty() || ciphertext.len() % SEALED_CHUNK_LEN != 0 {
+            return Err(Error::StreamUnaligned);
+        }
+        let chunks = ciphertext.len() / SEALED_CHUNK_LEN;
+        let expected = chunks * CHUNK_LEN;
+        if out.len() != expected {
+            return Err(Error::OutputLength {
+                expected,
+                actual: out.len(),
+            });
+        }
+        if let Err(e) = cobblestone::open_chunks(keys, self.index, ciphertext, out, threads) {
+            out.fill(0);
+            self.fail();
+            return Err(e);
+        }
+        self.index += chunks as u64;
+        Ok(())
+    }
+
     fn fail(&mut self) {
         self.state = OpenerState::Failed;
         self.buf = Vec::new();
@@ -276,6 +361,61 @@ mod tests {
         assert_eq!(o.finish(&mut pt), Err(Error::Decrypt));
         assert_eq!(o.update(b"more", &mut pt), Err(Error::Decrypt));
         assert_eq!(pt.len(), CHUNK_LEN);
+    }
+
+    #[test]
+    fn whole_chunk_calls_match_the_one_shot_message() {
+        let key = [5u8; 32];
+        let salt = [6u8; 24];
+        let msg: Vec<u8> = (0..(40 * CHUNK_LEN + 99)).map(|i| (i * 7) as u8).collect();
+        let expected = cobblestone::seal(&key, &salt, b"c", &msg, 1).unwrap();
+        let mut s = StreamSealer::new(&key, &salt, b"c").unwrap();
+        let mut ct = Vec::new();
+        let mut chunk = vec![0u8; 20 * SEALED_CHUNK_LEN];
+        assert_eq!(
+            s.seal_chunks(&msg[..20 * CHUNK_LEN], &mut chunk, 0),
+            Err(Error::StreamUnaligned)
+        ); // prefix not taken yet
+        s.update(b"", &mut ct).unwrap();
+        for piece in msg[..40 * CHUNK_LEN].chunks(20 * CHUNK_LEN) {
+            s.seal_chunks(piece, &mut chunk, 0).unwrap();
+            ct.extend_from_slice(&chunk);
+        }
+        s.update(&msg[40 * CHUNK_LEN..], &mut ct).unwrap();
+        s.finish(&mut ct).unwrap();
+        assert_eq!(ct, expected);
+
+        let mut o = StreamOpener::new(&key, b"c");
+        let mut pt = Vec::new();
+        o.update(&ct[..PREFIX_LEN], &mut pt).unwrap();
+        let mut out = vec![0u8; 40 * CHUNK_LEN];
+        o.open_chunks(
+            &ct[PREFIX_LEN..PREFIX_LEN + 40 * SEALED_CHUNK_LEN],
+            &mut out,
+            0,
+        )
+        .unwrap();
+        o.update(&ct[PREFIX_LEN + 40 * SEALED_CHUNK_LEN..], &mut pt)
+            .unwrap();
+        o.finish(&mut pt).unwrap();
+        out.extend_from_slice(&pt);
+        assert_eq!(out, msg);
+    }
+
+    #[test]
+    fn whole_chunk_open_failure_zeroes_and_sticks() {
+        let key = [5u8; 32];
+        let msg = vec![3u8; 20 * CHUNK_LEN + 1];
+        let mut ct = cobblestone::seal(&key, &[0u8; 24], b"", &msg, 1).unwrap();
+        ct[PREFIX_LEN + 17 * SEALED_CHUNK_LEN] ^= 1;
+        let mut o = StreamOpener::new(&key, b"");
+        o.update(&ct[..PREFIX_LEN], &mut Vec::new()).unwrap();
+        let mut out = vec![0u8; 20 * CHUNK_LEN];
+        let body = &ct[PREFIX_LEN..PREFIX_LEN + 20 * SEALED_CHUNK_LEN];
+        assert_eq!(o.open_chunks(body, &mut out, 0), Err(Error::Decrypt));
+        assert!(out.iter().all(|&b| b == 0));
+        assert_eq!(o.open_chunks(body, &mut out, 0), Err(Error::Decrypt));
+        assert_eq!(o.finish(&mut Vec::new()), Err(Error::Decrypt));
     }
 
     #[test]

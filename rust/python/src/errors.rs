@@ -53,6 +53,8 @@ pub(crate) enum Invalid {
     RecordNotBytesLike,
     /// A list item is not C-contiguous.
     RecordNotContiguous,
+    /// The input and output buffers share memory.
+    BuffersOverlap,
 }
 
 impl Invalid {
@@ -68,6 +70,7 @@ impl Invalid {
             Invalid::RecordsNotList => "records must be a list, or a buffer with offsets",
             Invalid::RecordNotBytesLike => "every record must be a bytes-like object",
             Invalid::RecordNotContiguous => "records must be C-contiguous",
+            Invalid::BuffersOverlap => "data and out must not overlap",
         }
     }
 }

@@ -9,6 +9,9 @@ use pyo3::types::PyBytes;
 
 use crate::errors::to_py;
 
+/// Below this many bytes the work runs without releasing the GIL.
+pub(crate) const DETACH_MIN: usize = 64 * 1024;
+
 /// Creates a `bytes` of `prefix.len() + body_len` bytes, copies `prefix` to its
 /// start and lets `fill` write the body with the GIL released. The memory is
 /// first touched by `threads` workers in parallel.
@@ -42,7 +45,7 @@ pub(crate) fn new_bytes<'py>(
             total,
         )
     };
-    py.detach(|| {
+    let run = || {
         zero_fill(uninit, threads);
         // SAFETY: `zero_fill` wrote every element of `uninit`, so all `total` bytes are
         // initialized u8 values; the `MaybeUninit` view is not used again.
@@ -51,7 +54,13 @@ pub(crate) fn new_bytes<'py>(
         let (head, body) = buf.split_at_mut(prefix.len());
         head.copy_from_slice(prefix);
         fill(body)
-    })
+    };
+    // Releasing and retaking the GIL costs more than sealing a small message.
+    if total >= DETACH_MIN {
+        py.detach(run)
+    } else {
+        run()
+    }
     .map_err(|e| to_py(py, e))?;
     // SAFETY: `obj` was created by PyBytes_FromStringAndSize above, so it is a bytes object.
     Ok(unsafe { obj.cast_into_unchecked::<PyBytes>() })

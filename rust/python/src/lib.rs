@@ -13,6 +13,7 @@ mod batch;
 mod buffers;
 mod errors;
 mod fresh;
+mod message;
 mod streams;
 
 use envelope_kernel::{aead, cobblestone};
@@ -128,7 +129,12 @@ fn write_out<'py>(
                 return Err(Invalid::OutOverlapsInput.into());
             }
             let dst = out.as_mut_slice();
-            py.detach(|| fill(dst)).map_err(|e| to_py(py, e))?;
+            if dst.len() >= fresh::DETACH_MIN {
+                py.detach(|| fill(dst))
+            } else {
+                fill(dst)
+            }
+            .map_err(|e| to_py(py, e))?;
             Ok(None)
         }
         None => {
@@ -155,6 +161,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECORD_OVERHEAD", envelope_kernel::batch::RECORD_OVERHEAD)?;
     m.add("MAX_BATCH_RECORDS", envelope_kernel::batch::MAX_RECORDS)?;
     m.add_class::<batch::BatchCipher>()?;
+    m.add_class::<message::MessageSealer>()?;
+    m.add_class::<message::MessageOpener>()?;
     m.add_class::<streams::StreamSealer>()?;
     m.add_class::<streams::StreamOpener>()?;
     Ok(())

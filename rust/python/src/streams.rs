@@ -4,8 +4,8 @@ use envelope_kernel::{cobblestone, stream};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use crate::buffers::ReadBuffer;
-use crate::errors::to_py;
+use crate::buffers::{ReadBuffer, WriteBuffer};
+use crate::errors::{to_py, Invalid};
 
 /// Above this many bytes per call, the GIL is released while sealing/opening.
 const DETACH_MIN: usize = 64 * 1024;
@@ -28,6 +28,25 @@ fn feed<'py>(
     };
     result.map_err(|e| to_py(py, e))?;
     Ok(PyBytes::new(py, &out))
+}
+
+/// Runs a whole-chunk step from `data` into the caller's writable `out` with the GIL
+/// released (the two buffers must not overlap).
+fn feed_into<'py>(
+    py: Python<'py>,
+    data: &Bound<'py, PyAny>,
+    out: &Bound<'py, PyAny>,
+    step: impl FnOnce(&[u8], &mut [u8]) -> Result<(), envelope_kernel::Error> + Send,
+) -> PyResult<()> {
+    let data = ReadBuffer::get(data)?;
+    let mut out = WriteBuffer::get(out)?;
+    let src = data.as_slice();
+    let dst = out.as_mut_slice();
+    let (s, d) = (src.as_ptr() as usize, dst.as_ptr() as usize);
+    if !src.is_empty() && !dst.is_empty() && s < d + dst.len() && d < s + src.len() {
+        return Err(Invalid::BuffersOverlap.into());
+    }
+    py.detach(|| step(src, dst)).map_err(|e| to_py(py, e))
 }
 
 /// Encrypts a Cobblestone-256 message piece by piece.
@@ -55,6 +74,21 @@ impl StreamSealer {
         feed(py, data, cobblestone::SEALED_CHUNK_LEN, |d, out| {
             inner.update(d, out)
         })
+    }
+
+    /// Seals whole chunks of `data` (a multiple of CHUNK_LEN) into `out` (as many sealed
+    /// chunks) on `threads` workers; needs the prefix taken (`update(b"")`) and no
+    /// partial chunk buffered.
+    #[pyo3(signature = (data, out, threads=0))]
+    fn seal_chunks<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        out: &Bound<'py, PyAny>,
+        threads: usize,
+    ) -> PyResult<()> {
+        let inner = &mut self.inner;
+        feed_into(py, data, out, |d, o| inner.seal_chunks(d, o, threads))
     }
 
     /// Returns the final chunk; the sealer cannot be used afterwards.
@@ -90,6 +124,21 @@ impl StreamOpener {
         feed(py, data, cobblestone::CHUNK_LEN, |d, out| {
             inner.update(d, out)
         })
+    }
+
+    /// Opens whole chunks of `data` (a multiple of SEALED_CHUNK_LEN) into `out` (as many
+    /// plaintext chunks) on `threads` workers; needs the prefix fed and no partial chunk
+    /// buffered. On failure `out` is zeroed and `DecryptionError` raised.
+    #[pyo3(signature = (data, out, threads=0))]
+    fn open_chunks<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &Bound<'py, PyAny>,
+        out: &Bound<'py, PyAny>,
+        threads: usize,
+    ) -> PyResult<()> {
+        let inner = &mut self.inner;
+        feed_into(py, data, out, |d, o| inner.open_chunks(d, o, threads))
     }
 
     /// Authenticates the final chunk and returns its plaintext.

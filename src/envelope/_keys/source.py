@@ -20,6 +20,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 
+from envelope import _native
 from envelope._format.context import Context
 from envelope._format.message import (
     MAX_KEY_SLOTS,
@@ -183,65 +184,90 @@ class KeySource(SlotOpener):
         self, ctx: Context, nbytes: int | None = None, key_ref: str | None = None
     ) -> tuple[bytes, bytes, bytearray]:
         """Header bytes, body context and input key for a new message of ``nbytes``
-        plaintext bytes (None: unknown, as for a stream, which bypasses the cache).
-
-        With a cache and no ``key_ref`` the whole prefix is reused within the cache's
-        limits; each message still draws its own salt, hence its own key and nonces.
+        plaintext bytes (None: unknown, as for a stream). Never cached: with a cache,
+        one-shot messages go through :meth:`cached_sealer`.
 
         Raises:
             KmsError: no data key could be generated or unwrapped.
             ConfigError, KeyUnavailableError: ``key_ref`` is outside the key store or
                 names no stored key.
         """
-        if self.cache is not None and key_ref is None and nbytes is not None:
-            self._check_live()
-            (header_bytes, digest), input_key = self.cache.for_encryption(
-                ("message", self.identity(), ctx), nbytes, lambda: self._prefix(ctx)
-            )
-            return header_bytes, digest, input_key
         slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return encode_header(header), body_context(header), input_key
 
-    def _check_live(self) -> None:
-        """Raises ConfigError if the cluster secret was wiped (cached prefixes too)."""
-        if self.cluster is not None:
+    def cached_sealer(self, ctx: Context, nbytes: int) -> _native.MessageSealer:
+        """The sealer of new messages under ``ctx`` for this cache window: header, body
+        context and input key fixed, so a message is one native call. Each message
+        still draws its own salt, hence its own key and nonces (design.md).
+
+        Raises:
+            ConfigError: no cache is configured, or the cluster secret was wiped.
+            KmsError: as :meth:`new_message`.
+        """
+        cache = self._cache_or_fail()
+        sealer, key_copy = cache.for_encryption(
+            ("message", self.identity(), ctx), nbytes, lambda: self._sealer(ctx)
+        )
+        wipe(key_copy)  # the sealer holds its own copy
+        return sealer
+
+    def _cache_or_fail(self) -> DataKeyCache:
+        if self.cache is None:
+            raise ConfigError("no data-key cache is configured")
+        if self.cluster is not None:  # a wiped part fails cached prefixes too
             for part in self.cluster.parts():
                 _ = part.material
+        return self.cache
 
-    def _prefix(self, ctx: Context) -> tuple[tuple[bytes, bytes], bytearray]:
-        """A new prefix to cache (no data-key cache under it)."""
+    def _sealer(self, ctx: Context) -> tuple[_native.MessageSealer, bytearray]:
         slots, split, input_key = self.fresh(ctx)
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        return (encode_header(header), body_context(header)), input_key
+        sealer = _native.MessageSealer(
+            bytes(input_key), body_context(header), encode_header(header)
+        )
+        return sealer, input_key
 
     def open_message(
         self, message: memoryview, expected: Context | None
     ) -> tuple[int, bytes, bytearray]:
-        """Body offset, body context and input key of ``message`` (a byte-format view),
-        cached by its header's bytes when there is a cache.
+        """Body offset, body context and input key of ``message`` (never cached: with a
+        cache, one-shot messages go through :meth:`cached_opener`).
 
         Raises:
             DecryptionError: ``expected`` differs from the message's context, or as
                 :meth:`data_key`. FormatError: not a message header.
             KeyUnavailableError, KmsError: as :meth:`input_key`.
         """
-        if self.cache is None:
-            header, offset = parse_header(message)
-            digest, input_key = self.open_header(header, expected, message[offset:])
-            return offset, digest, input_key
-        self._check_live()
-        offset = header_end(message)
-        raw = bytes(message[:offset])
-        (ctx, digest), input_key = self.cache.for_decryption_with(
-            ("message", self.identity(), raw), lambda: self._opened(raw, message[offset:])
-        )
-        if expected is not None and expected != ctx:
-            wipe(input_key)
-            raise DecryptionError()
+        header, offset = parse_header(message)
+        digest, input_key = self.open_header(header, expected, message[offset:])
         return offset, digest, input_key
 
-    def _opened(self, raw: bytes, body: memoryview) -> tuple[tuple[Context, bytes], bytearray]:
+    def cached_opener(
+        self, message: memoryview, expected: Context | None
+    ) -> tuple[int, _native.MessageOpener]:
+        """Body offset and the opener of ``message``'s bodies, cached by its header's
+        bytes (one native call per message within a cache window).
+
+        Raises:
+            ConfigError: no cache is configured, or the cluster secret was wiped.
+            DecryptionError, FormatError, KeyUnavailableError, KmsError: as
+                :meth:`open_message`.
+        """
+        cache = self._cache_or_fail()
+        offset = header_end(message)
+        raw = bytes(message[:offset])
+        (ctx, opener), key_copy = cache.for_decryption_with(
+            ("message", self.identity(), raw), lambda: self._opener(raw, message[offset:])
+        )
+        wipe(key_copy)  # the opener holds its own copy
+        if expected is not None and expected != ctx:
+            raise DecryptionError()
+        return offset, opener
+
+    def _opener(
+        self, raw: bytes, body: memoryview
+    ) -> tuple[tuple[Context, _native.MessageOpener], bytearray]:
         header, _ = parse_header(raw)
         digest = body_context(header)
         input_key = self.input_key(
@@ -252,7 +278,7 @@ class KeySource(SlotOpener):
             use_cache=False,
             accept=commitment_check(digest, body),
         )
-        return (header.context, digest), input_key
+        return (header.context, _native.MessageOpener(bytes(input_key), digest)), input_key
 
     def open_header(
         self, header: Header, expected: Context | None, body: bytes | memoryview | None = None

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from typing import BinaryIO, cast
 
 from envelope._atomic import atomic_output
 from envelope._exitcodes import ExitCode
@@ -25,6 +26,7 @@ from envelope.cli._common import (
     size,
 )
 from envelope.cli._progress import progress_bytes
+from envelope.errors import DecryptionError
 
 __all__ = ["register", "register_inspect"]
 
@@ -109,6 +111,18 @@ def cmd_encrypt(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+class _Counted:
+    """A binary writer that counts what it passed on."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw, self.count = raw, 0
+
+    def write(self, data: bytes | memoryview) -> int:
+        n = self._raw.write(data)
+        self.count += len(data)
+        return n
+
+
 def cmd_decrypt(args: argparse.Namespace) -> int:
     env = make_envelope(args, cluster_secret(args, required=False))
     context = parse_context(args.context)
@@ -118,15 +132,25 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
     tick, done = progress_bytes(size(args.input), "decrypting", args.quiet)
     try:
         if args.output == "-":
-            # All or nothing on stdout too: authenticate the whole message first.
+            # Streamed in constant memory: only authenticated chunks reach stdout, and a
+            # message that fits in one piece is written only once it verified.
             src = open_in(args.input)
+            sink = _Counted(sys.stdout.buffer)
             try:
-                blob = src.read()
+                env.decrypt_stream(
+                    src, cast(BinaryIO, sink), context, progress=tick, any_context=any_context
+                )
+            except DecryptionError:
+                if not sink.count:
+                    raise
+                raise Fail(
+                    ExitCode.DECRYPT,
+                    f"decryption failed after {sink.count} authenticated bytes went to stdout: "
+                    "the message is truncated or tampered; discard that output",
+                ) from None
             finally:
                 if src is not sys.stdin.buffer:
                     src.close()
-            plaintext = env.decrypt(blob, context, any_context=any_context)
-            sys.stdout.buffer.write(plaintext)
             sys.stdout.buffer.flush()
         elif args.input == "-":
             with atomic_output(args.output, mode=args.mode) as out:
