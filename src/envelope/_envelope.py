@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from envelope import _batch as batch
@@ -12,7 +10,8 @@ from envelope import _native, chunked
 from envelope import _streams as streams
 from envelope._batch import BatchHeader, EncryptedBatch
 from envelope._document_keys import DocumentKeys
-from envelope._files import STREAM_PIECE, Progress, open_input, output
+from envelope._file_methods import FileMethods
+from envelope._files import Progress
 from envelope._format.context import Context, canonical_context
 from envelope._format.message import (
     Header,
@@ -50,7 +49,7 @@ def _expected(context: Mapping[str, str] | None, any_context: bool) -> Context |
     return () if context is None else canonical_context(context)
 
 
-class Envelope(DocumentKeys):
+class Envelope(DocumentKeys, FileMethods):
     """Encrypts under a fresh data key from ``kms``, split with ``cluster_secret``.
 
     Args:
@@ -416,64 +415,3 @@ class Envelope(DocumentKeys):
             )
         finally:
             wipe(input_key)
-
-    # -- files ------------------------------------------------------------------------
-
-    def encrypt_file(
-        self,
-        src: str | os.PathLike[str],
-        dst: str | os.PathLike[str],
-        context: Mapping[str, str] | None = None,
-        *,
-        mode: int = 0o600,
-        progress: Progress | None = None,
-        key_ref: str | None = None,
-    ) -> int:
-        """Encrypts file ``src`` into ``dst``, atomically (all or nothing) with ``mode``.
-
-        Raises:
-            ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
-            KmsError, ValueError: as :meth:`encrypt`.
-        """
-        with open_input(src) as f_in, output(dst, mode) as f_out:
-            return self.encrypt_stream(f_in, f_out, context, progress=progress, key_ref=key_ref)
-
-    def decrypt_file(
-        self,
-        src: str | os.PathLike[str],
-        dst: str | os.PathLike[str],
-        context: Mapping[str, str] | None = None,
-        *,
-        mode: int = 0o600,
-        progress: Progress | None = None,
-        any_context: bool = False,
-    ) -> int:
-        """Decrypts file ``src`` into ``dst`` atomically with ``mode`` (default 0600);
-        ``context``, ``any_context``: as :meth:`decrypt`.
-
-        ``dst`` appears only if the whole message authenticated; on any failure no
-        file, not even a partial one, is left behind.
-
-        Raises:
-            DecryptionError, KmsError: as :meth:`decrypt`.
-            ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
-        """
-        with open_input(src) as f_in, output(dst, mode) as f_out:
-            return self.decrypt_stream(
-                f_in, f_out, context, progress=progress, any_context=any_context
-            )
-
-    def rewrap_file(self, path: str | os.PathLike[str]) -> None:
-        """Rewraps the message in file ``path`` in place (atomically; body streamed).
-
-        Raises:
-            As :meth:`rewrap`; ConfigError if the file cannot be read or replaced.
-        """
-        target = Path(path)
-        with open_input(target) as f_in:
-            header = self._rewrapped(read_header(f_in))
-            mode = os.fstat(f_in.fileno()).st_mode & 0o777
-            with output(target, mode) as f_out:
-                f_out.write(encode_header(header))
-                while piece := f_in.read(STREAM_PIECE):
-                    f_out.write(piece)
