@@ -57,7 +57,7 @@ def measure(backend: Any, n: int, cache: DataKeyCache | None) -> dict[str, float
     reader = Envelope(kms, cache=DataKeyCache() if cache else None)
     t = time.perf_counter()
     for b in blobs:
-        reader.decrypt(b)
+        reader.decrypt(b, CTX)
     dec_s = time.perf_counter() - t
     return {
         "n": n,
@@ -107,7 +107,7 @@ def measure_all(n: int, uncached_n: int) -> list[tuple[str, dict[str, float], di
                 "AWS KMS (moto)": AwsKms(arn, endpoint_url=url, region="eu-west-1"),
             }
             for name, backend in backends.items():
-                Envelope(backend).decrypt(Envelope(backend).encrypt(MESSAGE, CTX))  # warm up
+                Envelope(backend).decrypt(Envelope(backend).encrypt(MESSAGE, CTX), CTX)  # warm up
                 plain = measure(backend, uncached_n, None)
                 cached = measure(backend, n, DataKeyCache())
                 rows.append((name, plain, cached))

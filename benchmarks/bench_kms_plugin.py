@@ -37,8 +37,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.openbao import OpenBao
-
 from benchmarks.machine import describe
 from envelope import DataKeyCache, Envelope, inspect
 from envelope.kms import KmsBackend, LocalKms
@@ -48,6 +46,7 @@ from envelope.plugin._proto import api_pb2
 from envelope.plugin._server import JsonLogFormatter
 from envelope.plugin._service import KmsService, _context, annotations_for
 from tests.support.kms_plugin import PluginProcess
+from tests.support.openbao import OpenBao
 
 
 def timed(n: int, call: Callable[[int], Any]) -> list[float]:
