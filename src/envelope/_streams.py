@@ -18,6 +18,7 @@ only after the final chunk verified, so short messages are all or nothing.
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import queue
@@ -138,6 +139,7 @@ class _Pipe:
         self._writer: _Worker | None = None
         self._read: Future[int] | None = None
         self._write: Future[object] | None = None
+        self._writing: object = None  # the buffer behind the write in flight
         # Reads overlap with crypto only from regular files: a read blocked on a FIFO,
         # pipe or terminal holds its stream's lock, so the main thread, unwinding on a
         # signal, could never close that stream. Those are read on the calling thread.
@@ -165,6 +167,7 @@ class _Pipe:
             if self._writer is None:
                 self._writer = _Worker("envelope-write")
             self._write = self._writer.submit(self._dst.write, view)
+            self._writing = view.obj if isinstance(view, memoryview) else None
 
     def write_last(self, *views: memoryview | bytes) -> None:
         """Writes on the calling thread once every queued write is done."""
@@ -175,16 +178,34 @@ class _Pipe:
 
     def flush(self) -> None:
         pending, self._write = self._write, None
+        self._writing = None
         if pending is not None:
             pending.result()
 
-    def close(self) -> None:
-        """Stops both threads. On success nothing is pending (the last read saw the end
-        and the last write ran on the caller's thread); on an error or a signal a
-        pending job is abandoned, not waited for: a read may be blocked for ever."""
+    def close(self, failure: BaseException | None) -> object:
+        """Stops both threads and returns the buffer a write still in flight reads from
+        (``None`` if there is none), which must then not be wiped: its bytes are on
+        their way to ``dst``.
+
+        On success nothing is pending (the last read saw the end and the last write
+        ran on the caller's thread). After an ordinary error (a chunk that failed to
+        authenticate) the write in flight is waited for: it holds authenticated
+        plaintext that precedes the failure, and its buffer is wiped next. On a signal
+        (an exception that is not an :class:`Exception`) it is abandoned, as is a
+        pending read: either may be blocked for ever on a pipe.
+        """
+        if isinstance(failure, Exception) and self._write is not None:
+            with contextlib.suppress(Exception):  # the first failure is the one raised
+                self.flush()
         for worker in (self._reader, self._writer):
             if worker is not None:
                 worker.stop()
+        return self._writing
+
+
+def _unused(buffers: list[mmap.mmap], in_flight: object) -> list[mmap.mmap]:
+    """The buffers no abandoned write still reads from."""
+    return [b for b in buffers if b is not in_flight]
 
 
 def _buffer(size: int) -> mmap.mmap:
@@ -224,6 +245,7 @@ def seal_stream(
     pairs: list[tuple[memoryview, memoryview]] = []
     pipe = _Pipe(src, dst)
     total, k, used, done = 0, 0, 0, False
+    failure: BaseException | None = None
     try:
         dst.write(sealer.update(b""))  # salt and commitment
         n = _fill(src, cur)
@@ -255,9 +277,13 @@ def seal_stream(
             n = pipe.read_result()
             used = max(used, n)
             cur, out, k = nxt, nxt_out, k + 1
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        pipe.close()
-        _wipe(plain, used if done else max(map(len, plain)))  # after an error: all of it
+        in_flight = pipe.close(failure)
+        # After an error, all of each buffer: how far it was used is not tracked then.
+        _wipe(_unused(plain, in_flight), used if done else max(map(len, plain)))
 
 
 def open_stream(
@@ -291,6 +317,7 @@ def open_stream(
     pairs: list[tuple[memoryview, memoryview]] = []
     pipe = _Pipe(src, dst)
     total, k, lo, at_start, used, done = 0, 0, SEALED, True, 0, False
+    failure: BaseException | None = None
     try:
         got = _fill(src, cur[SEALED:])
         while True:
@@ -329,6 +356,10 @@ def open_stream(
             lo = SEALED - len(rest)
             got = pipe.read_result()
             cur, out, k = nxt, nxt_out, k + 1
+    except BaseException as exc:
+        failure = exc
+        raise
     finally:
-        pipe.close()
-        _wipe(plain, used if done else max(map(len, plain)))  # after an error: all of it
+        in_flight = pipe.close(failure)
+        # After an error, all of each buffer: how far it was used is not tracked then.
+        _wipe(_unused(plain, in_flight), used if done else max(map(len, plain)))

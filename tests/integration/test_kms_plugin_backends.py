@@ -42,7 +42,10 @@ class RestartableMoto:
         self.server.start()
 
     def stop(self) -> None:
+        """Stops answering and closes the listening socket: connections are refused, as
+        from a KMS that is down (a hung one is SlowProxy's job)."""
         self.server.stop()
+        self.server._server.server_close()
 
 
 @pytest.fixture
@@ -195,7 +198,10 @@ def test_custodians_threshold_survives_one_down(
     )
     p = PluginProcess(
         tmp_path / "p",
-        ["--custodians", str(custodians), "--threshold", "2", "--probe-interval", "0.3"],
+        [
+            *("--custodians", str(custodians), "--threshold", "2"),
+            *("--probe-interval", "0.3", "--request-timeout", "2"),
+        ],
         env={"AWS_DEFAULT_REGION": "eu-west-1"},
     ).start()
     try:
@@ -208,11 +214,10 @@ def test_custodians_threshold_survives_one_down(
         moto_restartable.stop()
         p.wait_status(lambda s: s.healthz != "ok")
         # A plugin started while AWS is down (nothing cached): the two keyrings hold 2
-        # of the 3 shares, so it still decrypts.
-        # (the AWS share is tried first; botocore's retries may take seconds to give up)
+        # of the 3 shares, so it still decrypts (local shares are unwrapped first).
         q = PluginProcess(
             tmp_path / "q",
-            [*p.args, "--request-timeout", "25"],
+            p.args,
             env={"AWS_DEFAULT_REGION": "eu-west-1"},
         )
         q.start()
@@ -262,11 +267,7 @@ def test_hung_kms_blocks_neither_status_nor_cached_decrypt(tmp_path: Path, moto_
         proxy.slow.set()
         deadline = time.monotonic() + 60
         while True:
-            try:
-                healthz = p.status().healthz
-            except grpc.RpcError as exc:  # the call that started the probe hits its deadline
-                assert exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-                continue
+            healthz = p.status().healthz  # never an error: the probe's wait is bounded
             if "has not answered" in healthz:
                 break
             assert time.monotonic() < deadline, healthz

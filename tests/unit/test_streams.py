@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 
 import pytest
 
@@ -84,6 +85,23 @@ def test_truncation_fails_and_only_authenticated_plaintext_is_written(cut: int) 
         open_stream(KEY, CTX, io.BytesIO(ct[:cut]), back)
     written = back.getvalue()
     assert written == data[: len(written)]
+
+
+class SlowSink(io.BytesIO):
+    """A consumer that takes a while to copy each write, as a pipe's reader might."""
+
+    def write(self, b: object) -> int:
+        time.sleep(0.05)  # the failure is found meanwhile
+        return super().write(b)  # type: ignore[arg-type]
+
+
+def test_a_write_in_flight_at_a_failure_finishes_before_buffers_are_wiped() -> None:
+    data, ct = _ciphertext(2 * PIECE + 100)
+    back = SlowSink()
+    with pytest.raises(DecryptionError):
+        open_stream(KEY, CTX, io.BytesIO(ct[:-16]), back)
+    written = back.getvalue()
+    assert len(written) >= PIECE and written == data[: len(written)]
 
 
 def test_tampered_chunk_mid_stream_stops_before_it() -> None:

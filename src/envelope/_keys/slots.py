@@ -1,7 +1,8 @@
 """Acting on a message's key slots: which ones this configuration trusts, and the
 candidate data keys they yield, in the configured order (any-of: each trusted slot's
-key; k-of-n: each new k-subset of the shares unwrapped so far, bounded), each passed
-over when the caller's check (the body's key commitment) rejects it.
+key; k-of-n: each new k-subset of the shares unwrapped so far, bounded, local keyrings'
+shares first), each passed over when the caller's check (the body's key commitment)
+rejects it.
 
 :class:`SlotOpener` is the half of :class:`~envelope._keys.source.KeySource` that
 reads key slots; it is a separate module only to keep each file to one job.
@@ -20,7 +21,7 @@ from envelope._keys.stored import STORED_KEY_PROVIDER, slot_version
 from envelope._keys.threshold import combine_key
 from envelope.errors import DecryptionError, KeyUnavailableError, KmsError
 from envelope.keystore import KeyStore, StoredKey
-from envelope.kms import KmsBackend
+from envelope.kms import KmsBackend, LocalKms
 from envelope.kms._types import WrappedKey
 
 __all__ = ["MAX_SHARE_SUBSETS", "Accept", "SlotOpener", "wipe"]
@@ -108,7 +109,9 @@ class SlotOpener:
             raise DecryptionError()
         position = {id(s): i + 1 for i, s in enumerate(slots)}
         tried = 0
-        for backend, slot in trusted:
+        # Any k shares will do: local keyrings first (no network, never down), then
+        # the remote custodians in the configured order.
+        for backend, slot in sorted(trusted, key=lambda t: not isinstance(t[0], LocalKms)):
             if backend is None:
                 continue  # a key-store slot never holds a share
             try:

@@ -13,6 +13,7 @@ optionally split with a node-local cluster-secret part. See docs/kms-plugin.md.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 
 from envelope._keys.cluster import ClusterSecret
@@ -88,7 +89,14 @@ def start_plugin(
         request_timeout=request_timeout,
         kms_threads=workers,
     )
-    service.monitor.refresh()
+    # The first probe learns the KEK versions (part of key_id) before serving, but a
+    # KMS that is down delays serving by at most one request timeout: the probe goes
+    # on in the background, and Status says it has not answered.
+    first_probe = threading.Thread(
+        target=service.monitor.refresh, name="kms-first-probe", daemon=True
+    )
+    first_probe.start()
+    first_probe.join(request_timeout)
     server = PluginServer(
         service,
         path,

@@ -185,13 +185,7 @@ class KekMonitor:
             return health
         if not self._lock.acquire(blocking=False):
             waited = now - self._probe_started
-            if waited >= self.interval:
-                return Health(
-                    f"the KMS has not answered the health probe for {waited:.1f} s",
-                    health.key_id,
-                    health.checked_at,
-                )
-            return health
+            return self.unanswered(waited) if waited >= self.interval else health
         try:
             health = self._health
             if self._clock() - health.checked_at < self.interval:
@@ -199,6 +193,16 @@ class KekMonitor:
             return self._probe()
         finally:
             self._lock.release()
+
+    def unanswered(self, waited: float) -> Health:
+        """A healthz saying the probe has not answered within ``waited`` seconds (for a
+        caller that stops waiting for it), with the last known key id."""
+        health = self._health
+        return Health(
+            f"the KMS has not answered the health probe for {waited:.1f} s",
+            health.key_id,
+            health.checked_at,
+        )
 
     def _probe(self) -> Health:
         started = self._clock()
