@@ -154,9 +154,10 @@ def _slot(position: int, slot: KeySlot, ctx: Context) -> SlotRecovery:
     elif slot.provider == VaultTransit.provider_id:
         version = ciphertext_version(slot.wrapped)
         commands = _vault(slot, ctx, output)
+        mount, name = split_key_id(slot.key_id)
         note = (
-            f"`bao read -field=derived {split_key_id(slot.key_id)[0]}/keys/"
-            f"{split_key_id(slot.key_id)[1]}` says which; `vault` takes the same arguments"
+            f"`bao read -field=derived {shlex.quote(f'{mount}/keys/{name}')}` says which; "
+            "`vault` takes the same arguments"
         )
     elif slot.provider == LocalKms.provider_id:
         version = wrapped_version(slot.wrapped)
