@@ -39,7 +39,13 @@ from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 from envelope.kms._vault_auth import RENEW_FRACTION, LoginResult, TokenAuth, VaultAuth
 from envelope.kms._vault_http import bound_request, first_error, is_network
 
-__all__ = ["RENEW_FRACTION", "VaultTransit"]
+__all__ = [
+    "RENEW_FRACTION",
+    "VaultTransit",
+    "ciphertext_version",
+    "split_key_id",
+    "transit_binding",
+]
 
 _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
 #: Items per batch_input request: OpenBao refuses request bodies with too many strings
@@ -49,6 +55,27 @@ MAX_BATCH = 100
 
 def _b64(data: bytes | bytearray) -> str:
     return base64.b64encode(bytes(data)).decode()
+
+
+def transit_binding(context: Context, *, derived: bool) -> dict[str, str]:
+    """What binds ``context`` in a Transit request: the base64 canonical encoding as
+    ``context`` for a derived key (key derivation binds it), as ``associated_data``
+    (AES-GCM AAD) otherwise (Transit ignores ``context`` on a non-derived key)."""
+    field = "context" if derived else "associated_data"
+    return {field: _b64(encode_context(context))}
+
+
+def ciphertext_version(wrapped: bytes) -> int | None:
+    """The transit key version a ``vault:vN:...`` ciphertext was made with, else None."""
+    match = _CIPHERTEXT.match(wrapped.decode("ascii", "replace"))
+    return int(match.group(1)) if match else None
+
+
+def split_key_id(key_id: str) -> tuple[str, str]:
+    """``(mount, key name)`` of a slot's key id ``<mount>/<key name>``
+    (the mount may hold slashes, a transit key name never does)."""
+    mount, _, name = key_id.rpartition("/")
+    return mount, name
 
 
 class VaultTransit:
@@ -248,8 +275,7 @@ class VaultTransit:
     def _bind(self, context: Context) -> dict[str, str]:
         if self._derived is None:
             self._derived = bool(self.key_info().get("derived"))
-        field = "context" if self._derived else "associated_data"
-        return {field: _b64(encode_context(context))}
+        return transit_binding(context, derived=self._derived)
 
     # -- KmsBackend -------------------------------------------------------------------
 
