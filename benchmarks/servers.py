@@ -18,8 +18,15 @@ from typing import Any
 
 
 @contextmanager
-def openbao_transit(workdir: Path, key: str = "bench", *, derived: bool = False) -> Iterator[Any]:
-    """A fresh OpenBao dev server with transit key ``key``; yields its ``VaultTransit``."""
+def openbao_transit(
+    workdir: Path, key: str = "bench", *, derived: bool = False
+) -> Iterator[tuple[Any, Any]]:
+    """A fresh OpenBao dev server with transit key ``key``.
+
+    Yields:
+        ``(OpenBao, VaultTransit)``: the server (``url``, ``root_token``) and a backend
+        on the key, logged in with the root token.
+    """
     from envelope.kms._vault import VaultTransit
     from envelope.kms._vault_auth import TokenAuth
     from tests.support.openbao import OpenBao
@@ -29,7 +36,7 @@ def openbao_transit(workdir: Path, key: str = "bench", *, derived: bool = False)
         bao.start()
         bao.setup_engines()
         bao.write(f"transit/keys/{key}", **({"derived": True} if derived else {}))
-        yield VaultTransit(key, url=bao.url, auth=TokenAuth(bao.root_token))
+        yield bao, VaultTransit(key, url=bao.url, auth=TokenAuth(bao.root_token))
     finally:
         bao.stop()
 
