@@ -15,6 +15,7 @@ unless ``--out`` is given. Nothing here asserts a timing.
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 import pkgutil
@@ -39,11 +40,30 @@ def _marks(name: str) -> tuple[str, str]:
     return f"<!-- suite:{name} -->", f"<!-- /suite:{name} -->"
 
 
-def suites() -> list[str]:
+HERE = Path(__file__).resolve().parent
+
+
+def modules(directory: Path | None = None) -> list[str]:
+    """Names ``NAME`` of every ``bench_NAME`` module in ``directory`` (default: this
+    package's), suite or not."""
+    directory = directory or HERE
+    found = [m.name for m in pkgutil.iter_modules([str(directory)]) if m.name.startswith("bench_")]
+    return sorted(n.removeprefix("bench_") for n in found)
+
+
+def defines_run(path: Path) -> bool:
+    """Whether the module's source defines ``run`` at top level (read, not imported)."""
+    tree = ast.parse(path.read_text(), str(path))
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "run"
+        for node in tree.body
+    )
+
+
+def suites(directory: Path | None = None) -> list[str]:
     """Names of the suites: ``bench_NAME`` modules of this package that define ``run``."""
-    here = Path(__file__).resolve().parent
-    names = [m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_")]
-    return sorted(n.removeprefix("bench_") for n in names)
+    directory = directory or HERE
+    return [n for n in modules(directory) if defines_run(directory / f"bench_{n}.py")]
 
 
 def run_suite(name: str, quick: bool) -> Suite:
@@ -91,15 +111,22 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--quick", action="store_true", help="tiny sizes, every suite, < 60 s")
     r.add_argument("--json", type=Path, help="also write raw results as JSON here")
     r.add_argument("--out", type=Path, help="directory for benchmarks.md and plots")
-    sub.add_parser("list", help="list the suites")
+    sub.add_parser("list", help="list the suites (modules that define run)")
     args = ap.parse_args(argv)
     if args.cmd == "list":
         print("\n".join(suites()))
         return 0
-    chosen = args.suite or suites()
-    unknown = sorted(set(chosen) - set(suites()))
+    known = suites()
+    chosen = args.suite or known
+    no_run = sorted(set(chosen) & (set(modules()) - set(known)))
+    if no_run:
+        ap.error(
+            "not runnable (define run(quick: bool) -> Suite in the module): "
+            + ", ".join(f"benchmarks/bench_{n}.py" for n in no_run)
+        )
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        ap.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(suites())}")
+        ap.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(known)}")
     command = " ".join(
         [
             "python -m benchmarks run",
