@@ -4,11 +4,12 @@
     python -m benchmarks list
 
 Runs every suite (each ``benchmarks/bench_NAME.py`` with a ``run(quick)`` function; a
-new module plugs in by existing) in this one process, one after the other, with every
+new module plugs in by existing; ``list`` names them, and naming a ``bench_`` module
+without ``run`` is an error) in this one process, one after the other, with every
 peer in the same run, then writes the tables into ``DIR/benchmarks.md`` (between the
 generated-section markers, the hand-written notes around them are kept) and the plots
 into ``DIR/benchmarks/*.png``. A full run writes into ``docs``; ``--quick`` runs each
-suite at tiny sizes (for CI: under a minute) and writes into a temporary directory
+suite at tiny sizes (for CI: all of them together in about half a minute) and writes into a temporary directory
 unless ``--out`` is given. Nothing here asserts a timing.
 """
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "suite", nargs="*", help=f"suites to run (default: all of {', '.join(suites())})"
     )
-    r.add_argument("--quick", action="store_true", help="tiny sizes, every suite, < 60 s")
+    r.add_argument("--quick", action="store_true", help="tiny sizes (all suites: ~30 s)")
     r.add_argument("--json", type=Path, help="also write raw results as JSON here")
     r.add_argument("--out", type=Path, help="directory for benchmarks.md and plots")
     sub.add_parser("list", help="list the suites (modules that define run)")
