@@ -17,8 +17,9 @@ here), in one run:
   ``envelope kms-plugin`` running as a subprocess (default settings: INFO logs to a file).
 
 One caller, calls one after another; latency p50/p99 and calls/s per row, the plugin's
-overhead (plugin minus direct) at p50 and p99, and the plugin's p50 against direct. The ``Status`` row (a cached
-probe: no KMS call, no cryptography) is the floor set by gRPC itself, client and server.
+overhead (plugin minus direct) at p50 and p99, and the plugin's p50 against direct. The
+``Status`` row (a cached probe: no KMS call, no cryptography) is the floor set by gRPC
+itself, client and server.
 """
 
 from __future__ import annotations
