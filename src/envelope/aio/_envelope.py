@@ -21,8 +21,9 @@ from envelope.kms import KmsBackend
 
 if TYPE_CHECKING:
     from types import TracebackType
+    from typing import Self
 
-    from typing_extensions import Buffer, Self
+    from typing_extensions import Buffer
 
     from envelope.settings import Settings
 
@@ -444,4 +445,3 @@ class AsyncEnvelope:
                     check(abort)
 
         await self._runner.run(call, settle=True)
-
