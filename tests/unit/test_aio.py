@@ -31,9 +31,11 @@ from envelope import (
     KeyUnavailableError,
     LocalKms,
     WrappedKey,
+    inspect,
 )
 from envelope._format.context import Context
 from envelope.aio import AsyncEnvelope
+from envelope.aio._inline import INLINE_BYTES
 from envelope.keystore import FileKeyStore
 
 CTX = {"service": "billing"}
@@ -57,6 +59,7 @@ class GatedKms:
         self.threads: list[int] = []
         self.keys: list[bytearray] = []
         self.calls = 0
+        self.key_id_threads: list[int] = []  # a remote KMS may look its key id up
 
     @property
     def provider_id(self) -> str:
@@ -64,6 +67,7 @@ class GatedKms:
 
     @property
     def key_id(self) -> str:
+        self.key_id_threads.append(threading.get_ident())
         return self._inner.key_id
 
     def matches(self, key_id: str) -> bool:
@@ -233,6 +237,19 @@ def test_errors_are_the_sync_apis(tmp_path: Path, cluster: ClusterSecret) -> Non
                 assert str(got.value) == str(expected.value), name
 
     run(main())
+    cached = Envelope(sync.kms, cluster, cache=DataKeyCache())
+    assert cached.decrypt(blob, CTX) == b"secret"  # cached: later calls run on the loop
+
+    async def on_the_loop() -> None:
+        async with AsyncEnvelope.wrap(cached) as env:
+            for name, args, kwargs in cases[:6]:
+                with pytest.raises(Exception) as expected:
+                    getattr(cached, name)(*args, **kwargs)
+                with pytest.raises(type(expected.value)) as got:
+                    await getattr(env, name)(*args, **kwargs)
+                assert str(got.value) == str(expected.value), name
+
+    run(on_the_loop())
     kinds = {DecryptionError, FormatError, KeyUnavailableError}
     assert kinds <= {type(e) for e in _raised(sync, cases)}
 
@@ -468,6 +485,82 @@ def test_from_settings(tmp_path: Path) -> None:
             assert await env.decrypt(await env.encrypt(b"x", CTX), CTX) == b"x"
 
     run(main())
+
+
+def test_cached_small_messages_run_on_the_loop_and_others_on_the_pool(
+    cluster: ClusterSecret,
+) -> None:
+    kms = GatedKms()
+    big = os.urandom(INLINE_BYTES + 1)
+
+    async def main(inline_bytes: int) -> list[bool]:
+        env = AsyncEnvelope(
+            kms, cluster, cache=DataKeyCache(), max_workers=1, inline_bytes=inline_bytes
+        )
+        async with env:
+            small_blob = await env.encrypt(b"small", CTX)  # the first call fills the cache
+            big_blob = await env.encrypt(big, CTX)
+            assert await env.decrypt(small_blob, CTX) == b"small"  # and the decrypt side
+            kms.gate.clear()
+            busy = asyncio.create_task(env.encrypt(b"x", {"other": "context"}))
+            await kms.wait_entered()  # the pool's one thread waits on the KMS
+            calls = [
+                asyncio.create_task(env.encrypt(b"small", CTX)),
+                asyncio.create_task(env.decrypt(small_blob, CTX)),
+                asyncio.create_task(env.encrypt(big, CTX)),
+                asyncio.create_task(env.decrypt(big_blob, CTX)),
+            ]
+            for _ in range(5):
+                await asyncio.sleep(0)
+            done = [c.done() for c in calls]
+            kms.gate.set()
+            await asyncio.gather(busy, *calls)
+            assert calls[1].result() == b"small" and calls[3].result() == big
+        return done
+
+    assert run(main(INLINE_BYTES)) == [True, True, False, False]
+    assert run(main(0)) == [False, False, False, False]
+
+
+def test_messages_encrypted_on_the_loop_count_toward_the_cache_limits(
+    cluster: ClusterSecret,
+) -> None:
+    cache = DataKeyCache(max_messages=3)
+    kms = GatedKms()
+
+    async def main() -> list[bytes]:
+        async with AsyncEnvelope(kms, cluster, cache=cache) as env:
+            return [await env.encrypt(b"m", CTX) for _ in range(7)]
+
+    blobs = run(main())
+    assert kms.calls == 3  # a fresh data key after every 3 messages, as in the sync API
+    headers = {b[: inspect(b).header_bytes] for b in blobs}
+    assert len(headers) == 3 and cache.stats.hits == 4
+
+
+def test_the_loop_never_waits_for_a_cache_fill_nor_a_key_id_lookup(
+    cluster: ClusterSecret,
+) -> None:
+    kms = GatedKms()
+    env = AsyncEnvelope(kms, cluster, cache=DataKeyCache(), max_workers=2)
+    kms.key_id_threads.clear()
+
+    async def main() -> int:
+        async with env:
+            kms.gate.clear()
+            leader = asyncio.create_task(env.encrypt(b"a", CTX))
+            await kms.wait_entered()  # the cache's single flight for CTX is under way
+            follower = asyncio.create_task(env.encrypt(b"b", CTX))
+            await asyncio.sleep(0)  # a follower waiting on the flight here would hang
+            assert not follower.done()
+            kms.gate.set()
+            blobs = await asyncio.gather(leader, follower)
+            assert kms.calls == 1  # one KMS call for both: the follower took the cached key
+            assert [await env.decrypt(b, CTX) for b in blobs] == [b"a", b"b"]
+        return threading.get_ident()
+
+    loop_thread = run(main())
+    assert kms.key_id_threads and loop_thread not in kms.key_id_threads
 
 
 def test_module_example() -> None:

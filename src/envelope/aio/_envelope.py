@@ -15,6 +15,7 @@ from envelope._files import STREAM_PIECE, Progress, open_input, output
 from envelope._format.message import encode_header, read_header
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
+from envelope.aio._inline import INLINE_BYTES, decrypt_if_cached, encrypt_if_cached
 from envelope.aio._runner import GuardedWriter, Runner, check
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
@@ -36,7 +37,8 @@ class AsyncEnvelope:
     """An :class:`~envelope.Envelope` whose methods are coroutines that never block the
     event loop: every call (its KMS requests and its crypto) runs on a bounded thread
     pool of this object's own, so a slow KMS holds a pool thread, not the loop, and
-    does not use up the loop's default executor either.
+    does not use up the loop's default executor either. The one exception is a small
+    message whose key the data-key cache already holds (``inline_bytes``).
 
     Arguments are those of :class:`~envelope.Envelope` (it is built from them), plus:
 
@@ -45,6 +47,9 @@ class AsyncEnvelope:
             at once wait for a free thread.
         executor: use this thread pool instead (shared with other code; then
             :meth:`aclose` leaves it running). Not with ``max_workers``.
+        inline_bytes: with a ``cache``, :meth:`encrypt` and :meth:`decrypt` of messages
+            up to this size whose key is already cached run on the loop (a few
+            microseconds, less than a trip to the pool; docs/async.md); 0: never.
 
     Every method raises what the Envelope method of the same name raises (the
     :mod:`envelope.errors` hierarchy, ValueError, TypeError), and RuntimeError once
@@ -64,7 +69,7 @@ class AsyncEnvelope:
             ``executor``.
     """
 
-    __slots__ = ("_envelope", "_runner")
+    __slots__ = ("_envelope", "_inline_bytes", "_runner")
 
     def __init__(
         self,
@@ -78,6 +83,7 @@ class AsyncEnvelope:
         accept_unsplit: bool = False,
         max_workers: int | None = None,
         executor: concurrent.futures.ThreadPoolExecutor | None = None,
+        inline_bytes: int = INLINE_BYTES,
     ) -> None:
         envelope = Envelope(
             kms,
@@ -90,6 +96,7 @@ class AsyncEnvelope:
         )
         self._envelope = envelope
         self._runner = Runner(max_workers, executor)
+        self._inline_bytes = inline_bytes
 
     @classmethod
     def wrap(
@@ -98,6 +105,7 @@ class AsyncEnvelope:
         *,
         max_workers: int | None = None,
         executor: concurrent.futures.ThreadPoolExecutor | None = None,
+        inline_bytes: int = INLINE_BYTES,
     ) -> AsyncEnvelope:
         """An AsyncEnvelope over an existing Envelope (its backends, cache and key store
         are shared with it; the sync object stays usable).
@@ -108,6 +116,7 @@ class AsyncEnvelope:
         self = cls.__new__(cls)
         self._envelope = envelope
         self._runner = Runner(max_workers, executor)
+        self._inline_bytes = inline_bytes
         return self
 
     @classmethod
@@ -117,6 +126,7 @@ class AsyncEnvelope:
         *,
         max_workers: int | None = None,
         executor: concurrent.futures.ThreadPoolExecutor | None = None,
+        inline_bytes: int = INLINE_BYTES,
         **options: Any,
     ) -> AsyncEnvelope:
         """The AsyncEnvelope ``settings`` describe (``options``: as
@@ -128,6 +138,7 @@ class AsyncEnvelope:
         """
         self = cls.__new__(cls)
         self._runner = Runner(max_workers, executor)
+        self._inline_bytes = inline_bytes
         try:
             self._envelope = await self._runner.run(
                 lambda _abort: Envelope.from_settings(settings, **options), settle=False
@@ -209,6 +220,10 @@ class AsyncEnvelope:
             KmsError, ConfigError, KeyUnavailableError, ValueError, TypeError: as
                 :meth:`Envelope.encrypt <envelope.Envelope.encrypt>`.
         """
+        if key_ref is None:
+            sealed = encrypt_if_cached(self._envelope, data, context, self._inline_bytes)
+            if sealed is not None:
+                return sealed
         return await self._call(lambda: self._envelope.encrypt(data, context, key_ref=key_ref))
 
     async def decrypt(
@@ -224,6 +239,9 @@ class AsyncEnvelope:
             DecryptionError, FormatError, KeyUnavailableError, KmsError, ValueError,
                 TypeError: as :meth:`Envelope.decrypt <envelope.Envelope.decrypt>`.
         """
+        opened = decrypt_if_cached(self._envelope, blob, context, any_context, self._inline_bytes)
+        if opened is not None:
+            return opened
         return await self._call(
             lambda: self._envelope.decrypt(blob, context, any_context=any_context)
         )
