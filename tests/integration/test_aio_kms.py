@@ -70,13 +70,13 @@ async def ticks_during(work: Callable[[], Awaitable[Any]]) -> tuple[int, Any]:
     return ticks, result
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Yields to the loop until ``condition()`` holds (bounded)."""
+async def until_requests_exceed(proxy: SlowProxy, count: int) -> None:
+    """Yields to the loop until the proxy holds a request beyond the first ``count``."""
     for _ in range(3000):
-        if condition():
+        if proxy.requests > count:
             return
         await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
+    raise AssertionError("no request reached the KMS")
 
 
 # -- OpenBao --------------------------------------------------------------------------
@@ -212,7 +212,7 @@ def test_cancelling_during_a_slow_kms_call(
             ):
                 before = proxy.requests
                 task = asyncio.create_task(call())
-                await until(lambda b=before: proxy.requests > b)  # the request is being held
+                await until_requests_exceed(proxy, before)  # the request is being held
                 task.cancel()
                 with pytest.raises(asyncio.CancelledError):
                     await task

@@ -1,9 +1,6 @@
-"""envelope.aio: AsyncEnvelope round trips, the sync API's errors, concurrency, the
-thread pool, cancellation and closing, under a running loop (asyncio.run in each test).
-
-A KMS that waits on a gate stands in for a slow KMS where the test must control the
-moment a call returns (tests/integration/test_aio_kms.py uses a real slow server).
-"""
+"""envelope.aio: AsyncEnvelope round trips, the sync API's errors, concurrency, calls on
+the pool (not the loop), the executor options, under a running loop (asyncio.run in
+each test). Cancellation and the pool's limits: test_aio_cancellation.py."""
 
 from __future__ import annotations
 
@@ -23,20 +20,16 @@ import pytest
 import envelope.aio
 from envelope import (
     ClusterSecret,
-    DataKey,
     DataKeyCache,
     DecryptionError,
     Envelope,
     FormatError,
     KeyUnavailableError,
     LocalKms,
-    WrappedKey,
-    inspect,
 )
-from envelope._format.context import Context
 from envelope.aio import AsyncEnvelope
-from envelope.aio._inline import INLINE_BYTES
 from envelope.keystore import FileKeyStore
+from tests.support.gated_kms import GatedKms
 
 CTX = {"service": "billing"}
 LARGE = (4 << 20) + 5  # several stream pieces, several chunks per native call
@@ -45,70 +38,6 @@ T = TypeVar("T")
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
-
-
-class GatedKms:
-    """LocalKms whose calls wait until ``gate`` is set, recording each call's thread
-    and every plaintext data key it hands out (to check they are wiped)."""
-
-    def __init__(self) -> None:
-        self._inner = LocalKms.ephemeral()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.entered = threading.Semaphore(0)
-        self.threads: list[int] = []
-        self.keys: list[bytearray] = []
-        self.calls = 0
-        self.key_id_threads: list[int] = []  # a remote KMS may look its key id up
-
-    @property
-    def provider_id(self) -> str:
-        return self._inner.provider_id
-
-    @property
-    def key_id(self) -> str:
-        self.key_id_threads.append(threading.get_ident())
-        return self._inner.key_id
-
-    def matches(self, key_id: str) -> bool:
-        return self._inner.matches(key_id)
-
-    def _enter(self) -> None:
-        self.calls += 1
-        self.threads.append(threading.get_ident())
-        self.entered.release()
-        assert self.gate.wait(30), "the test never opened the gate"
-
-    def generate_data_key(self, context: Context) -> DataKey:
-        self._enter()
-        key = self._inner.generate_data_key(context)
-        self.keys.append(key.plaintext)
-        return key
-
-    def wrap(self, plaintext: bytes | bytearray, context: Context) -> WrappedKey:
-        self._enter()
-        return self._inner.wrap(plaintext, context)
-
-    def unwrap(self, wrapped: WrappedKey, context: Context) -> bytearray:
-        self._enter()
-        key = self._inner.unwrap(wrapped, context)
-        self.keys.append(key)
-        return key
-
-    def rewrap(self, wrapped: WrappedKey, context: Context) -> WrappedKey:
-        self._enter()
-        return self._inner.rewrap(wrapped, context)
-
-    def health(self) -> None:
-        self._inner.health()
-
-    async def wait_entered(self) -> None:
-        """Returns once a call is inside the KMS (waited for off the loop)."""
-        assert await asyncio.to_thread(self.entered.acquire, True, 30)
-
-
-def wiped(keys: list[bytearray]) -> bool:
-    return all(not any(k) for k in keys)
 
 
 @pytest.fixture
@@ -305,142 +234,6 @@ def test_calls_run_on_the_pool_not_the_loop(tmp_path: Path, cluster: ClusterSecr
     assert len(progress_threads) > 1 and loop_thread not in progress_threads
 
 
-def test_the_pool_is_bounded(cluster: ClusterSecret) -> None:
-    kms = GatedKms()
-    kms.gate.clear()
-
-    async def main() -> None:
-        async with AsyncEnvelope(kms, cluster, max_workers=2) as env:
-            tasks = [asyncio.create_task(env.encrypt(b"x")) for _ in range(5)]
-            await kms.wait_entered()
-            await kms.wait_entered()
-            await asyncio.sleep(0)  # let the other three reach the pool's queue
-            assert kms.calls == 2
-            kms.gate.set()
-            assert len(await asyncio.gather(*tasks)) == 5
-        assert kms.calls == 5 and len(set(kms.threads)) <= 2
-
-    run(main())
-
-
-def test_cancelled_bytes_call_returns_at_once_and_wipes_its_key(cluster: ClusterSecret) -> None:
-    kms = GatedKms()
-    kms.gate.clear()
-
-    async def main() -> None:
-        async with AsyncEnvelope(kms, cluster, max_workers=1) as env:
-            task = asyncio.create_task(env.encrypt(b"secret", CTX))
-            queued = asyncio.create_task(env.encrypt(b"queued", CTX))
-            await kms.wait_entered()
-            task.cancel()
-            queued.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task  # while the KMS call is still waiting
-            with pytest.raises(asyncio.CancelledError):
-                await queued
-            assert not kms.gate.is_set()
-            kms.gate.set()
-            blob = await env.encrypt(b"later", CTX)  # the pool thread is free again
-            assert await env.decrypt(blob, CTX) == b"later"
-        assert kms.calls == 3  # the queued call never ran
-        assert wiped(kms.keys)
-
-    run(main())
-
-
-@pytest.mark.parametrize("method", ["encrypt_file", "decrypt_file"])
-def test_cancelled_file_call_leaves_no_output(
-    tmp_path: Path, cluster: ClusterSecret, method: str
-) -> None:
-    kms = GatedKms()
-    data = os.urandom(LARGE)
-    (tmp_path / "in").write_bytes(
-        data if method == "encrypt_file" else Envelope(kms, cluster).encrypt(data, CTX)
-    )
-    kms.gate.clear()
-
-    async def main() -> None:
-        async with AsyncEnvelope(kms, cluster) as env:
-            task = asyncio.create_task(getattr(env, method)(tmp_path / "in", tmp_path / "out", CTX))
-            await kms.wait_entered()
-            task.cancel()
-            await asyncio.sleep(0)
-            assert not task.done()  # it waits for the worker to stop...
-            kms.gate.set()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert sorted(p.name for p in tmp_path.iterdir()) == ["in"]  # ...which left nothing
-            assert wiped(kms.keys)
-            await getattr(env, method)(tmp_path / "in", tmp_path / "out", CTX)
-            assert (tmp_path / "out").exists()
-
-    run(main())
-
-
-def test_cancelled_stream_call_writes_nothing_more(cluster: ClusterSecret) -> None:
-    kms = GatedKms()
-    kms.gate.clear()
-    dst = io.BytesIO()
-
-    async def main() -> None:
-        async with AsyncEnvelope(kms, cluster) as env:
-            task = asyncio.create_task(env.encrypt_stream(io.BytesIO(os.urandom(LARGE)), dst, CTX))
-            await kms.wait_entered()
-            task.cancel()
-            kms.gate.set()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert dst.getvalue() == b""  # not even the header, and no worker writes on
-
-    run(main())
-    assert dst.getvalue() == b"" and wiped(kms.keys)
-
-
-def test_cancelling_again_while_it_settles_still_waits(
-    tmp_path: Path, cluster: ClusterSecret
-) -> None:
-    kms = GatedKms()
-    (tmp_path / "in").write_bytes(os.urandom(1000))
-    kms.gate.clear()
-
-    async def main() -> None:
-        async with AsyncEnvelope(kms, cluster) as env:
-            task = asyncio.create_task(env.encrypt_file(tmp_path / "in", tmp_path / "out"))
-            await kms.wait_entered()
-            task.cancel()
-            await asyncio.sleep(0)
-            task.cancel()
-            await asyncio.sleep(0)
-            assert not task.done()
-            kms.gate.set()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert not (tmp_path / "out").exists()
-
-    run(main())
-
-
-def test_aclose_waits_for_calls_and_refuses_new_ones(cluster: ClusterSecret) -> None:
-    kms = GatedKms()
-    kms.gate.clear()
-
-    async def main() -> None:
-        env = AsyncEnvelope(kms, cluster)
-        task = asyncio.create_task(env.encrypt(b"in flight"))
-        await kms.wait_entered()
-        closing = asyncio.create_task(env.aclose())
-        await asyncio.sleep(0)
-        assert not closing.done()
-        with pytest.raises(RuntimeError, match="closed"):
-            await env.encrypt(b"late")
-        kms.gate.set()
-        await closing
-        assert Envelope(kms, cluster).decrypt(await task) == b"in flight"
-        await env.aclose()  # twice is fine
-
-    run(main())
-
-
 def test_a_shared_executor_is_left_running(cluster: ClusterSecret) -> None:
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
 
@@ -485,82 +278,6 @@ def test_from_settings(tmp_path: Path) -> None:
             assert await env.decrypt(await env.encrypt(b"x", CTX), CTX) == b"x"
 
     run(main())
-
-
-def test_cached_small_messages_run_on_the_loop_and_others_on_the_pool(
-    cluster: ClusterSecret,
-) -> None:
-    kms = GatedKms()
-    big = os.urandom(INLINE_BYTES + 1)
-
-    async def main(inline_bytes: int) -> list[bool]:
-        env = AsyncEnvelope(
-            kms, cluster, cache=DataKeyCache(), max_workers=1, inline_bytes=inline_bytes
-        )
-        async with env:
-            small_blob = await env.encrypt(b"small", CTX)  # the first call fills the cache
-            big_blob = await env.encrypt(big, CTX)
-            assert await env.decrypt(small_blob, CTX) == b"small"  # and the decrypt side
-            kms.gate.clear()
-            busy = asyncio.create_task(env.encrypt(b"x", {"other": "context"}))
-            await kms.wait_entered()  # the pool's one thread waits on the KMS
-            calls = [
-                asyncio.create_task(env.encrypt(b"small", CTX)),
-                asyncio.create_task(env.decrypt(small_blob, CTX)),
-                asyncio.create_task(env.encrypt(big, CTX)),
-                asyncio.create_task(env.decrypt(big_blob, CTX)),
-            ]
-            for _ in range(5):
-                await asyncio.sleep(0)
-            done = [c.done() for c in calls]
-            kms.gate.set()
-            await asyncio.gather(busy, *calls)
-            assert calls[1].result() == b"small" and calls[3].result() == big
-        return done
-
-    assert run(main(INLINE_BYTES)) == [True, True, False, False]
-    assert run(main(0)) == [False, False, False, False]
-
-
-def test_messages_encrypted_on_the_loop_count_toward_the_cache_limits(
-    cluster: ClusterSecret,
-) -> None:
-    cache = DataKeyCache(max_messages=3)
-    kms = GatedKms()
-
-    async def main() -> list[bytes]:
-        async with AsyncEnvelope(kms, cluster, cache=cache) as env:
-            return [await env.encrypt(b"m", CTX) for _ in range(7)]
-
-    blobs = run(main())
-    assert kms.calls == 3  # a fresh data key after every 3 messages, as in the sync API
-    headers = {b[: inspect(b).header_bytes] for b in blobs}
-    assert len(headers) == 3 and cache.stats.hits == 4
-
-
-def test_the_loop_never_waits_for_a_cache_fill_nor_a_key_id_lookup(
-    cluster: ClusterSecret,
-) -> None:
-    kms = GatedKms()
-    env = AsyncEnvelope(kms, cluster, cache=DataKeyCache(), max_workers=2)
-    kms.key_id_threads.clear()
-
-    async def main() -> int:
-        async with env:
-            kms.gate.clear()
-            leader = asyncio.create_task(env.encrypt(b"a", CTX))
-            await kms.wait_entered()  # the cache's single flight for CTX is under way
-            follower = asyncio.create_task(env.encrypt(b"b", CTX))
-            await asyncio.sleep(0)  # a follower waiting on the flight here would hang
-            assert not follower.done()
-            kms.gate.set()
-            blobs = await asyncio.gather(leader, follower)
-            assert kms.calls == 1  # one KMS call for both: the follower took the cached key
-            assert [await env.decrypt(b, CTX) for b in blobs] == [b"a", b"b"]
-        return threading.get_ident()
-
-    loop_thread = run(main())
-    assert kms.key_id_threads and loop_thread not in kms.key_id_threads
 
 
 def test_module_example() -> None:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from envelope._batch import BatchHeader, EncryptedBatch
 from envelope._envelope import Envelope
-from envelope._files import STREAM_PIECE, Progress, open_input, output
-from envelope._format.message import encode_header, read_header
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope.aio._inline import INLINE_BYTES, decrypt_if_cached, encrypt_if_cached
-from envelope.aio._runner import GuardedWriter, Runner, check
+from envelope.aio._runner import Runner
+from envelope.aio._stream_methods import StreamMethods
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 
@@ -33,7 +30,7 @@ __all__ = ["AsyncEnvelope"]
 T = TypeVar("T")
 
 
-class AsyncEnvelope:
+class AsyncEnvelope(StreamMethods):
     """An :class:`~envelope.Envelope` whose methods are coroutines that never block the
     event loop: every call (its KMS requests and its crypto) runs on a bounded thread
     pool of this object's own, so a slow KMS holds a pool thread, not the loop, and
@@ -321,145 +318,3 @@ class AsyncEnvelope:
         return await self._call(
             lambda: self._envelope.batch_header(header, context=context, any_context=any_context)
         )
-
-    # -- streams ----------------------------------------------------------------------
-
-    async def encrypt_stream(
-        self,
-        src: BinaryIO,
-        dst: BinaryIO,
-        context: Mapping[str, str] | None = None,
-        *,
-        progress: Progress | None = None,
-        key_ref: str | None = None,
-    ) -> int:
-        """As :meth:`Envelope.encrypt_stream <envelope.Envelope.encrypt_stream>`: blocking
-        streams (files, sockets in blocking mode), read and written on the pool, and
-        ``progress`` is called there too. Cancelled, ``dst`` may hold a prefix of the
-        message, as after any failure.
-
-        Returns:
-            The number of plaintext bytes read.
-
-        Raises:
-            KmsError, ValueError: as :meth:`encrypt`; OSError from the streams.
-        """
-
-        def call(abort: threading.Event) -> int:
-            guarded = cast(BinaryIO, GuardedWriter(dst, abort))
-            return self._envelope.encrypt_stream(
-                src, guarded, context, progress=progress, key_ref=key_ref
-            )
-
-        return await self._runner.run(call, settle=True)
-
-    async def decrypt_stream(
-        self,
-        src: BinaryIO,
-        dst: BinaryIO,
-        context: Mapping[str, str] | None = None,
-        *,
-        progress: Progress | None = None,
-        any_context: bool = False,
-    ) -> int:
-        """As :meth:`Envelope.decrypt_stream <envelope.Envelope.decrypt_stream>` (streams
-        and ``progress`` as in :meth:`encrypt_stream`): only authenticated plaintext is
-        written; cancelled or failed, ``dst`` may hold an authenticated prefix. Use
-        :meth:`decrypt_file` for all or nothing.
-
-        Returns:
-            The number of plaintext bytes written.
-
-        Raises:
-            DecryptionError, KmsError: as :meth:`decrypt`; OSError from the streams.
-        """
-
-        def call(abort: threading.Event) -> int:
-            guarded = cast(BinaryIO, GuardedWriter(dst, abort))
-            return self._envelope.decrypt_stream(
-                src, guarded, context, progress=progress, any_context=any_context
-            )
-
-        return await self._runner.run(call, settle=True)
-
-    # -- files ------------------------------------------------------------------------
-
-    async def encrypt_file(
-        self,
-        src: str | os.PathLike[str],
-        dst: str | os.PathLike[str],
-        context: Mapping[str, str] | None = None,
-        *,
-        mode: int = 0o600,
-        progress: Progress | None = None,
-        key_ref: str | None = None,
-    ) -> int:
-        """As :meth:`Envelope.encrypt_file <envelope.Envelope.encrypt_file>`: all or
-        nothing, also when cancelled (then there is no ``dst``).
-
-        Raises:
-            ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
-            KmsError, ValueError: as :meth:`encrypt`.
-        """
-
-        def call(abort: threading.Event) -> int:
-            with open_input(src) as f_in, output(dst, mode) as f_out:
-                guarded = cast(BinaryIO, GuardedWriter(f_out, abort))
-                n = self._envelope.encrypt_stream(
-                    f_in, guarded, context, progress=progress, key_ref=key_ref
-                )
-                check(abort)  # cancelled at the very end: still no file
-                return n
-
-        return await self._runner.run(call, settle=True)
-
-    async def decrypt_file(
-        self,
-        src: str | os.PathLike[str],
-        dst: str | os.PathLike[str],
-        context: Mapping[str, str] | None = None,
-        *,
-        mode: int = 0o600,
-        progress: Progress | None = None,
-        any_context: bool = False,
-    ) -> int:
-        """As :meth:`Envelope.decrypt_file <envelope.Envelope.decrypt_file>`: ``dst``
-        appears only if the whole message authenticated and the call was not cancelled.
-
-        Raises:
-            DecryptionError, KmsError: as :meth:`decrypt`.
-            ConfigError: ``src`` cannot be read or ``dst`` cannot be written.
-        """
-
-        def call(abort: threading.Event) -> int:
-            with open_input(src) as f_in, output(dst, mode) as f_out:
-                guarded = cast(BinaryIO, GuardedWriter(f_out, abort))
-                n = self._envelope.decrypt_stream(
-                    f_in, guarded, context, progress=progress, any_context=any_context
-                )
-                check(abort)
-                return n
-
-        return await self._runner.run(call, settle=True)
-
-    async def rewrap_file(self, path: str | os.PathLike[str]) -> None:
-        """As :meth:`Envelope.rewrap_file <envelope.Envelope.rewrap_file>`; cancelled,
-        the file is either rewrapped whole or unchanged.
-
-        Raises:
-            As :meth:`rewrap`; ConfigError if the file cannot be read or replaced.
-        """
-
-        def call(abort: threading.Event) -> None:
-            target = Path(path)
-            with open_input(target) as f_in:
-                header = self._envelope._rewrapped(read_header(f_in))  # the KMS call
-                file_mode = os.fstat(f_in.fileno()).st_mode & 0o777
-                with output(target, file_mode) as f_out:
-                    guarded = GuardedWriter(f_out, abort)
-                    guarded.write(encode_header(header))
-                    while piece := f_in.read(STREAM_PIECE):
-                        guarded.write(piece)
-                    check(abort)
-
-        await self._runner.run(call, settle=True)
