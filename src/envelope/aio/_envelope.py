@@ -127,7 +127,7 @@ class AsyncEnvelope(StreamMethods):
         **options: Any,
     ) -> AsyncEnvelope:
         """The AsyncEnvelope ``settings`` describe (``options``: as
-        :meth:`Envelope.from_settings <envelope.Envelope.from_settings>`), built on the
+        :meth:`Envelope.from_settings`), built on the
         pool: building a backend may read files or log in to Vault.
 
         Raises:
@@ -190,7 +190,7 @@ class AsyncEnvelope(StreamMethods):
     # -- stored keys ------------------------------------------------------------------
 
     async def store_new_key(self, name: str, context: Mapping[str, str] | None = None) -> int:
-        """As :meth:`Envelope.store_new_key <envelope.Envelope.store_new_key>`.
+        """As :meth:`Envelope.store_new_key`.
 
         Raises:
             ConfigError: no key store; KmsError: the KMS or the store failed.
@@ -198,7 +198,7 @@ class AsyncEnvelope(StreamMethods):
         return await self._call(lambda: self._envelope.store_new_key(name, context))
 
     async def rewrap_stored_key(self, name: str, version: int | None = None) -> int:
-        """As :meth:`Envelope.rewrap_stored_key <envelope.Envelope.rewrap_stored_key>`.
+        """As :meth:`Envelope.rewrap_stored_key`.
 
         Raises:
             VersionConflict: another writer changed it first; KmsError, ConfigError.
@@ -210,12 +210,12 @@ class AsyncEnvelope(StreamMethods):
     async def encrypt(
         self, data: Buffer, context: Mapping[str, str] | None = None, *, key_ref: str | None = None
     ) -> bytes:
-        """As :meth:`Envelope.encrypt <envelope.Envelope.encrypt>` (``data`` must not
+        """As :meth:`Envelope.encrypt` (``data`` must not
         change until the call returns).
 
         Raises:
             KmsError, ConfigError, KeyUnavailableError, ValueError, TypeError: as
-                :meth:`Envelope.encrypt <envelope.Envelope.encrypt>`.
+                :meth:`Envelope.encrypt`.
         """
         if key_ref is None:
             sealed = encrypt_if_cached(self._envelope, data, context, self._inline_bytes)
@@ -230,11 +230,12 @@ class AsyncEnvelope(StreamMethods):
         *,
         any_context: bool = False,
     ) -> bytes:
-        """As :meth:`Envelope.decrypt <envelope.Envelope.decrypt>`.
+        """As :meth:`Envelope.decrypt`.
 
         Raises:
-            DecryptionError, FormatError, KeyUnavailableError, KmsError, ValueError,
-                TypeError: as :meth:`Envelope.decrypt <envelope.Envelope.decrypt>`.
+            DecryptionError: the message does not decrypt (its subclasses FormatError
+                and KeyUnavailableError included); KmsError, ValueError, TypeError: as
+                :meth:`Envelope.decrypt`.
         """
         opened = decrypt_if_cached(self._envelope, blob, context, any_context, self._inline_bytes)
         if opened is not None:
@@ -244,7 +245,7 @@ class AsyncEnvelope(StreamMethods):
         )
 
     async def verify_key_slots(self, blob: Buffer) -> list[tuple[str, str, str | None]]:
-        """As :meth:`Envelope.verify_key_slots <envelope.Envelope.verify_key_slots>`.
+        """As :meth:`Envelope.verify_key_slots`.
 
         Raises:
             FormatError: not a message. KeyUnavailableError: no slot is trusted here.
@@ -252,11 +253,11 @@ class AsyncEnvelope(StreamMethods):
         return await self._call(lambda: self._envelope.verify_key_slots(blob))
 
     async def rewrap(self, blob: Buffer) -> bytes:
-        """As :meth:`Envelope.rewrap <envelope.Envelope.rewrap>`.
+        """As :meth:`Envelope.rewrap`.
 
         Raises:
             DecryptionError, KeyUnavailableError, FormatError, KmsError: as
-                :meth:`Envelope.decrypt <envelope.Envelope.decrypt>`.
+                :meth:`Envelope.decrypt`.
         """
         return await self._call(lambda: self._envelope.rewrap(blob))
 
@@ -270,11 +271,11 @@ class AsyncEnvelope(StreamMethods):
         context: Mapping[str, str] | None = None,
         key_ref: str | None = None,
     ) -> EncryptedBatch:
-        """As :meth:`Envelope.encrypt_batch <envelope.Envelope.encrypt_batch>`.
+        """As :meth:`Envelope.encrypt_batch`.
 
         Raises:
             KmsError, TypeError, ValueError: as
-                :meth:`Envelope.encrypt_batch <envelope.Envelope.encrypt_batch>`.
+                :meth:`Envelope.encrypt_batch`.
         """
         return await self._call(
             lambda: self._envelope.encrypt_batch(records, aad=aad, context=context, key_ref=key_ref)
@@ -289,11 +290,11 @@ class AsyncEnvelope(StreamMethods):
         errors: Literal["raise", "collect"] = "raise",
         any_context: bool = False,
     ) -> Any:
-        """As :meth:`Envelope.decrypt_batch <envelope.Envelope.decrypt_batch>`.
+        """As :meth:`Envelope.decrypt_batch`.
 
         Raises:
             DecryptionError, KmsError: as
-                :meth:`Envelope.decrypt_batch <envelope.Envelope.decrypt_batch>`.
+                :meth:`Envelope.decrypt_batch`.
         """
         return await self._call(
             lambda: self._envelope.decrypt_batch(
@@ -308,12 +309,12 @@ class AsyncEnvelope(StreamMethods):
         context: Mapping[str, str] | None = None,
         any_context: bool = False,
     ) -> BatchHeader:
-        """As :meth:`Envelope.batch_header <envelope.Envelope.batch_header>` (the one KMS
+        """As :meth:`Envelope.batch_header` (the one KMS
         call happens here; the header's ``decrypt_record`` is then pure, quick crypto,
         fine to call on the loop for small records).
 
         Raises:
-            DecryptionError, KmsError: as :meth:`Envelope.decrypt <envelope.Envelope.decrypt>`.
+            DecryptionError, KmsError: as :meth:`Envelope.decrypt`.
         """
         return await self._call(
             lambda: self._envelope.batch_header(header, context=context, any_context=any_context)

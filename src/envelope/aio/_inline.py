@@ -30,7 +30,7 @@ def encrypt_if_cached(
     most ``limit`` bytes; else None (the caller then uses the pool).
 
     Raises:
-        ValueError, TypeError: as :meth:`Envelope.encrypt <envelope.Envelope.encrypt>`.
+        ValueError, TypeError: as :meth:`Envelope.encrypt`.
         ConfigError: the cluster-secret part was wiped.
     """
     keys = envelope._keys
@@ -55,7 +55,7 @@ def decrypt_if_cached(
 
     Raises:
         DecryptionError, FormatError, ValueError, TypeError: as
-            :meth:`Envelope.decrypt <envelope.Envelope.decrypt>`.
+            :meth:`Envelope.decrypt`.
         ConfigError: the cluster-secret part was wiped.
     """
     keys = envelope._keys

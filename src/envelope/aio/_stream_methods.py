@@ -36,7 +36,7 @@ class StreamMethods:
         progress: Progress | None = None,
         key_ref: str | None = None,
     ) -> int:
-        """As :meth:`Envelope.encrypt_stream <envelope.Envelope.encrypt_stream>`: blocking
+        """As :meth:`Envelope.encrypt_stream`: blocking
         streams (files, sockets in blocking mode), read and written on the pool, and
         ``progress`` is called there too. Cancelled, ``dst`` may hold a prefix of the
         message, as after any failure.
@@ -65,7 +65,7 @@ class StreamMethods:
         progress: Progress | None = None,
         any_context: bool = False,
     ) -> int:
-        """As :meth:`Envelope.decrypt_stream <envelope.Envelope.decrypt_stream>` (streams
+        """As :meth:`Envelope.decrypt_stream` (streams
         and ``progress`` as in :meth:`encrypt_stream`): only authenticated plaintext is
         written; cancelled or failed, ``dst`` may hold an authenticated prefix. Use
         :meth:`decrypt_file` for all or nothing.
@@ -97,7 +97,7 @@ class StreamMethods:
         progress: Progress | None = None,
         key_ref: str | None = None,
     ) -> int:
-        """As :meth:`Envelope.encrypt_file <envelope.Envelope.encrypt_file>`: all or
+        """As :meth:`Envelope.encrypt_file`: all or
         nothing, also when cancelled (then there is no ``dst``).
 
         Raises:
@@ -126,7 +126,7 @@ class StreamMethods:
         progress: Progress | None = None,
         any_context: bool = False,
     ) -> int:
-        """As :meth:`Envelope.decrypt_file <envelope.Envelope.decrypt_file>`: ``dst``
+        """As :meth:`Envelope.decrypt_file`: ``dst``
         appears only if the whole message authenticated and the call was not cancelled.
 
         Raises:
@@ -146,7 +146,7 @@ class StreamMethods:
         return await self._runner.run(call, settle=True)
 
     async def rewrap_file(self, path: str | os.PathLike[str]) -> None:
-        """As :meth:`Envelope.rewrap_file <envelope.Envelope.rewrap_file>`; cancelled,
+        """As :meth:`Envelope.rewrap_file`; cancelled,
         the file is either rewrapped whole or unchanged.
 
         Raises:
