@@ -54,12 +54,12 @@ class AsyncEnvelope(StreamMethods):
     call :meth:`aclose` when done.
 
     Cancellation (``task.cancel()``, ``asyncio.timeout``): a call that has not started
-    never runs; a started one is told to stop at its next checkpoint (after a KMS call
-    returns, before each write). Bytes methods raise CancelledError at once, the
-    abandoned call wiping its key as always. Stream and file methods first wait for the
-    call to stop, so that when CancelledError arrives a file output is final (there is
-    no file and no temporary one) and nothing writes to a stream any more; a KMS request
-    under way is not interrupted, so this wait lasts until it returns or times out.
+    never runs. Bytes methods raise CancelledError at once; the abandoned call finishes
+    on its thread, wiping its key as always, and its result is dropped. A stream or file
+    call is stopped at its next write, and the await waits for that, so that when
+    CancelledError arrives a file output is final (there is no file and no temporary
+    one) and nothing writes to a stream any more; a KMS request under way is not
+    interrupted, so this wait lasts until it returns or times out.
 
     Raises:
         ValueError: as :class:`~envelope.Envelope`; ``max_workers`` < 1, or given with
@@ -105,7 +105,8 @@ class AsyncEnvelope(StreamMethods):
         inline_bytes: int = INLINE_BYTES,
     ) -> AsyncEnvelope:
         """An AsyncEnvelope over an existing Envelope (its backends, cache and key store
-        are shared with it; the sync object stays usable).
+        are shared with it; the sync object stays usable). ``max_workers``,
+        ``executor``, ``inline_bytes``: as the constructor's.
 
         Raises:
             ValueError: as the constructor's ``max_workers`` and ``executor``.
