@@ -48,6 +48,11 @@ class AsyncEnvelope(StreamMethods):
             up to this size whose key is already cached run on the loop (a few
             microseconds, less than a trip to the pool; docs/async.md); 0: never.
 
+    Building one is synchronous, as for Envelope, and makes no KMS call, except that
+    ``threshold=`` over AWS aliases resolves their key ids (DescribeKey) to check that
+    the custodians differ: pass key ARNs then, build it before the loop runs, or use
+    :meth:`from_settings`, which builds on the pool.
+
     Every method raises what the Envelope method of the same name raises (the
     :mod:`envelope.errors` hierarchy, ValueError, TypeError), and RuntimeError once
     :meth:`aclose` was called. Use it as ``async with AsyncEnvelope(...) as env:``, or
