@@ -37,7 +37,9 @@ from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 from envelope.kms._vault_auth import RENEW_FRACTION, LoginResult, TokenAuth, VaultAuth
+from envelope.kms._vault_env import bao_variable
 from envelope.kms._vault_http import bound_request, first_error, is_network
+from envelope.kms._vault_tls import VaultTls, tls_session
 
 __all__ = [
     "RENEW_FRACTION",
@@ -51,6 +53,14 @@ _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
 #: Items per batch_input request: OpenBao refuses request bodies with too many strings
 #: (250 items with a context already exceed its default limit).
 MAX_BATCH = 100
+#: Where each operation needs the 'update' capability (under the mount, before the key
+#: name); every operation also reads ``keys/<key>`` once, for its ``derived`` flag.
+_UPDATE_PATH = {
+    "datakey": "datakey/plaintext",
+    "encrypt": "encrypt",
+    "decrypt": "decrypt",
+    "rewrap": "rewrap",
+}
 
 
 def _b64(data: bytes | bytearray) -> str:
@@ -86,13 +96,21 @@ class VaultTransit:
         mount: where the transit engine is mounted.
         client: an ``hvac.Client`` to use (its URL, TLS, namespace and token apply: without
             ``auth`` its token is used as given, never one from the environment).
-        url: the server (default ``$VAULT_ADDR`` or ``$BAO_ADDR``).
+        url: the server (default ``$BAO_ADDR``, else ``$VAULT_ADDR``, as bao reads them).
         auth: how to log in (default: ``client``'s token if it has one, else
             :class:`TokenAuth` from the environment).
-        namespace: a Vault Enterprise / OpenBao namespace.
-        ca_bundle: CA certificates to verify the server with (PEM file).
+        namespace: a Vault Enterprise / OpenBao namespace (sent as ``X-Vault-Namespace``).
+        ca_bundle: CA certificates to verify the server with (PEM file); wins over
+            ``ca_path``.
+        ca_path: a directory of PEM CA files (every file is read, as bao does).
         client_cert: ``(certificate, private key)`` PEM files for mTLS.
+        skip_verify: do not check the server's certificate (as ``$BAO_SKIP_VERIFY``).
+        tls_server_name: the name sent as SNI and checked in the server's certificate.
         timeout: seconds per HTTP request.
+
+    Only ``url`` falls back to the environment here; the TLS settings, the namespace and
+    the timeout come from :mod:`envelope.settings` (which reads ``BAO_*``/``VAULT_*`` as
+    bao does) or from these arguments. The token is read at login by :class:`TokenAuth`.
         deadline: seconds to keep retrying an unreachable, sealed or failing server.
 
     Raises:
@@ -111,20 +129,36 @@ class VaultTransit:
         auth: VaultAuth | None = None,
         namespace: str | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
+        ca_path: str | os.PathLike[str] | None = None,
         client_cert: tuple[str, str] | None = None,
+        skip_verify: bool = False,
+        tls_server_name: str | None = None,
         timeout: float = 10.0,
         deadline: float = 30.0,
     ) -> None:
         if client is None:
-            url = url or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+            hvac = _sdk.hvac()
+            if not url and (found := bao_variable(os.environ, "ADDR")):
+                url = found[1]
             if not url:
-                raise ConfigError("no Vault address: pass url= or set VAULT_ADDR")
-            client = _sdk.hvac().Client(
+                raise ConfigError("no Vault address: pass url= or set $BAO_ADDR or $VAULT_ADDR")
+            tls = VaultTls(
+                ca_bundle=str(ca_bundle) if ca_bundle else None,
+                ca_path=str(ca_path) if ca_path else None,
+                client_cert=client_cert,
+                skip_verify=skip_verify,
+                server_name=tls_server_name,
+            )
+            # verify/cert/token given so hvac reads nothing from the environment itself
+            # (it prefers VAULT_* and ~/.vault-token); the TLS settings live in the session.
+            client = hvac.Client(
                 url=url,
-                verify=str(ca_bundle) if ca_bundle else True,
-                cert=client_cert,
+                token="",
+                verify=True,
+                cert=None,
                 timeout=timeout,
-                namespace=namespace,
+                namespace=namespace or None,
+                session=tls_session(tls) if tls.any() else None,
             )
         self._client = client
         given = getattr(client, "token", None) if auth is None else None
@@ -188,11 +222,7 @@ class VaultTransit:
                     relogged = True
                     self._ensure_login(force=True)  # an expired or revoked token
                     continue
-                raise KmsError(
-                    f"Vault denied {operation} on transit key {self.key_id} "
-                    f"({first_error(exc)}): the token's policy must allow "
-                    f"'update' on {self._mount}/{path.split('/', 1)[0]}/{self._key}"
-                ) from None
+                raise self._denied(operation, f"update {self._mount}/{path}", exc) from None
             except hvac.exceptions.InvalidRequest as exc:
                 raise self._invalid(exc, operation) from None
             except hvac.exceptions.InvalidPath:
@@ -246,8 +276,50 @@ class VaultTransit:
 
     # -- key facts --------------------------------------------------------------------
 
-    def key_info(self) -> dict[str, Any]:
-        """The transit key's configuration (``transit/keys/<key>``).
+    def _denied(self, operation: str | None, refused: str, exc: Any) -> KmsError:
+        """The error for a 403 on ``refused`` (``"<capability> <path>"``) during
+        ``operation``: whether the token itself was refused (asked of the server), and every
+        capability the operation needs, per path."""
+        needs = [f"'read' on {self._mount}/keys/{self._key}"]
+        if operation in _UPDATE_PATH:
+            needs.append(f"'update' on {self._mount}/{_UPDATE_PATH[operation]}/{self._key}")
+        doing = f"{operation} on" if operation else "reading"
+        head = (
+            f"Vault at {self._url()} denied {doing} transit key {self.key_id} "
+            f"({first_error(exc)}; refused request: {refused})"
+        )
+        policies = self._token_policies()
+        if policies is None:
+            fix = (
+                "set a valid token ($BAO_TOKEN, $VAULT_TOKEN, --vault-token-file)"
+                if isinstance(self._auth, TokenAuth)
+                else f"check the {self._auth.method} role's token policies"
+            )
+            return KmsError(
+                f"{head}: the server refused the token itself (expired, revoked, or from "
+                f"another server or namespace): {fix}; its policy must allow "
+                f"{' and '.join(needs)}"
+            )
+        return KmsError(
+            f"{head}: the token's policies ({', '.join(policies) or 'none'}) must allow "
+            f"{' and '.join(needs)}"
+        )
+
+    def _token_policies(self) -> list[str] | None:
+        """The token's policies, or None if the server refuses the token itself."""
+        hvac = _sdk.hvac()
+        try:
+            resp = self._client.adapter.get("/v1/auth/token/lookup-self")
+        except hvac.exceptions.Forbidden:
+            return None
+        except Exception:  # noqa: BLE001 - only a hint for the message: any failure is "unknown"
+            return []
+        data = dict(resp).get("data") or {}
+        return [str(p) for p in data.get("policies") or ()]
+
+    def key_info(self, *, operation: str | None = None) -> dict[str, Any]:
+        """The transit key's configuration (``transit/keys/<key>``), read before the first
+        ``operation`` to learn whether the key is derived.
 
         Raises:
             KmsError: unreachable, denied, or no such key.
@@ -259,11 +331,9 @@ class VaultTransit:
             resp = self._client.adapter.get(f"/v1/{self._mount}/keys/{self._key}")
         except hvac.exceptions.InvalidPath:
             raise KmsError(f"transit key {self.key_id} does not exist on {self._url()}") from None
-        except hvac.exceptions.Forbidden:
-            raise KmsError(
-                f"Vault denied reading transit key {self.key_id}: allow 'read' on "
-                f"{self._mount}/keys/{self._key}"
-            ) from None
+        except hvac.exceptions.Forbidden as exc:
+            refused = f"read {self._mount}/keys/{self._key}"
+            raise self._denied(operation, refused, exc) from None
         except hvac.exceptions.VaultDown:
             raise KmsError(f"Vault at {self._url()} is sealed") from None
         except Exception as exc:
@@ -272,9 +342,9 @@ class VaultTransit:
             raise
         return dict(resp["data"])
 
-    def _bind(self, context: Context) -> dict[str, str]:
+    def _bind(self, context: Context, operation: str) -> dict[str, str]:
         if self._derived is None:
-            self._derived = bool(self.key_info().get("derived"))
+            self._derived = bool(self.key_info(operation=operation).get("derived"))
         return transit_binding(context, derived=self._derived)
 
     # -- KmsBackend -------------------------------------------------------------------
@@ -309,7 +379,7 @@ class VaultTransit:
             KmsError: Vault refused or could not be reached.
         """
         data = self._post(
-            "datakey", f"datakey/plaintext/{self._key}", {"bits": 256, **self._bind(context)}
+            "datakey", f"datakey/plaintext/{self._key}", {"bits": 256, **self._bind(context, "datakey")}
         )["data"]
         plaintext = bytearray(base64.b64decode(data["plaintext"]))
         return DataKey(
@@ -326,7 +396,7 @@ class VaultTransit:
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
         data = self._post(
-            "encrypt", f"encrypt/{self._key}", {"plaintext": _b64(plaintext), **self._bind(context)}
+            "encrypt", f"encrypt/{self._key}", {"plaintext": _b64(plaintext), **self._bind(context, "encrypt")}
         )["data"]
         return WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
 
@@ -339,8 +409,9 @@ class VaultTransit:
             KmsError: denied, sealed, unreachable.
         """
         ciphertext = self._check_slot(wrapped)
+        bind = self._bind(context, "decrypt")
         data = self._post(
-            "decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **self._bind(context)}
+            "decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **bind}
         )["data"]
         plaintext = bytearray(base64.b64decode(data["plaintext"]))
         if len(plaintext) != DATA_KEY_BYTES:
@@ -357,7 +428,7 @@ class VaultTransit:
             KmsError: as :meth:`unwrap`.
         """
         ciphertext = self._check_slot(wrapped)
-        bind = self._bind(context)
+        bind = self._bind(context, "rewrap")
         if "context" in bind:
             data = self._post("rewrap", f"rewrap/{self._key}", {"ciphertext": ciphertext, **bind})[
                 "data"
@@ -404,7 +475,7 @@ class VaultTransit:
             DecryptionError: an item's ciphertext is malformed (before any request).
             KmsError: as :meth:`unwrap`.
         """
-        bind = self._bind(context)
+        bind = self._bind(context, "decrypt")
         items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
         out: list[bytearray | DecryptionError] = []
         for r in self._batch("decrypt", f"decrypt/{self._key}", items):
@@ -424,7 +495,7 @@ class VaultTransit:
             DecryptionError: as :meth:`unwrap_many`.
             KmsError: as :meth:`unwrap_many`.
         """
-        bind = self._bind(context)
+        bind = self._bind(context, "rewrap")
         if "context" not in bind:
             results: list[WrappedKey | DecryptionError] = []
             for w in wrapped:
