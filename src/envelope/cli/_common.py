@@ -92,14 +92,20 @@ def add_kms_flags(p: argparse.ArgumentParser) -> None:
     vault.add_argument(
         "--vault-auth",
         choices=VAULT_AUTH_METHODS,
-        help="token ($VAULT_TOKEN), approle, jwt or kubernetes (the pod's token)",
+        help="token ($BAO_TOKEN, $VAULT_TOKEN, ~/.vault-token), approle, jwt or kubernetes "
+        "(the pod's token)",
     )
     vault.add_argument("--vault-role", help="jwt/kubernetes role")
     vault.add_argument("--vault-jwt-file", help="service-account token (default: the pod's)")
     for flag in ("auth-mount", "token-file", "role-id", "secret-id-file"):
         vault.add_argument(f"--vault-{flag}")
-    for flag in ("ca-bundle", "client-cert", "client-key", "namespace"):
-        vault.add_argument(f"--vault-{flag}")
+    for flag, bao in (
+        ("ca-bundle", "CACERT"),
+        ("client-cert", "CLIENT_CERT"),
+        ("client-key", "CLIENT_KEY"),
+        ("namespace", "NAMESPACE"),
+    ):
+        vault.add_argument(f"--vault-{flag}", help=f"default: $BAO_{bao}, else $VAULT_{bao}")
     add_vault_tls_flags(vault)
     p.add_argument(
         "--keystore",
@@ -127,9 +133,7 @@ VAULT_TLS_FLAGS = ("ca_path", "skip_verify", "tls_server_name", "timeout")
 def add_vault_tls_flags(vault: Any) -> None:
     """``--vault-ca-path``, ``--vault-skip-verify``, ``--vault-tls-server-name`` and
     ``--vault-timeout`` (defaults: ``$BAO_*``, else ``$VAULT_*``, as the bao CLI reads them)."""
-    vault.add_argument(
-        "--vault-ca-path", help="directory of CA files ($BAO_CAPATH, $VAULT_CAPATH)"
-    )
+    vault.add_argument("--vault-ca-path", help="directory of CA files ($BAO_CAPATH, $VAULT_CAPATH)")
     vault.add_argument(
         "--vault-skip-verify",
         action="store_true",

@@ -38,7 +38,13 @@ from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, K
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 from envelope.kms._vault_auth import RENEW_FRACTION, LoginResult, TokenAuth, VaultAuth
 from envelope.kms._vault_env import bao_variable
-from envelope.kms._vault_http import bound_request, first_error, is_network
+from envelope.kms._vault_http import (
+    bound_request,
+    denied_error,
+    first_error,
+    is_network,
+    tls_error,
+)
 from envelope.kms._vault_tls import VaultTls, tls_session
 
 __all__ = [
@@ -53,14 +59,6 @@ _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
 #: Items per batch_input request: OpenBao refuses request bodies with too many strings
 #: (250 items with a context already exceed its default limit).
 MAX_BATCH = 100
-#: Where each operation needs the 'update' capability (under the mount, before the key
-#: name); every operation also reads ``keys/<key>`` once, for its ``derived`` flag.
-_UPDATE_PATH = {
-    "datakey": "datakey/plaintext",
-    "encrypt": "encrypt",
-    "decrypt": "decrypt",
-    "rewrap": "rewrap",
-}
 
 
 def _b64(data: bytes | bytearray) -> str:
@@ -201,6 +199,8 @@ class VaultTransit:
                 f"({first_error(exc)}); check the role, its bound claims and the auth mount"
             ) from None
         except Exception as exc:
+            if tls := tls_error(exc, self._url(), "to log in"):
+                raise tls from None
             if is_network(exc):
                 raise KmsError(f"cannot reach Vault at {self._url()} to log in: {exc}") from None
             raise
@@ -241,6 +241,8 @@ class VaultTransit:
                         f"{operation} on {self.key_id} gave up after {attempt} attempts"
                     ) from None
             except Exception as exc:
+                if tls := tls_error(exc, self._url(), f"for {operation} on {self.key_id}"):
+                    raise tls from None
                 if not is_network(exc):
                     raise
                 if not self._backoff(started, attempt):
@@ -277,45 +279,20 @@ class VaultTransit:
     # -- key facts --------------------------------------------------------------------
 
     def _denied(self, operation: str | None, refused: str, exc: Any) -> KmsError:
-        """The error for a 403 on ``refused`` (``"<capability> <path>"``) during
-        ``operation``: whether the token itself was refused (asked of the server), and every
-        capability the operation needs, per path."""
-        needs = [f"'read' on {self._mount}/keys/{self._key}"]
-        if operation in _UPDATE_PATH:
-            needs.append(f"'update' on {self._mount}/{_UPDATE_PATH[operation]}/{self._key}")
-        doing = f"{operation} on" if operation else "reading"
-        head = (
-            f"Vault at {self._url()} denied {doing} transit key {self.key_id} "
-            f"({first_error(exc)}; refused request: {refused})"
-        )
-        policies = self._token_policies()
-        if policies is None:
-            fix = (
+        return denied_error(
+            self._client,
+            where=f"Vault at {self._url()}",
+            mount=self._mount,
+            key=self._key,
+            operation=operation,
+            refused=refused,
+            reason=first_error(exc),
+            fix_token=(
                 "set a valid token ($BAO_TOKEN, $VAULT_TOKEN, --vault-token-file)"
                 if isinstance(self._auth, TokenAuth)
                 else f"check the {self._auth.method} role's token policies"
-            )
-            return KmsError(
-                f"{head}: the server refused the token itself (expired, revoked, or from "
-                f"another server or namespace): {fix}; its policy must allow "
-                f"{' and '.join(needs)}"
-            )
-        return KmsError(
-            f"{head}: the token's policies ({', '.join(policies) or 'none'}) must allow "
-            f"{' and '.join(needs)}"
+            ),
         )
-
-    def _token_policies(self) -> list[str] | None:
-        """The token's policies, or None if the server refuses the token itself."""
-        hvac = _sdk.hvac()
-        try:
-            resp = self._client.adapter.get("/v1/auth/token/lookup-self")
-        except hvac.exceptions.Forbidden:
-            return None
-        except Exception:  # noqa: BLE001 - only a hint for the message: any failure is "unknown"
-            return []
-        data = dict(resp).get("data") or {}
-        return [str(p) for p in data.get("policies") or ()]
 
     def key_info(self, *, operation: str | None = None) -> dict[str, Any]:
         """The transit key's configuration (``transit/keys/<key>``), read before the first
@@ -337,6 +314,8 @@ class VaultTransit:
         except hvac.exceptions.VaultDown:
             raise KmsError(f"Vault at {self._url()} is sealed") from None
         except Exception as exc:
+            if tls := tls_error(exc, self._url(), f"to read transit key {self.key_id}"):
+                raise tls from None
             if is_network(exc):
                 raise KmsError(f"cannot reach Vault at {self._url()}: {exc}") from None
             raise
@@ -379,7 +358,9 @@ class VaultTransit:
             KmsError: Vault refused or could not be reached.
         """
         data = self._post(
-            "datakey", f"datakey/plaintext/{self._key}", {"bits": 256, **self._bind(context, "datakey")}
+            "datakey",
+            f"datakey/plaintext/{self._key}",
+            {"bits": 256, **self._bind(context, "datakey")},
         )["data"]
         plaintext = bytearray(base64.b64decode(data["plaintext"]))
         return DataKey(
@@ -396,7 +377,9 @@ class VaultTransit:
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
         data = self._post(
-            "encrypt", f"encrypt/{self._key}", {"plaintext": _b64(plaintext), **self._bind(context, "encrypt")}
+            "encrypt",
+            f"encrypt/{self._key}",
+            {"plaintext": _b64(plaintext), **self._bind(context, "encrypt")},
         )["data"]
         return WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
 
@@ -410,9 +393,9 @@ class VaultTransit:
         """
         ciphertext = self._check_slot(wrapped)
         bind = self._bind(context, "decrypt")
-        data = self._post(
-            "decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **bind}
-        )["data"]
+        data = self._post("decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **bind})[
+            "data"
+        ]
         plaintext = bytearray(base64.b64decode(data["plaintext"]))
         if len(plaintext) != DATA_KEY_BYTES:
             raise DecryptionError()

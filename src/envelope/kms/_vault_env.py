@@ -85,8 +85,7 @@ def parse_duration(value: str) -> float:
     parts = _PART.findall(body)
     if not body or "".join(n + u for n, u in parts) != body:
         raise ValueError(
-            f"{value!r} is not a duration: give seconds (30) or a duration such as 1m30s "
-            "or 500ms"
+            f"{value!r} is not a duration: give seconds (30) or a duration such as 1m30s or 500ms"
         )
     return sign * sum(float(n) * _UNITS[u] for n, u in parts)
 

@@ -36,9 +36,9 @@ class VaultTls:
 
     def any(self) -> bool:
         """True when some setting differs from requests' defaults."""
-        return bool(
-            self.ca_bundle or self.ca_path or self.client_cert or self.skip_verify
-        ) or bool(self.server_name)
+        return bool(self.ca_bundle or self.ca_path or self.client_cert or self.skip_verify) or bool(
+            self.server_name
+        )
 
 
 def _ca_path_pem(directory: str) -> str:
