@@ -165,3 +165,43 @@ def test_vault_address_as_bao() -> None:
     assert vault_address({"ENVELOPE_KMS_ENDPOINT": "https://e", "BAO_ADDR": "x"}) == "https://e"
     s = Settings.resolve(VAULT, {"BAO_ADDR": "https://b", "VAULT_ADDR": "https://v"})
     assert s.kms.endpoint == "https://b"
+
+
+def test_cli_flags_win_over_bao_variables() -> None:
+    import argparse
+
+    from envelope.cli._common import _explicit, add_kms_flags
+
+    parser = argparse.ArgumentParser()
+    add_kms_flags(parser)
+    environ = {
+        "BAO_CAPATH": "/env-cas",
+        "BAO_TLS_SERVER_NAME": "env.test",
+        "BAO_CLIENT_TIMEOUT": "5",
+        "BAO_SKIP_VERIFY": "false",
+    }
+    flags = [
+        "--kms=vault",
+        "--kms-key=k",
+        "--vault-ca-path=/flag-cas",
+        "--vault-skip-verify",
+        "--vault-tls-server-name=flag.test",
+        "--vault-timeout=1m",
+    ]
+    got = Settings.resolve(_explicit(parser.parse_args(flags)), environ).kms.vault
+    assert (got.ca_path, got.skip_verify, got.tls_server_name, got.timeout) == (
+        "/flag-cas",
+        True,
+        "flag.test",
+        60.0,
+    )
+    got = Settings.resolve(_explicit(parser.parse_args(flags[:2])), environ).kms.vault
+    assert (got.ca_path, got.skip_verify, got.tls_server_name, got.timeout) == (
+        "/env-cas",
+        False,
+        "env.test",
+        5.0,
+    )
+    help_text = parser.format_help()
+    for name in ("$BAO_CACERT", "$BAO_CAPATH", "$BAO_SKIP_VERIFY", "$BAO_NAMESPACE", "$BAO_TOKEN"):
+        assert name in help_text
