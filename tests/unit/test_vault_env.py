@@ -146,6 +146,8 @@ def test_skip_verify_and_timeout_from_the_environment() -> None:
     assert s.kms.vault.skip_verify is False
     s = Settings.resolve(VAULT, {"VAULT_CLIENT_TIMEOUT": "45"})
     assert s.kms.vault.timeout == 45.0
+    s = Settings.resolve(VAULT, {"BAO_CLIENT_TIMEOUT": "0s"})  # bao: zero keeps the default
+    assert s.kms.vault.timeout == 10.0
     assert Settings.resolve(VAULT, {}).kms.vault.skip_verify is False
 
 

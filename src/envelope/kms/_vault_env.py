@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 __all__ = [
+    "FALSE_WORDS",
     "TRUE_WORDS",
     "bao_names",
     "bao_variable",

@@ -74,8 +74,11 @@ class VaultSettings(_Strict):
     @field_validator("timeout", mode="before")
     @classmethod
     def _bao_duration(cls, v: Any) -> Any:
-        """A string is seconds or a Go duration (``30``, ``1m30s``), as bao reads one."""
-        return parse_duration(v) if isinstance(v, str) else v
+        """A string is seconds or a Go duration (``30``, ``1m30s``), as bao reads one; as
+        in bao, a zero duration keeps the default."""
+        if not isinstance(v, str):
+            return v
+        return parse_duration(v) or cls.model_fields["timeout"].default
 
     @model_validator(mode="after")
     def _mtls(self) -> VaultSettings:
