@@ -45,7 +45,7 @@ from envelope.kms._vault_http import (
     is_network,
     tls_error,
 )
-from envelope.kms._vault_tls import VaultTls, tls_session
+from envelope.kms._vault_tls import VaultTls, hvac_client
 
 __all__ = [
     "RENEW_FRACTION",
@@ -135,7 +135,6 @@ class VaultTransit:
         deadline: float = 30.0,
     ) -> None:
         if client is None:
-            hvac = _sdk.hvac()
             if not url and (found := bao_variable(os.environ, "ADDR")):
                 url = found[1]
             if not url:
@@ -147,17 +146,7 @@ class VaultTransit:
                 skip_verify=skip_verify,
                 server_name=tls_server_name,
             )
-            # verify/cert/token given so hvac reads nothing from the environment itself
-            # (it prefers VAULT_* and ~/.vault-token); the TLS settings live in the session.
-            client = hvac.Client(
-                url=url,
-                token="",
-                verify=True,
-                cert=None,
-                timeout=timeout,
-                namespace=namespace or None,
-                session=tls_session(tls) if tls.any() else None,
-            )
+            client = hvac_client(_sdk.hvac(), url, tls, namespace=namespace, timeout=timeout)
         self._client = client
         given = getattr(client, "token", None) if auth is None else None
         self._auth = auth or TokenAuth(given if isinstance(given, str) and given else None)

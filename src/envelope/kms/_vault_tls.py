@@ -17,7 +17,7 @@ from typing import Any
 
 from envelope.errors import ConfigError
 
-__all__ = ["VaultTls", "tls_session"]
+__all__ = ["VaultTls", "hvac_client", "tls_session"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,3 +145,24 @@ def tls_session(tls: VaultTls) -> Any:
     session = requests.Session()
     session.mount("https://", _Adapter())
     return session
+
+
+def hvac_client(
+    hvac: Any, url: str, tls: VaultTls, *, namespace: str | None, timeout: float
+) -> Any:
+    """An ``hvac.Client`` for ``url`` that reads nothing from the environment itself (hvac
+    would prefer ``VAULT_*`` and ``~/.vault-token``): verify, cert and token are given, and
+    the TLS settings live in the session.
+
+    Raises:
+        ConfigError: as :func:`tls_session`.
+    """
+    return hvac.Client(
+        url=url,
+        token="",
+        verify=True,
+        cert=None,
+        timeout=timeout,
+        namespace=namespace or None,
+        session=tls_session(tls) if tls.any() else None,
+    )
