@@ -15,6 +15,7 @@ from envelope._format.message import encode_header, read_header
 from envelope.cli._common import (
     Fail,
     Subparsers,
+    add_allow_key_flag,
     add_cluster_flags,
     add_command,
     add_context_flag,
@@ -55,6 +56,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                 help="accept whatever context the message has (instead of -c)",
             )
         add_kms_flags(p)
+        if name == "decrypt":
+            add_allow_key_flag(p)
         add_cluster_flags(p, for_encrypt=name == "encrypt")
         if name == "encrypt":
             p.add_argument(
@@ -82,6 +85,7 @@ def register_inspect(sub: Subparsers[argparse.ArgumentParser]) -> None:
         "(uses the KMS; catches damaged spare/DR slots)",
     )
     add_kms_flags(p)
+    add_allow_key_flag(p)
     add_cluster_flags(p, for_encrypt=False)
 
 
