@@ -67,7 +67,7 @@ class MotoProcess:
             try:
                 # The recorder endpoint is not itself recorded.
                 resp = requests.get(f"{self.url}/moto-api/recorder/download-recording", timeout=1)
-                if resp.status_code == 200:  # noqa: PLR2004 - HTTP OK
+                if resp.status_code == 200:
                     resp.close()
                     return True
                 resp.close()
