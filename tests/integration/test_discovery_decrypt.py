@@ -332,3 +332,32 @@ def test_local_keyring_allow_list(tmp_path: Path, keyring: dict[str, str]) -> No
     assert refused.returncode == ExitCode.CONFIG
     assert keyring_id in refused.stderr.decode()
     assert "--allow-key" in refused.stderr.decode()
+
+
+def test_init_config_with_allowed_keys(
+    tmp_path: Path, openbao: OpenBao, transit_key: str, vault_message: Path
+) -> None:
+    token = tmp_path / "token"
+    token.write_text(openbao.root_token)
+    out = tmp_path / "out"
+    out.mkdir()
+    kms = {
+        "kind": "vault",
+        "endpoint": openbao.url,
+        "allowed_keys": ["billing-*"],
+        "vault": {"auth": {"method": "token", "token_file": str(token)}},
+    }
+    cfg = {
+        "kms": kms,
+        "output": {"directory": str(out)},
+        "secrets": [{"name": "db", "source": {"file": str(vault_message)}, "context": {}}],
+    }
+    config = tmp_path / "init.json"
+    config.write_text(json.dumps(cfg))
+    ok(envelope("init", "--config", str(config), "--allow-disk"))
+    assert (out / "db").read_bytes() == PLAIN
+    kms["allowed_keys"] = ["payroll-*"]
+    config.write_text(json.dumps(cfg))
+    refused = envelope("init", "--config", str(config), "--allow-disk")
+    assert refused.returncode == ExitCode.CONFIG
+    assert f"transit/{transit_key}" in refused.stderr.decode()

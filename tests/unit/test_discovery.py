@@ -328,3 +328,42 @@ def test_a_rules_file_entry_accepts_allowed_keys(keyring: LocalKms) -> None:
     assert isinstance(backend, DiscoveredKeys)
     message = Envelope(keyring).encrypt(b"y")
     assert Envelope(backend).decrypt(message) == b"y"
+
+
+def test_configure_each_reaches_backends_built_before_and_after() -> None:
+    found = DiscoveredKeys(
+        "p",
+        rank={"a": 0, "b": 0}.get,
+        build=lambda _k: LocalKms.ephemeral(),
+        allowed=["*"],
+        hint="h",
+    )
+    early = found.backend_for("a")
+    seen: list[KmsBackend] = []
+    found.configure_each(seen.append)
+    late = found.backend_for("b")
+    assert seen == [early, late]
+    assert found.backend_for("b") is late and len(seen) == 2  # built once
+
+
+def test_init_bounds_each_discovered_vault_key_by_the_run_deadline(tmp_path: Path) -> None:
+    from envelope.k8s._runner import build_envelope
+    from envelope.kms._vault import VaultTransit
+
+    token = tmp_path / "token"
+    token.write_text("t")
+    cfg = parse_config(
+        "kms:\n"
+        "  kind: vault\n"
+        "  endpoint: http://127.0.0.1:1\n"
+        "  allowed_keys: billing-*\n"
+        f"  vault: {{auth: {{method: token, token_file: {token}}}}}\n"
+        "secrets:\n"
+        "  - {name: db, source: {file: /s}, context: {}}\n"
+    )
+    env = build_envelope(cfg, deadline=5.0, give_up_at=1234.5)
+    discovered = env.kms
+    assert isinstance(discovered, DiscoveredKeys)
+    backend = discovered.backend_for("transit/billing-db")
+    assert isinstance(backend, VaultTransit)
+    assert backend._give_up_at == 1234.5

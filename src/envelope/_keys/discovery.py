@@ -59,6 +59,7 @@ class DiscoveredKeys:
         self._hint = hint
         self._encryptor = encryptor
         self._built: dict[str, KmsBackend] = {}
+        self._setup: list[Callable[[KmsBackend], None]] = []
         # The settings tree this backend pickles as (set by the settings layer).
         self._origin: dict[str, Any] | None = None
 
@@ -109,8 +110,18 @@ class DiscoveredKeys:
         if found is None:
             if not self.matches(key_id):
                 raise self.refusal(f"{self._provider} key {key_id!r}")
-            found = self._built[key_id] = self._build(key_id)
+            found = self._build(key_id)
+            for setup in self._setup:
+                setup(found)
+            self._built[key_id] = found
         return found
+
+    def configure_each(self, setup: Callable[[KmsBackend], None]) -> None:
+        """Applies ``setup`` to every backend built so far and to each one built later
+        (a run-wide deadline, say)."""
+        self._setup.append(setup)
+        for backend in self._built.values():
+            setup(backend)
 
     def _checked(self, wrapped: WrappedKey) -> KmsBackend:
         if wrapped.provider != self._provider:
