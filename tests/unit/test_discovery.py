@@ -367,3 +367,19 @@ def test_init_bounds_each_discovered_vault_key_by_the_run_deadline(tmp_path: Pat
     backend = discovered.backend_for("transit/billing-db")
     assert isinstance(backend, VaultTransit)
     assert backend._give_up_at == 1234.5
+
+
+def test_a_discovering_envelope_pickles_as_its_settings(
+    keyring: LocalKms, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    message = Envelope(keyring).encrypt(b"z")
+    monkeypatch.chdir(tmp_path)
+    relative = KmsSettings(kind="local", keyring="keyring.json", allowed_keys=("kr-*",))
+    env = Envelope(build_kms(relative))
+    monkeypatch.chdir("/")
+    again = pickle.loads(pickle.dumps(env))
+    assert isinstance(again.kms, DiscoveredKeys)
+    assert again.kms.allowed == ("kr-*",)
+    assert again.decrypt(message) == b"z"

@@ -66,7 +66,10 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
     ):
         from envelope.settings._discovery import discovered_kms  # noqa: PLC0415 - on use
 
-        return discovered_kms(settings, build_kms)
+        found = discovered_kms(settings, build_kms)
+        tree = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
+        found._origin = {**tree, "kind": settings.kind}
+        return found
     origin = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
     if settings.kind == "local":
         from envelope.kms._local import LocalKms  # noqa: PLC0415 - per backend

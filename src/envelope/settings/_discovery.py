@@ -195,10 +195,6 @@ def discovered_kms(settings: KmsSettings, build: Build) -> DiscoveredKeys:
         found = DiscoveredKeys(
             "aws-kms", rank=aws.rank, build=aws.backend, allowed=patterns, hint=HINT
         )
-    found._origin = {
-        **settings.model_dump(mode="json", exclude_defaults=True),
-        "kind": settings.kind,
-    }
     return found
 
 
