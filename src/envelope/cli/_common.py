@@ -131,7 +131,8 @@ def add_allow_key_flag(p: argparse.ArgumentParser) -> None:
         "this glob over key ids (an ARN such as arn:aws:kms:eu-west-1:111122223333:key/*, "
         "alias/billing-*, a transit key name, a keyring id; repeatable; default: "
         "$ENVELOPE_ALLOWED_KEYS, comma- or space-separated). The KMS kind, endpoint, "
-        "region, mount and auth still come only from the flags and environment",
+        "mount and auth still come only from the flags and environment, and the region "
+        "too unless an ARN pattern names the key's region",
     )
 
 

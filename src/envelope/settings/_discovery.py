@@ -7,7 +7,8 @@ case-sensitive, matched per KMS kind:
 
 - ``aws``: against the slot's key ARN (``arn:aws:kms:eu-west-1:111122223333:key/*``);
   a pattern without ``:`` against the key id after ``key/`` (``mrk-*``); an ``alias/``
-  pattern against the aliases of the key (one ListAliases call to the configured KMS).
+  pattern against the aliases of the key (one ListAliases call to the configured KMS,
+  once per key and backend: it needs ``kms:ListAliases``).
   The key must be in the configured region; a key in another region is used only if
   an ARN pattern names that region literally (no wildcard in its region field): then
   the client signs for the ARN's region but still talks to the configured endpoint
@@ -47,7 +48,6 @@ HINT = (
     "pass --kms-key KEY, or allow the key with --allow-key PATTERN (repeatable) or "
     "$ENVELOPE_ALLOWED_KEYS (comma- or space-separated patterns)"
 )
-PROVIDERS = {"aws": "aws-kms", "vault": "vault-transit", "local": "local"}
 _KEY_ARN = re.compile(r"^arn:[\w-]+:kms:([\w-]+):(\d+):key/([\w-]+)$")
 _GLOB = re.compile(r"[*?\[]")
 
@@ -105,6 +105,7 @@ class _Aws:
         self._settings, self._build = settings, build
         self._regions: dict[str, str] = {}
         self._home: str | None = None  # the configured region, as boto3 resolves it
+        self._aliases: dict[str, list[str]] = {}  # looked up once per key
         self._built: dict[tuple[str, str | None], KmsBackend] = {}
 
     def _cached(self, arn: str, region: str | None) -> KmsBackend:
@@ -129,7 +130,7 @@ class _Aws:
 
         def allows(p: str) -> bool:
             if p.startswith("alias/"):
-                return home and any(fnmatchcase(a, p) for a in self._configured(arn).aliases())
+                return home and any(fnmatchcase(a, p) for a in self._aliases_of(arn))
             if ":" not in p:
                 return home and fnmatchcase(m.group(3), p)
             if not fnmatchcase(arn, p):
@@ -140,6 +141,12 @@ class _Aws:
             return region is not None
 
         return _first(self._settings.allowed_keys, allows)
+
+    def _aliases_of(self, arn: str) -> list[str]:
+        found = self._aliases.get(arn)
+        if found is None:
+            found = self._aliases[arn] = self._configured(arn).aliases()
+        return found
 
     def backend(self, arn: str) -> KmsBackend:
         """The key ``arn``: through its own region if a pattern named it, else the
