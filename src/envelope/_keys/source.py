@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import cast
 
 from envelope import _native
 from envelope._format.context import Context
@@ -211,6 +212,46 @@ class KeySource(SlotOpener):
         )
         wipe(key_copy)  # the sealer holds its own copy
         return sealer
+
+    def cached_sealer_now(self, ctx: Context, nbytes: int) -> _native.MessageSealer | None:
+        """:meth:`cached_sealer` if the cache holds it already, else None: never a KMS
+        call nor a wait for one (envelope.aio runs cache hits on the event loop).
+
+        Raises:
+            ConfigError: as :meth:`cached_sealer`.
+        """
+        cache = self._cache_or_fail()
+        if self._identity is None:  # computing it may call the KMS
+            return None
+        found = cache.cached_for_encryption(("message", self._identity, ctx), nbytes)
+        if found is None:
+            return None
+        sealer, key_copy = found
+        wipe(key_copy)
+        return cast(_native.MessageSealer, sealer)
+
+    def cached_opener_now(
+        self, message: memoryview, expected: Context | None
+    ) -> tuple[int, _native.MessageOpener] | None:
+        """:meth:`cached_opener` if the cache holds it already, else None (see
+        :meth:`cached_sealer_now`).
+
+        Raises:
+            As :meth:`cached_opener`.
+        """
+        cache = self._cache_or_fail()
+        if self._identity is None:
+            return None
+        offset = header_end(message)
+        found = cache.cached_for_decryption(("message", self._identity, bytes(message[:offset])))
+        if found is None:
+            return None
+        value, key_copy = found
+        wipe(key_copy)
+        ctx, opener = cast(tuple[Context, _native.MessageOpener], value)
+        if expected is not None and expected != ctx:
+            raise DecryptionError()
+        return offset, opener
 
     def _cache_or_fail(self) -> DataKeyCache:
         if self.cache is None:

@@ -13,6 +13,7 @@ from envelope._version import __version__
 from envelope.cli import (
     _cluster_secret,
     _documents,
+    _inspect,
     _k8s,
     _keyring,
     _keystore,
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _k8s.register_quickstart(sub)
     for module in (_keyring, _keystore, _cluster_secret, _message, _k8s):
         module.register(sub)
-    _message.register_inspect(sub)
+    _inspect.register(sub)
     _rotation.register(sub)
     _kms_plugin.register(sub)
     _documents.register(sub)  # extends encrypt, decrypt and exec: after them

@@ -93,14 +93,21 @@ def add_kms_flags(p: argparse.ArgumentParser) -> None:
     vault.add_argument(
         "--vault-auth",
         choices=VAULT_AUTH_METHODS,
-        help="token ($VAULT_TOKEN), approle, jwt or kubernetes (the pod's token)",
+        help="token ($BAO_TOKEN, $VAULT_TOKEN, ~/.vault-token), approle, jwt or kubernetes "
+        "(the pod's token)",
     )
     vault.add_argument("--vault-role", help="jwt/kubernetes role")
     vault.add_argument("--vault-jwt-file", help="service-account token (default: the pod's)")
     for flag in ("auth-mount", "token-file", "role-id", "secret-id-file"):
         vault.add_argument(f"--vault-{flag}")
-    for flag in ("ca-bundle", "client-cert", "client-key", "namespace"):
-        vault.add_argument(f"--vault-{flag}")
+    for flag, bao in (
+        ("ca-bundle", "CACERT"),
+        ("client-cert", "CLIENT_CERT"),
+        ("client-key", "CLIENT_KEY"),
+        ("namespace", "NAMESPACE"),
+    ):
+        vault.add_argument(f"--vault-{flag}", help=f"default: $BAO_{bao}, else $VAULT_{bao}")
+    add_vault_tls_flags(vault)
     p.add_argument(
         "--keystore",
         metavar="URI",
@@ -133,6 +140,30 @@ def add_allow_key_flag(p: argparse.ArgumentParser) -> None:
         "$ENVELOPE_ALLOWED_KEYS, comma- or space-separated). The KMS kind, endpoint, "
         "mount and auth still come only from the flags and environment, and the region "
         "too unless an ARN pattern names the key's region",
+    )
+
+
+#: Settings fields of the flags :func:`add_vault_tls_flags` adds (``--vault-ca-path``, ...).
+VAULT_TLS_FLAGS = ("ca_path", "skip_verify", "tls_server_name", "timeout")
+
+
+def add_vault_tls_flags(vault: Any) -> None:
+    """``--vault-ca-path``, ``--vault-skip-verify``, ``--vault-tls-server-name`` and
+    ``--vault-timeout`` (defaults: ``$BAO_*``, else ``$VAULT_*``, as the bao CLI reads them)."""
+    vault.add_argument("--vault-ca-path", help="directory of CA files ($BAO_CAPATH, $VAULT_CAPATH)")
+    vault.add_argument(
+        "--vault-skip-verify",
+        action="store_true",
+        default=None,
+        help="do not verify the server's certificate ($BAO_SKIP_VERIFY, $VAULT_SKIP_VERIFY)",
+    )
+    vault.add_argument(
+        "--vault-tls-server-name",
+        help="SNI name to check the certificate against ($BAO_TLS_SERVER_NAME)",
+    )
+    vault.add_argument(
+        "--vault-timeout",
+        help="per-request timeout: seconds or 1m30s ($BAO_CLIENT_TIMEOUT; default 10)",
     )
 
 
@@ -188,7 +219,7 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     """The flags as a settings tree (None: not given, so the environment or default applies)."""
     a = vars(args)
     auth = ("role", "jwt_file", "token_file", "role_id", "secret_id_file")
-    tls = ("ca_bundle", "client_cert", "client_key", "namespace")
+    tls = ("ca_bundle", "client_cert", "client_key", "namespace", *VAULT_TLS_FLAGS)
     return {
         "kms": {
             "kind": a.get("kms"),

@@ -39,6 +39,10 @@ kms.vault.ca_bundle             BAO_CACERT, VAULT_CACERT                    --va
 kms.vault.client_cert           BAO_CLIENT_CERT, VAULT_CLIENT_CERT          --vault-client-cert
 kms.vault.client_key            BAO_CLIENT_KEY, VAULT_CLIENT_KEY            --vault-client-key
 kms.vault.namespace             BAO_NAMESPACE, VAULT_NAMESPACE              --vault-namespace
+kms.vault.ca_path               BAO_CAPATH, VAULT_CAPATH                    --vault-ca-path
+kms.vault.skip_verify           BAO_SKIP_VERIFY, VAULT_SKIP_VERIFY          --vault-skip-verify
+kms.vault.tls_server_name       BAO_TLS_SERVER_NAME, VAULT_TLS_SERVER_NAME  --vault-tls-server-name
+kms.vault.timeout               BAO_CLIENT_TIMEOUT, VAULT_CLIENT_TIMEOUT    --vault-timeout
 cluster_secret.file             ENVELOPE_CLUSTER_SECRET_FILE                --cluster-secret
 cluster_secret.env              ENVELOPE_CLUSTER_SECRET (holds the part)
 keystore.uri                    ENVELOPE_KEYSTORE                           --keystore
@@ -51,8 +55,15 @@ uses the key each message's slot names if ``kms.allowed_keys`` allows it; the KM
 endpoint, region, mount and auth still come only from these settings
 (:mod:`envelope.settings._discovery`).
 
-The Vault token itself comes from ``VAULT_TOKEN``/``BAO_TOKEN`` (or ``token_file``), AWS
-credentials from boto3's usual chain.
+``BAO_*``/``VAULT_*`` pairs are read as the ``bao`` CLI reads them
+(:mod:`envelope.kms._vault_env`): a set ``BAO_X``, even empty, hides ``VAULT_X``;
+``*_SKIP_VERIFY`` takes Go's booleans (``1 t T TRUE true True`` / ``0 f F FALSE false
+False``), ``*_CLIENT_TIMEOUT`` seconds or a Go duration (``1m30s``).
+
+The Vault token itself is read at login, never kept in settings: ``token_file``, else
+``BAO_TOKEN``, ``VAULT_TOKEN``, the file at ``BAO_TOKEN_PATH``/``VAULT_TOKEN_PATH``, else
+``~/.vault-token`` (what ``bao login`` writes). AWS credentials come from boto3's usual
+chain.
 """
 
 from __future__ import annotations

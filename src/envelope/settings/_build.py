@@ -12,7 +12,7 @@ from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
 from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
-from envelope.settings._env import VAULT_ADDRESS, flag_hint
+from envelope.settings._env import VAULT_ADDRESS, flag_hint, vault_address
 
 if TYPE_CHECKING:
     from envelope.kms._vault import VaultTransit
@@ -90,7 +90,7 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
             ) from None
         aws._origin = {**origin, "kind": "aws"}
         return aws
-    if settings.endpoint is None and not any(os.environ.get(n) for n in VAULT_ADDRESS):
+    if settings.endpoint is None and not vault_address(os.environ):
         names = ", ".join(f"${n}" for n in VAULT_ADDRESS)
         raise ConfigError(f"no Vault address: give one (--kms-endpoint, {names})")
     vault = _vault(settings.key, settings.endpoint, settings.vault)
@@ -113,7 +113,7 @@ def _absolute(tree: dict[str, Any]) -> dict[str, Any]:
 
 _PATH_FIELDS = frozenset(
     ("keyring", "passphrase_file", "jwt_file", "token_file", "secret_id_file", "file")
-) | frozenset(("ca_bundle", "client_cert", "client_key"))
+) | frozenset(("ca_bundle", "ca_path", "client_cert", "client_key"))
 
 
 def kms_from_mapping(
@@ -203,6 +203,10 @@ def _vault(key: str, url: str | None, v: VaultSettings) -> VaultTransit:
         auth=auth,
         namespace=v.namespace,
         ca_bundle=v.ca_bundle,
+        ca_path=v.ca_path,
         client_cert=cert,
+        skip_verify=v.skip_verify,
+        tls_server_name=v.tls_server_name,
+        timeout=v.timeout,
         deadline=v.deadline,
     )

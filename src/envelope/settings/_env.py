@@ -6,7 +6,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge", "split_patterns"]
+from envelope.kms._vault_env import bao_variable
+
+__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge", "split_patterns", "vault_address"]
 
 # (field path, environment variables - the first set one wins -, command-line flag)
 ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -29,6 +31,14 @@ ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("kms.vault.client_cert", ("BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"), "--vault-client-cert"),
     ("kms.vault.client_key", ("BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"), "--vault-client-key"),
     ("kms.vault.namespace", ("BAO_NAMESPACE", "VAULT_NAMESPACE"), "--vault-namespace"),
+    ("kms.vault.ca_path", ("BAO_CAPATH", "VAULT_CAPATH"), "--vault-ca-path"),
+    ("kms.vault.skip_verify", ("BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"), "--vault-skip-verify"),
+    (
+        "kms.vault.tls_server_name",
+        ("BAO_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"),
+        "--vault-tls-server-name",
+    ),
+    ("kms.vault.timeout", ("BAO_CLIENT_TIMEOUT", "VAULT_CLIENT_TIMEOUT"), "--vault-timeout"),
     ("cluster_secret.file", ("ENVELOPE_CLUSTER_SECRET_FILE",), "--cluster-secret"),
     ("keystore.uri", ("ENVELOPE_KEYSTORE",), "--keystore"),
     ("keystore.endpoint", ("ENVELOPE_KEYSTORE_ENDPOINT",), "--keystore-endpoint"),
@@ -46,7 +56,23 @@ def _put(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    return next((environ[n] for n in names if environ.get(n)), None)
+    """The first of ``names`` set to a non-empty value; a ``BAO_X``/``VAULT_X`` pair is
+    read as the bao CLI reads it (:func:`~envelope.kms._vault_env.bao_variable`: a set
+    ``BAO_X``, even empty, hides ``VAULT_X``)."""
+    for name in names:
+        if name.startswith("VAULT_") and f"BAO_{name[6:]}" in names:
+            continue  # read with its BAO_ twin
+        if name.startswith("BAO_"):
+            if (found := bao_variable(environ, name[4:])) is not None:
+                return found[1]
+        elif environ.get(name):
+            return environ[name]
+    return None
+
+
+def vault_address(environ: Mapping[str, str]) -> str | None:
+    """The Vault address the environment gives (:data:`VAULT_ADDRESS`, as bao reads it)."""
+    return _first(environ, VAULT_ADDRESS)
 
 
 def env_layer(environ: Mapping[str, str], kind: str | None) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from envelope.kms._vault_auth import SERVICE_ACCOUNT_TOKEN
+from envelope.kms._vault_env import parse_bool, parse_duration
 from envelope.settings._env import flag_hint, merge, split_patterns
 from envelope.settings._errors import config_error, field_problem
 from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS, KmsKind, VaultAuthMethod
@@ -64,7 +65,26 @@ class VaultSettings(_Strict):
     client_cert: str | None = None
     client_key: str | None = None
     namespace: str | None = None
+    ca_path: str | None = None
+    skip_verify: bool = False
+    tls_server_name: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
     deadline: float = Field(default=30.0, gt=0)
+
+    @field_validator("skip_verify", mode="before")
+    @classmethod
+    def _bao_bool(cls, v: Any) -> Any:
+        """A string (an environment variable) is read as bao reads a boolean."""
+        return parse_bool(v) if isinstance(v, str) else v
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _bao_duration(cls, v: Any) -> Any:
+        """A string is seconds or a Go duration (``30``, ``1m30s``), as bao reads one; as
+        in bao, a zero duration keeps the default."""
+        if not isinstance(v, str):
+            return v
+        return parse_duration(v) or cls.model_fields["timeout"].default
 
     @model_validator(mode="after")
     def _mtls(self) -> VaultSettings:
