@@ -26,6 +26,7 @@ __all__ = [
     "EXIT_CODES",
     "Fail",
     "Subparsers",
+    "add_allow_key_flag",
     "add_cluster_flags",
     "add_command",
     "add_context_flag",
@@ -126,6 +127,22 @@ def add_kms_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_allow_key_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-key PATTERN`` (repeatable): a command that only decrypts may then use the
+    key a message's slot names instead of ``--kms-key`` (see docs/threat-model.md)."""
+    p.add_argument(
+        "--allow-key",
+        action="append",
+        metavar="PATTERN",
+        help="without --kms-key: decrypt with the key the message names if it matches "
+        "this glob over key ids (an ARN such as arn:aws:kms:eu-west-1:111122223333:key/*, "
+        "alias/billing-*, a transit key name, a keyring id; repeatable; default: "
+        "$ENVELOPE_ALLOWED_KEYS, comma- or space-separated). The KMS kind, endpoint, "
+        "mount and auth still come only from the flags and environment, and the region "
+        "too unless an ARN pattern names the key's region",
+    )
+
+
 #: Settings fields of the flags :func:`add_vault_tls_flags` adds (``--vault-ca-path``, ...).
 VAULT_TLS_FLAGS = ("ca_path", "skip_verify", "tls_server_name", "timeout")
 
@@ -211,6 +228,7 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
             "endpoint": a.get("kms_endpoint"),
             "keyring": _text(a.get("keyring")),
             "passphrase_file": _text(a.get("passphrase_file")),
+            "allowed_keys": a.get("allow_key") or None,
             "vault": {
                 "mount": a.get("vault_mount"),
                 "auth": {
@@ -237,7 +255,8 @@ def settings(args: argparse.Namespace) -> Settings:
     """
     cached: Settings | None = getattr(args, "_settings", None)
     if cached is None:
-        cached = model.Settings.resolve(_explicit(args))
+        # A command with --allow-key only decrypts: its key may come from the message.
+        cached = model.Settings.resolve(_explicit(args), decrypt_only="allow_key" in vars(args))
         args._settings = cached
     return cached
 

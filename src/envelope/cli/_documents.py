@@ -49,7 +49,12 @@ Handler = Callable[[argparse.Namespace], int]
 def _explicit_flags(args: argparse.Namespace) -> bool:
     """KMS options given on the command line (they win over the rules file, which wins
     over the ENVELOPE_* environment)."""
-    return args.keyring is not None or args.kms_key is not None or args.kms is not None
+    return (
+        args.keyring is not None
+        or args.kms_key is not None
+        or args.kms is not None
+        or bool(getattr(args, "allow_key", None))
+    )
 
 
 def _ambient(args: argparse.Namespace) -> bool:

@@ -16,6 +16,7 @@ from envelope._keys.breakglass import MessageRecovery, recovery_plan
 from envelope.cli._common import (
     Fail,
     Subparsers,
+    add_allow_key_flag,
     add_cluster_flags,
     add_command,
     add_kms_flags,
@@ -46,6 +47,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         "(uses the KMS; catches damaged spare/DR slots)",
     )
     add_kms_flags(p)
+    add_allow_key_flag(p)
     add_cluster_flags(p, for_encrypt=False)
 
 

@@ -14,6 +14,7 @@ from envelope.cli._breakglass import add_data_key_flag, recovered_key
 from envelope.cli._common import (
     Fail,
     Subparsers,
+    add_allow_key_flag,
     add_cluster_flags,
     add_command,
     add_context_flag,
@@ -55,6 +56,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             )
             add_data_key_flag(p)
         add_kms_flags(p)
+        if name == "decrypt":
+            add_allow_key_flag(p)
         add_cluster_flags(p, for_encrypt=name == "encrypt")
         if name == "encrypt":
             p.add_argument(

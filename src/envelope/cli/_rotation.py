@@ -13,6 +13,7 @@ from envelope._rotation import Summary, envelope_files, reencrypt_paths, rewrap_
 from envelope.cli._common import (
     Fail,
     Subparsers,
+    add_allow_key_flag,
     add_cluster_flags,
     add_command,
     add_kms_flags,
@@ -41,6 +42,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--state", type=Path, help="journal of finished files: rerun to resume")
     add_kms_flags(p)
+    add_allow_key_flag(p)
     p = add_command(
         sub,
         "reencrypt",

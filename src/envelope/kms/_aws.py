@@ -176,6 +176,22 @@ class AwsKms:
         ours, theirs = _MRK_ARN.match(self.key_id), _MRK_ARN.match(key_id)
         return bool(ours and theirs and ours.groups() == theirs.groups())
 
+    def aliases(self) -> list[str]:
+        """The alias names (``alias/...``) that point at this key, in its region.
+
+        Raises:
+            KmsError: the aliases cannot be listed (the message says why).
+        """
+        key = self._arn or self._configured
+        try:
+            pages = self._client.get_paginator("list_aliases").paginate(KeyId=key)
+            return [str(a["AliasName"]) for page in pages for a in page.get("Aliases", ())]
+        except Exception as exc:
+            mapped = self._fail(exc, "ListAliases")
+            if mapped is exc:
+                raise
+            raise mapped from None
+
     def _check_slot(self, wrapped: WrappedKey) -> None:
         if wrapped.provider != self.provider_id or not self.matches(wrapped.key_id):
             raise KeyUnavailableError(

@@ -24,6 +24,8 @@ kms.endpoint                    ENVELOPE_KMS_ENDPOINT; for ``vault`` also   --km
                                 BAO_ADDR, VAULT_ADDR (BAO_* wins, as bao)
 kms.keyring                     ENVELOPE_KEYRING                            --keyring
 kms.passphrase_file             ENVELOPE_KEYRING_PASSPHRASE_FILE            --passphrase-file
+kms.allowed_keys                ENVELOPE_ALLOWED_KEYS (comma- or space-     --allow-key
+                                separated glob patterns; decrypting only)   (repeatable)
 (keyring passphrase itself)     ENVELOPE_KEYRING_PASSPHRASE (file wins)
 kms.vault.mount                 ENVELOPE_VAULT_MOUNT                        --vault-mount
 kms.vault.auth.method           ENVELOPE_VAULT_AUTH                         --vault-auth
@@ -47,6 +49,11 @@ keystore.uri                    ENVELOPE_KEYSTORE                           --ke
 keystore.endpoint               ENVELOPE_KEYSTORE_ENDPOINT                  --keystore-endpoint
 keystore.region                 (kms.region)                                (--kms-region)
 ==============================  ==========================================  =====================
+
+Without ``kms.key``, a decrypting front end (``Settings.resolve(..., decrypt_only=True)``)
+uses the key each message's slot names if ``kms.allowed_keys`` allows it; the KMS kind,
+endpoint, region, mount and auth still come only from these settings
+(:mod:`envelope.settings._discovery`).
 
 ``BAO_*``/``VAULT_*`` pairs are read as the ``bao`` CLI reads them
 (:mod:`envelope.kms._vault_env`): a set ``BAO_X``, even empty, hides ``VAULT_X``;

@@ -53,10 +53,23 @@ def keyring_passphrase(settings: KmsSettings) -> str | None:
 def build_kms(settings: KmsSettings) -> KmsBackend:
     """The KMS backend ``settings`` describe (backends are imported only when used).
 
+    Without ``key`` (AWS, Vault), or with ``allowed_keys`` for the local keyring: a
+    :class:`~envelope._keys.discovery.DiscoveredKeys` that decrypts with the key each
+    message's slot names, if ``allowed_keys`` allows it (:mod:`envelope.settings._discovery`).
+
     Raises:
         ConfigError: the backend cannot be set up (missing keyring, unreadable file, no AWS
             region, no Vault address, ...); the message names the flag and variables.
     """
+    if (settings.kind == "local" and settings.allowed_keys) or (
+        settings.kind != "local" and not settings.key
+    ):
+        from envelope.settings._discovery import discovered_kms  # noqa: PLC0415 - on use
+
+        found = discovered_kms(settings, build_kms)
+        tree = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
+        found._origin = {**tree, "kind": settings.kind}
+        return found
     origin = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
     if settings.kind == "local":
         from envelope.kms._local import LocalKms  # noqa: PLC0415 - per backend

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from envelope.kms._vault_env import bao_variable
 
-__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge", "vault_address"]
+__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge", "split_patterns", "vault_address"]
 
 # (field path, environment variables - the first set one wins -, command-line flag)
 ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -17,6 +18,7 @@ ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("kms.endpoint", ("ENVELOPE_KMS_ENDPOINT",), "--kms-endpoint"),
     ("kms.keyring", ("ENVELOPE_KEYRING",), "--keyring"),
     ("kms.passphrase_file", ("ENVELOPE_KEYRING_PASSPHRASE_FILE",), "--passphrase-file"),
+    ("kms.allowed_keys", ("ENVELOPE_ALLOWED_KEYS",), "--allow-key"),
     ("kms.vault.mount", ("ENVELOPE_VAULT_MOUNT",), "--vault-mount"),
     ("kms.vault.auth.method", ("ENVELOPE_VAULT_AUTH",), "--vault-auth"),
     ("kms.vault.auth.role", ("ENVELOPE_VAULT_ROLE",), "--vault-role"),
@@ -131,3 +133,9 @@ def flag_hint(path: str) -> str:
     names, flag = _BY_PATH.get(path, ((), ""))
     given = [flag] if flag else []
     return f" ({', '.join([*given, *('$' + n for n in names)])})" if given else ""
+
+
+def split_patterns(text: str) -> tuple[str, ...]:
+    """Allow-list patterns from one string (``$ENVELOPE_ALLOWED_KEYS``): comma- or
+    whitespace-separated."""
+    return tuple(p for p in re.split(r"[\s,]+", text) if p)
