@@ -91,7 +91,10 @@ class VaultTransit:
         if client is None:
             url = url or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
             if not url:
-                raise ConfigError("no Vault address: pass url= or set VAULT_ADDR")
+                raise ConfigError(
+                    "no Vault address: pass url= or set VAULT_ADDR",
+                    cli="no Vault address: pass --kms-endpoint URL or set $VAULT_ADDR",
+                )
             client = _sdk.hvac().Client(
                 url=url,
                 verify=str(ca_bundle) if ca_bundle else True,

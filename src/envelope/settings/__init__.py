@@ -33,10 +33,14 @@ kms.vault.auth.mount            ENVELOPE_VAULT_AUTH_MOUNT                   --va
 kms.vault.auth.token_file       ENVELOPE_VAULT_TOKEN_FILE                   --vault-token-file
 kms.vault.auth.role_id          ENVELOPE_VAULT_ROLE_ID                      --vault-role-id
 kms.vault.auth.secret_id_file   ENVELOPE_VAULT_SECRET_ID_FILE               --vault-secret-id-file
-kms.vault.ca_bundle             BAO_CACERT, VAULT_CACERT                    --vault-ca-bundle
-kms.vault.client_cert           BAO_CLIENT_CERT, VAULT_CLIENT_CERT          --vault-client-cert
-kms.vault.client_key            BAO_CLIENT_KEY, VAULT_CLIENT_KEY            --vault-client-key
-kms.vault.namespace             BAO_NAMESPACE, VAULT_NAMESPACE              --vault-namespace
+kms.vault.ca_bundle             ENVELOPE_VAULT_CA_BUNDLE, BAO_CACERT,       --vault-ca-bundle
+                                VAULT_CACERT
+kms.vault.client_cert           ENVELOPE_VAULT_CLIENT_CERT,                 --vault-client-cert
+                                BAO_CLIENT_CERT, VAULT_CLIENT_CERT
+kms.vault.client_key            ENVELOPE_VAULT_CLIENT_KEY,                  --vault-client-key
+                                BAO_CLIENT_KEY, VAULT_CLIENT_KEY
+kms.vault.namespace             ENVELOPE_VAULT_NAMESPACE,                   --vault-namespace
+                                BAO_NAMESPACE, VAULT_NAMESPACE
 cluster_secret.file             ENVELOPE_CLUSTER_SECRET_FILE                --cluster-secret
 cluster_secret.env              ENVELOPE_CLUSTER_SECRET (holds the part)
 keystore.uri                    ENVELOPE_KEYSTORE                           --keystore
