@@ -17,7 +17,7 @@ from envelope.cli._envdefaults import StdStream
 from envelope.errors import ConfigError
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms._local import LocalKms, default_keyring_path
+from envelope.kms._local import LocalKms
 from envelope.settings import KMS_KINDS, VAULT_AUTH_METHODS
 
 if TYPE_CHECKING:
@@ -141,7 +141,8 @@ def add_kms_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keyring",
         type=Path,
-        help=f"local keyring file (default: {default_keyring_path()})",
+        help="local keyring file (default: $XDG_CONFIG_HOME/envelope/keyring.json, "
+        "else ~/.config/envelope/keyring.json)",
     )
     p.add_argument(
         "--passphrase-file",

@@ -130,7 +130,7 @@ def _fish(root: argparse.ArgumentParser) -> str:
                 else:
                     parts.append("-F")
             if action.help and action.help != argparse.SUPPRESS:
-                parts.append("-d " + _fish_quote(action.help.split(" [env:")[0][:80]))
+                parts.append("-d " + _fish_quote(action.help.split("[env:")[0].strip()[:80]))
             lines.append(" ".join(parts))
         if command.is_leaf and any(not a.option_strings for a in command.parser._actions):
             lines.append(f"complete -c envelope -n {_fish_quote(condition)} -F")

@@ -104,9 +104,9 @@ def install(root: argparse.ArgumentParser) -> None:
             if action.default == "-" and not isinstance(action.default, StdStream):
                 action.default = StdStream("-")
         for action in flag_actions(command.parser):
+            _with_env_help(action)
             if action.default == argparse.SUPPRESS:
                 continue
-            _with_env_help(action)
             if not reads_here(action) or hasattr(action, "envelope_default"):
                 continue
             action.envelope_default = action.default  # type: ignore[attr-defined]
