@@ -39,6 +39,9 @@ def _bash(root: argparse.ArgumentParser) -> str:
         names = " ".join(subcommands(command.parser))
         if names:
             subs[key] = names
+        for action in command.parser._actions:  # a positional with choices: those words
+            if not action.option_strings and action.choices and not names:
+                subs[key] = " ".join(map(str, action.choices))
         flags[key] = " ".join(_flags(command))
         for action in flag_actions(command.parser):
             if action.choices:
@@ -61,17 +64,15 @@ _envelope_choices() {{
     esac
 }}
 _envelope() {{
-    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" word i subs
+    local cur="${{COMP_WORDS[COMP_CWORD]}}" prev="" path="" word i subs values
     (( COMP_CWORD > 0 )) && prev="${{COMP_WORDS[COMP_CWORD-1]}}"
     for (( i = 1; i < COMP_CWORD; i++ )); do
         word="${{COMP_WORDS[i]}}"
         [[ $word == -* ]] && continue
-        subs=" $(_envelope_subcommands "$path") "
-        if [[ $subs == *" $word "* ]]; then
+        if [[ -n $(_envelope_flags "${{path:+$path }}$word") ]]; then  # a known command
             path="${{path:+$path }}$word"
         fi
     done
-    local values
     values="$(_envelope_choices "$path|$prev")"
     if [[ -n $values ]]; then
         COMPREPLY=( $(compgen -W "$values" -- "$cur") )
@@ -123,12 +124,10 @@ def _fish(root: argparse.ArgumentParser) -> str:
             parts = [f"complete -c envelope -n {_fish_quote(condition)}"]
             for option in action.option_strings:
                 parts.append(f"-l {option[2:]}" if option.startswith("--") else f"-s {option[1:]}")
-            if action.nargs != 0:
-                parts.append("-r")
-                if action.choices:
-                    parts.append("-a " + _fish_quote(" ".join(map(str, action.choices))))
-                else:
-                    parts.append("-F")
+            if action.nargs != 0 and action.choices:  # -x: one of these, not a file
+                parts.append("-x -a " + _fish_quote(" ".join(map(str, action.choices))))
+            elif action.nargs != 0:
+                parts.append("-r -F")
             if action.help and action.help != argparse.SUPPRESS:
                 parts.append("-d " + _fish_quote(action.help.split("[env:")[0].strip()[:80]))
             lines.append(" ".join(parts))
