@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from envelope._exitcodes import ExitCode, exit_code_for
 from envelope._version import __version__
@@ -22,7 +22,7 @@ from envelope.cli import (
     _message,
     _rotation,
 )
-from envelope.cli._common import EXIT_CODES, Fail, add_command, err
+from envelope.cli._common import EXIT_CODES, Fail, Subparsers, add_command, err
 from envelope.cli._signals import run_terminable
 from envelope.cli._suggest import Parser
 from envelope.cli._tree import commands
@@ -48,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"envelope {__version__}")
     for names, options in GLOBAL_FLAGS:
         parser.add_argument(*names, **options)  # type: ignore[arg-type]
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = cast(
+        "Subparsers[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     _k8s.register_quickstart(sub)
     for module in (_keyring, _keystore, _cluster_secret, _message, _k8s):
         module.register(sub)
@@ -62,7 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _register_completion(sub: argparse._SubParsersAction[Parser], root: Parser) -> None:
+def _register_completion(
+    sub: Subparsers[argparse.ArgumentParser], root: argparse.ArgumentParser
+) -> None:
     def cmd_completion(args: argparse.Namespace) -> int:
         sys.stdout.write(_completion.script(root, args.shell))
         return ExitCode.OK

@@ -120,7 +120,7 @@ def install(root: argparse.ArgumentParser) -> None:
 def _convert(parser: argparse.ArgumentParser, action: argparse.Action, name: str, raw: str) -> Any:
     def value(text: str) -> Any:
         try:
-            got = parser._get_value(action, text)  # type: ignore[attr-defined]
+            got = parser._get_value(action, text)
         except argparse.ArgumentError as exc:
             parser.error(f"${name}={raw!r} (for {long_flag(action)}): {exc.message}")
         if action.choices is not None and got not in action.choices:
@@ -166,14 +166,14 @@ def resolve(
             if name is not None:
                 setattr(args, action.dest, _convert(parser, action, name, env[name]))
                 continue
-            if action.envelope_required:  # type: ignore[attr-defined]
+            if action.envelope_required:
                 parser.error(
                     f"the following arguments are required: {long_flag(action)} "
                     f"(or set ${names[0]})"
                 )
-            default = action.envelope_default  # type: ignore[attr-defined]
+            default = action.envelope_default
             if isinstance(default, str) and not isinstance(default, StdStream):
-                default = parser._get_value(action, default)  # type: ignore[attr-defined]
+                default = parser._get_value(action, default)
             setattr(args, action.dest, default)
     args._envelope_given = frozenset(given)
     return args
