@@ -172,8 +172,9 @@ class VaultTransit:
             except hvac.exceptions.InvalidRequest as exc:
                 raise self._invalid(exc, operation) from None
             except hvac.exceptions.InvalidPath:
+                missing = f"Vault has no transit engine at {self._mount}/ on {self._url()}"
                 raise KmsError(
-                    f"Vault has no transit engine at {self._mount}/ on {self._url()}: check mount="
+                    f"{missing}: check mount=", cli=f"{missing}: check --vault-mount"
                 ) from None
             except (
                 hvac.exceptions.VaultDown,
