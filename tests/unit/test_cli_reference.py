@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from envelope import cli
-from envelope.cli._envdefaults import NO_VARIABLE, env_names, generic_name
+from envelope.cli._envdefaults import NO_VARIABLE, env_flag, env_names, generic_name
 from envelope.cli._reference import markdown
 from envelope.cli._tree import commands, flag_actions, long_flag
 
@@ -47,17 +47,23 @@ def test_every_flag_has_its_envelope_variable(command: str, flag: str) -> None:
     if flag in NO_VARIABLE:
         assert names == ()
         return
-    assert names[0] == OLDER_NAMES.get(flag, generic_name(flag))
+    assert names[0] == OLDER_NAMES.get(env_flag(action), generic_name(env_flag(action)))
     help_text = " ".join(parser.format_help().split())
     assert f"${names[0]}" in help_text
 
 
-def test_no_flag_reads_a_variable_named_for_another_flag() -> None:
+def test_one_variable_means_one_thing() -> None:
+    """A variable shared by several commands sets the same destination in each (so
+    ``ENVELOPE_CONFIG``, init's config file, is not also the documents' rules file)."""
     seen: dict[str, set[str]] = {}
-    for _command, flag in _every_flag():
-        if flag not in NO_VARIABLE:
-            seen.setdefault(generic_name(flag), set()).add(flag)
-    assert all(len(flags) == 1 for flags in seen.values()), seen
+    for command in commands(cli.build_parser()):
+        for action in flag_actions(command.parser):
+            for name in env_names(action):
+                seen.setdefault(name, set()).add(action.dest)
+    assert all(len(dests) == 1 for dests in seen.values()), {
+        n: d for n, d in seen.items() if len(d) > 1
+    }
+    assert "rules" in seen["ENVELOPE_RULES"] and seen["ENVELOPE_CONFIG"] == {"config"}
 
 
 def test_help_of_the_root_lists_the_global_variable() -> None:

@@ -28,6 +28,7 @@ from envelope.settings import ENV_TABLE
 __all__ = [
     "NO_VARIABLE",
     "StdStream",
+    "env_flag",
     "env_names",
     "given_flags",
     "install",
@@ -69,13 +70,22 @@ def generic_name(flag: str) -> str:
     return "ENVELOPE_" + flag.lstrip("-").replace("-", "_").upper()
 
 
+def env_flag(action: argparse.Action) -> str:
+    """The flag a variable is named after: the one spelling the destination (``--rules``
+    of ``--config/--rules``, whose value is ``rules``), else the longest."""
+    for option in action.option_strings:
+        if option.lstrip("-").replace("-", "_") == action.dest:
+            return option
+    return long_flag(action)
+
+
 def env_names(action: argparse.Action) -> tuple[str, ...]:
     """The variables that give ``action``'s value, the first set winning (``()``: none)."""
     if not action.option_strings or isinstance(
         action, (argparse._HelpAction, argparse._VersionAction)
     ):
         return ()
-    flag = long_flag(action)
+    flag = env_flag(action)
     if flag in NO_VARIABLE:
         return ()
     if flag in _SETTINGS:
@@ -85,7 +95,7 @@ def env_names(action: argparse.Action) -> tuple[str, ...]:
 
 def reads_here(action: argparse.Action) -> bool:
     """This module (not the settings model) reads the action's variables."""
-    return bool(env_names(action)) and long_flag(action) not in _SETTINGS
+    return bool(env_names(action)) and env_flag(action) not in _SETTINGS
 
 
 def _with_env_help(action: argparse.Action) -> None:
