@@ -9,7 +9,7 @@ read by :mod:`envelope.settings` from its own table (``ENV_TABLE``, the one plac
 reads those variables); here they are only listed. Two keep their older names:
 ``--cluster-secret`` is ``ENVELOPE_CLUSTER_SECRET_FILE`` (``ENVELOPE_CLUSTER_SECRET`` holds
 the part itself) and ``--passphrase-file`` is ``ENVELOPE_KEYRING_PASSPHRASE_FILE``.
-``--force`` has no variable: a variable left set would silently replace files and keys.
+``--force`` and ``--version`` have none (:data:`NO_VARIABLE` says why).
 
 Values: a switch takes ``1/true/yes/on`` or ``0/false/no/off``; a repeatable flag
 (``-c``, ``--previous-cluster-secret``, ``--file``) takes a comma-separated list.
@@ -36,8 +36,11 @@ __all__ = [
     "resolve",
 ]
 
-#: Flags deliberately without a variable (see the module docstring).
-NO_VARIABLE = frozenset({"--force"})
+#: Flags deliberately without a variable, and why.
+NO_VARIABLE: Mapping[str, str] = {
+    "--force": "one left set would silently replace files and keys",
+    "--version": "a key version, while images commonly set `ENVELOPE_VERSION` to the tool's own",
+}
 #: Older names still read after the generic one.
 _ALIASES: Mapping[str, tuple[str, ...]] = {"--listen": ("ENVELOPE_KMS_PLUGIN_LISTEN",)}
 _SETTINGS: Mapping[str, tuple[str, ...]] = {flag: names for _path, names, flag in ENV_TABLE}

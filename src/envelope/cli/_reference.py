@@ -25,8 +25,8 @@ Every flag can also be given by an environment variable, listed next to it (and 
 `--help` as `[env: ...]`): a flag on the command line wins over its variable, which wins
 over the default. Where several variables are listed, the first one set wins. Switches take
 `1/true/yes/on` or `0/false/no/off`; a repeatable flag takes a comma-separated list.
-`{no_variable}` has no variable on purpose: one left set would silently replace files and
-keys. The settings flags (`--kms`, `--kms-key`, `--cluster-secret`, ...) are read by
+Flags without a variable, on purpose: {no_variable}.
+The settings flags (`--kms`, `--kms-key`, `--cluster-secret`, ...) are read by
 `envelope.settings` (see its table); two keep older names: `--cluster-secret` is
 `ENVELOPE_CLUSTER_SECRET_FILE` (`ENVELOPE_CLUSTER_SECRET` holds the part itself) and
 `--passphrase-file` is `ENVELOPE_KEYRING_PASSPHRASE_FILE`.
@@ -103,7 +103,8 @@ def _section(command: Command) -> str:
 def markdown(root: argparse.ArgumentParser) -> str:
     """The reference page for ``root`` (the ``envelope`` parser)."""
     codes = "\n".join(f"| {c.value} | {_cell(c.description)} |" for c in ExitCode)
-    intro = _INTRO.format(no_variable="`, `".join(sorted(NO_VARIABLE)), exit_codes=codes)
+    without = "; ".join(f"`{flag}`: {why}" for flag, why in sorted(NO_VARIABLE.items()))
+    intro = _INTRO.format(no_variable=without, exit_codes=codes)
     sections = [_section(c) for c in commands(root) if c.path and c.is_leaf]
     return intro + "\n" + "\n".join(sections).rstrip() + "\n"
 
