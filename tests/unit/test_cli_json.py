@@ -85,3 +85,16 @@ def test_reencrypt_summary_lists_failures_as_json() -> None:
     summary = json.loads(out.getvalue())
     assert [f["path"] for f in summary["failed"]] == ["m.env"]
     assert summary["failed"][0]["reason"]
+
+
+def test_a_failure_reason_speaks_flags() -> None:
+    """An unsplit message refused by reencrypt: the reason names --accept-unsplit."""
+    assert run(["encrypt", "plain.txt", "-o", "u.env", "--no-split"]) == 0
+    assert run(["cluster-secret", "new", "--out", "new.part"]) == 0
+    out = io.StringIO()
+    argv = ["reencrypt", "u.env", "--cluster-secret", "new.part"]
+    with redirect_stdout(out), redirect_stderr(io.StringIO()):
+        code = cli.run([*argv, "--previous-cluster-secret", "part", "--json"])
+    assert code == 1
+    [failure] = json.loads(out.getvalue())["failed"]
+    assert "--accept-unsplit" in failure["reason"] and "accept_unsplit=" not in failure["reason"]

@@ -228,7 +228,9 @@ def cmd_textconv(args: argparse.Namespace) -> int:
         with _open(args, args.input, fmt) as doc:
             sys.stdout.write(doc.text())
     except (ConfigError, KmsError, KeyUnavailableError) as exc:
-        print(f"envelope: textconv shows {args.input} encrypted: {exc}", file=sys.stderr)
+        print(
+            f"envelope: textconv shows {args.input} encrypted: {exc.cli_message}", file=sys.stderr
+        )
         sys.stdout.buffer.write(raw)
     except FormatError:
         sys.stdout.buffer.write(raw)

@@ -76,7 +76,7 @@ def _summary_json(summary: Summary, total: int) -> str:
             "total": total,
             "done": [str(p) for p in summary.done],
             "skipped": [str(p) for p in summary.skipped],
-            "failed": [{"path": str(p), "reason": reason} for p, reason in summary.failed],
+            "failed": [{"path": str(p), "reason": reason} for p, reason in summary.failed_cli],
         },
         indent=2,
     )
@@ -91,7 +91,7 @@ def _rotation(args: argparse.Namespace, run: Callable[..., Summary], *envs: Enve
         done()
     if args.json:
         print(_summary_json(summary, len(files)))
-    for path, reason in summary.failed:
+    for path, reason in summary.failed_cli:
         err(f"{path}: {reason}")
     if not args.quiet and not args.json:
         print(
