@@ -15,7 +15,7 @@ import pytest
 
 from envelope import cli
 from envelope._exitcodes import ExitCode
-from envelope.cli._tree import commands
+from envelope.cli._tree import commands, subcommands
 
 MISSING = "no-such-dir/no-such-file"
 
@@ -26,13 +26,17 @@ ROWS: dict[str, list[tuple[list[str], ExitCode]]] = {
     "quickstart": [(["--dir", "{file}/demo"], ExitCode.IO)],
     "keyring init": [(["--keyring", "{file}/keyring.json"], ExitCode.CONFIG)],
     "keyring rotate": [(["--keyring", "{missing}"], ExitCode.CONFIG)],
-    "keyring list": [(["--keyring", "{missing}"], ExitCode.CONFIG)],
+    "keyring list": [
+        (["--keyring", "{missing}"], ExitCode.CONFIG),
+        (["--keyring", "{plain}"], ExitCode.CONFIG),  # not a keyring
+        (["--passphrase-file", "{missing}"], ExitCode.CONFIG),
+    ],
     "keystore put": [(["svc/dek"], ExitCode.CONFIG)],
     "keystore get": [(["svc/dek"], ExitCode.CONFIG)],
     "keystore list": [([], ExitCode.CONFIG)],
     "keystore rewrap": [(["svc/dek"], ExitCode.CONFIG)],
     "cluster-secret new": [(["--out", "{missing}"], ExitCode.IO)],
-    "cluster-secret id": [(["{missing}"], ExitCode.CONFIG)],
+    "cluster-secret id": [(["{missing}"], ExitCode.CONFIG), (["{plain}"], ExitCode.CONFIG)],
     "encrypt": [
         (["{missing}", "--cluster-secret", "{part}"], ExitCode.IO),
         (["{missing}", "-o", "{out}", "--cluster-secret", "{part}"], ExitCode.IO),
@@ -50,7 +54,10 @@ ROWS: dict[str, list[tuple[list[str], ExitCode]]] = {
         (["{plain}", "-o", "{out}", "--cluster-secret", "{part}"], ExitCode.DECRYPT),
     ],
     "inspect": [(["{missing}"], ExitCode.IO), (["{plain}"], ExitCode.DECRYPT)],
-    "init": [(["--config", "{missing}"], ExitCode.CONFIG)],
+    "init": [
+        (["--config", "{missing}"], ExitCode.CONFIG),
+        (["--config", "{plain}"], ExitCode.CONFIG),
+    ],
     "exec": [(["--config", "{missing}", "--", "true"], ExitCode.CONFIG)],
     "rewrap": [(["{missing}"], ExitCode.IO)],
     "reencrypt": [
@@ -152,3 +159,18 @@ def test_unknown_subcommand_is_a_usage_error(files: dict[str, str], group: str) 
     code, err = _run([*group.split(), "no-such-command"])
     assert code == ExitCode.USAGE, err
     assert "invalid choice" in err
+
+
+@pytest.mark.parametrize("group", ["", *_groups()])
+def test_a_mistyped_subcommand_gets_the_closest(files: dict[str, str], group: str) -> None:
+    parser = next(c.parser for c in commands(cli.build_parser()) if " ".join(c.path) == group)
+    name = next(iter(subcommands(parser)))
+    code, err = _run([*group.split(), name[:-1] + "x"])
+    assert code == ExitCode.USAGE
+    assert f"did you mean {name}" in err
+
+
+def test_a_mistyped_choice_gets_the_closest(files: dict[str, str]) -> None:
+    code, err = _run(["encrypt", "{plain}".format(**files), "--kms", "awss"])
+    assert code == ExitCode.USAGE
+    assert "did you mean aws?" in err
