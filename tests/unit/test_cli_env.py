@@ -145,6 +145,12 @@ def test_quiet_is_accepted_anywhere(argv: list[str]) -> None:
     assert resolve(cli.build_parser().parse_args(argv)).quiet is True
 
 
+def test_parse_args_alone_gives_complete_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENVELOPE_STATE", "journal")
+    args = cli.build_parser().parse_args(["rewrap", "m.env"])
+    assert args.state == Path("journal") and args.json is False and args.quiet is False
+
+
 def test_quiet_defaults_off_and_from_its_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     assert resolve(cli.build_parser().parse_args(["keyring", "list"])).quiet is False
     monkeypatch.setenv("ENVELOPE_QUIET", "1")

@@ -123,7 +123,7 @@ def _no_terminal_stdin(args: argparse.Namespace) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI and returns its exit code (an unexpected exception: one line and
     :attr:`ExitCode.INTERNAL`; Ctrl-C: :attr:`ExitCode.INTERRUPTED`, quietly)."""
-    args = _envdefaults.resolve(build_parser().parse_args(argv))
+    args = build_parser().parse_args(argv)  # flags, then ENVELOPE_* variables, then defaults
     try:
         _no_terminal_stdin(args)
         return int(args.func(args))

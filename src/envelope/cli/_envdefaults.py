@@ -128,6 +128,7 @@ def install(root: argparse.ArgumentParser) -> None:
             action.default = None if isinstance(action, _LISTS) else _NOT_GIVEN
         if command.is_leaf:
             command.parser.set_defaults(_envelope_chain=command.chain)
+    root.envelope_root = True  # type: ignore[attr-defined]  # its parse_args calls resolve
 
 
 def _convert(parser: argparse.ArgumentParser, action: argparse.Action, name: str, raw: str) -> Any:
@@ -158,12 +159,15 @@ def _convert(parser: argparse.ArgumentParser, action: argparse.Action, name: str
 def resolve(
     args: argparse.Namespace, environ: Mapping[str, str] | None = None
 ) -> argparse.Namespace:
-    """Fills every flag not given from its variable, else its default (after parsing).
+    """Fills every flag not given from its variable, else its default (after parsing;
+    ``envelope``'s root parser calls it, so ``build_parser().parse_args()`` is complete).
 
     Raises:
         SystemExit: a variable's value is invalid, or a required flag is neither given nor
             set by its variable (a usage error, status 2).
     """
+    if hasattr(args, "_envelope_given"):
+        return args  # resolved already (the root parser resolves as it parses)
     env = os.environ if environ is None else environ
     given: set[str] = set()
     for parser in getattr(args, "_envelope_chain", ()):

@@ -37,7 +37,8 @@ class Parser(argparse.ArgumentParser):
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: Any = None
     ) -> tuple[argparse.Namespace, list[str]]:
-        """As ArgumentParser's; a command (a leaf) reports its own unknown flags.
+        """As ArgumentParser's; a command (a leaf) reports its own unknown flags, and the
+        root fills the flags not given from their variables (:mod:`._envdefaults`).
 
         Raises:
             SystemExit: a usage error (status 2), after printing it.
@@ -45,6 +46,10 @@ class Parser(argparse.ArgumentParser):
         ns, extras = super().parse_known_args(args, namespace)
         if self._is_leaf() and extras:
             self.error(self._unrecognized(extras))
+        if getattr(self, "envelope_root", False):  # the whole line parsed: fill from ENVELOPE_*
+            from envelope.cli._envdefaults import resolve  # noqa: PLC0415 - it imports _tree
+
+            resolve(ns)
         return ns, extras
 
     def _unrecognized(self, extras: Sequence[str]) -> str:
