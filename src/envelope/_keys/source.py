@@ -392,9 +392,11 @@ class KeySource(SlotOpener):
         if sid is None:
             return None
         if self.cluster is None:
+            needs = f"this message needs cluster-secret part {sid}, and no cluster secret is "
             raise KeyUnavailableError(
-                f"this message needs cluster-secret part {sid}, and no cluster secret is "
-                "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
+                f"{needs}configured; pass cluster_secret=",
+                cli=f"{needs}given; pass --cluster-secret FILE (or set "
+                "$ENVELOPE_CLUSTER_SECRET_FILE)",
             )
         return self.cluster.part(sid).material
 
@@ -420,7 +422,10 @@ class KeySource(SlotOpener):
             ConfigError: none is configured.
         """
         if self.keystore is None:
-            raise ConfigError("no key store is configured: pass keystore= (CLI: --keystore URI)")
+            raise ConfigError(
+                "no key store is configured: pass keystore=",
+                cli="no key store given: pass --keystore URI (or set $ENVELOPE_KEYSTORE)",
+            )
         return self.keystore
 
     def unwrap_stored(self, stored: StoredKey) -> bytearray:

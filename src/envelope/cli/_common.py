@@ -13,10 +13,11 @@ from envelope import settings as model
 from envelope._envelope import Envelope
 from envelope._exitcodes import ExitCode, exit_codes_help
 from envelope._keys.cluster import ClusterSecret
+from envelope.cli._envdefaults import StdStream
 from envelope.errors import ConfigError
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms._local import LocalKms, default_keyring_path
+from envelope.kms._local import LocalKms
 from envelope.settings import KMS_KINDS, VAULT_AUTH_METHODS
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ __all__ = [
     "add_kms_flags",
     "cluster_secret",
     "err",
+    "file_mode",
     "key_store",
     "kms_backend",
     "local_kms",
@@ -40,6 +42,7 @@ __all__ = [
     "open_in",
     "parse_context",
     "passphrase",
+    "refuse_binary_to_terminal",
     "settings",
 ]
 
@@ -79,12 +82,41 @@ def add_command(
     return p
 
 
+def file_mode(text: str) -> int:
+    """An output file mode in octal (``600``, ``0640``): the ``--mode`` type.
+
+    Raises:
+        argparse.ArgumentTypeError: not an octal mode (argparse shows it as a usage error).
+    """
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an octal file mode such as 600 or 0640")
+    return mode
+
+
+def refuse_binary_to_terminal(args: argparse.Namespace, what: str) -> None:
+    """Refuses to write binary ``what`` to a terminal unless ``-o -`` was typed (as age).
+
+    Raises:
+        Fail: USAGE, with the way out.
+    """
+    if isinstance(args.output, StdStream) and sys.stdout.isatty():
+        raise Fail(
+            ExitCode.USAGE,
+            f"refusing to write {what} (binary) to the terminal: pass -o FILE, "
+            "redirect stdout, or force it with -o -",
+        )
+
+
 def add_kms_flags(p: argparse.ArgumentParser) -> None:
     """``--kms`` and friends, the Vault group and the key store (defaults: the environment)."""
-    p.add_argument("--kms", choices=KMS_KINDS, help="KMS backend (default: $ENVELOPE_KMS or local)")
+    p.add_argument("--kms", choices=KMS_KINDS, help="KMS backend (default: local)")
     p.add_argument(
         "--kms-key",
-        help="the KEK in that KMS: AWS key id, ARN or alias/NAME (default: $ENVELOPE_KMS_KEY)",
+        help="the KEK in that KMS: AWS key id, ARN or alias/NAME",
     )
     p.add_argument("--kms-region", help="KMS region")
     p.add_argument("--kms-endpoint", help="KMS endpoint URL")
@@ -111,19 +143,20 @@ def add_kms_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--keystore",
         metavar="URI",
-        help="where stored data keys live: s3://bucket/prefix or a directory "
-        "(default: $ENVELOPE_KEYSTORE)",
+        help="where stored data keys live: s3://bucket/prefix or a directory",
     )
     p.add_argument("--keystore-endpoint", help="S3 endpoint URL for the key store")
     p.add_argument(
         "--keyring",
         type=Path,
-        help=f"local keyring file (default: $ENVELOPE_KEYRING or {default_keyring_path()})",
+        help="local keyring file (default: $XDG_CONFIG_HOME/envelope/keyring.json, "
+        "else ~/.config/envelope/keyring.json)",
     )
     p.add_argument(
         "--passphrase-file",
         type=Path,
-        help="file holding the keyring passphrase (default: $ENVELOPE_KEYRING_PASSPHRASE)",
+        help="file holding the keyring passphrase (or the passphrase itself in "
+        "$ENVELOPE_KEYRING_PASSPHRASE)",
     )
 
 
@@ -173,7 +206,7 @@ def add_cluster_flags(p: argparse.ArgumentParser, *, for_encrypt: bool) -> None:
         "--cluster-secret",
         type=Path,
         metavar="FILE",
-        help="this service's cluster-secret part (default: $ENVELOPE_CLUSTER_SECRET_FILE)",
+        help="this service's cluster-secret part (or the part itself in $ENVELOPE_CLUSTER_SECRET)",
     )
     p.add_argument(
         "--previous-cluster-secret",

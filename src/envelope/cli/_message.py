@@ -20,9 +20,11 @@ from envelope.cli._common import (
     add_context_flag,
     add_kms_flags,
     cluster_secret,
+    file_mode,
     make_envelope,
     open_in,
     parse_context,
+    refuse_binary_to_terminal,
     size,
 )
 from envelope.cli._progress import progress_bytes
@@ -43,7 +45,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         )
         p.add_argument(
             "--mode",
-            type=lambda s: int(s, 8),
+            type=file_mode,
             default=0o600,
             help="output file mode (default 0600)",
         )
@@ -68,6 +70,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:
+    refuse_binary_to_terminal(args, "an encrypted message")
     env = make_envelope(args, cluster_secret(args, required=not args.no_split))
     context = parse_context(args.context)
     key_ref = args.key_ref

@@ -145,9 +145,10 @@ class LocalKms:
         """
         target = Path(path) if path is not None else default_keyring_path()
         if target.exists() and not overwrite:
+            exists = f"a keyring already exists at {target}; use it, or pass"
             raise ConfigError(
-                f"a keyring already exists at {target}; use it, or pass overwrite=True "
-                "(--force) to replace it and lose its keys"
+                f"{exists} overwrite=True to replace it and lose its keys",
+                cli=f"{exists} --force to replace it and lose its keys",
             )
         kms = cls.ephemeral()
         kms._path = target

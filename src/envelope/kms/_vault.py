@@ -138,7 +138,10 @@ class VaultTransit:
             if not url and (found := bao_variable(os.environ, "ADDR")):
                 url = found[1]
             if not url:
-                raise ConfigError("no Vault address: pass url= or set $BAO_ADDR or $VAULT_ADDR")
+                raise ConfigError(
+                    "no Vault address: pass url= or set $BAO_ADDR or $VAULT_ADDR",
+                    cli="no Vault address: pass --kms-endpoint URL or set $BAO_ADDR or $VAULT_ADDR",
+                )
             tls = VaultTls(
                 ca_bundle=str(ca_bundle) if ca_bundle else None,
                 ca_path=str(ca_path) if ca_path else None,
@@ -215,8 +218,9 @@ class VaultTransit:
             except hvac.exceptions.InvalidRequest as exc:
                 raise self._invalid(exc, operation) from None
             except hvac.exceptions.InvalidPath:
+                missing = f"Vault has no transit engine at {self._mount}/ on {self._url()}"
                 raise KmsError(
-                    f"Vault has no transit engine at {self._mount}/ on {self._url()}: check mount="
+                    f"{missing}: check mount=", cli=f"{missing}: check --vault-mount"
                 ) from None
             except (
                 hvac.exceptions.VaultDown,

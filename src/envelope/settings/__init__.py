@@ -35,14 +35,22 @@ kms.vault.auth.mount            ENVELOPE_VAULT_AUTH_MOUNT                   --va
 kms.vault.auth.token_file       ENVELOPE_VAULT_TOKEN_FILE                   --vault-token-file
 kms.vault.auth.role_id          ENVELOPE_VAULT_ROLE_ID                      --vault-role-id
 kms.vault.auth.secret_id_file   ENVELOPE_VAULT_SECRET_ID_FILE               --vault-secret-id-file
-kms.vault.ca_bundle             BAO_CACERT, VAULT_CACERT                    --vault-ca-bundle
-kms.vault.client_cert           BAO_CLIENT_CERT, VAULT_CLIENT_CERT          --vault-client-cert
-kms.vault.client_key            BAO_CLIENT_KEY, VAULT_CLIENT_KEY            --vault-client-key
-kms.vault.namespace             BAO_NAMESPACE, VAULT_NAMESPACE              --vault-namespace
-kms.vault.ca_path               BAO_CAPATH, VAULT_CAPATH                    --vault-ca-path
-kms.vault.skip_verify           BAO_SKIP_VERIFY, VAULT_SKIP_VERIFY          --vault-skip-verify
-kms.vault.tls_server_name       BAO_TLS_SERVER_NAME, VAULT_TLS_SERVER_NAME  --vault-tls-server-name
-kms.vault.timeout               BAO_CLIENT_TIMEOUT, VAULT_CLIENT_TIMEOUT    --vault-timeout
+kms.vault.ca_bundle             ENVELOPE_VAULT_CA_BUNDLE,                   --vault-ca-bundle
+                                BAO_CACERT, VAULT_CACERT
+kms.vault.client_cert           ENVELOPE_VAULT_CLIENT_CERT,                 --vault-client-cert
+                                BAO_CLIENT_CERT, VAULT_CLIENT_CERT
+kms.vault.client_key            ENVELOPE_VAULT_CLIENT_KEY,                  --vault-client-key
+                                BAO_CLIENT_KEY, VAULT_CLIENT_KEY
+kms.vault.namespace             ENVELOPE_VAULT_NAMESPACE,                   --vault-namespace
+                                BAO_NAMESPACE, VAULT_NAMESPACE
+kms.vault.ca_path               ENVELOPE_VAULT_CA_PATH,                     --vault-ca-path
+                                BAO_CAPATH, VAULT_CAPATH
+kms.vault.skip_verify           ENVELOPE_VAULT_SKIP_VERIFY,                 --vault-skip-verify
+                                BAO_SKIP_VERIFY, VAULT_SKIP_VERIFY
+kms.vault.tls_server_name       ENVELOPE_VAULT_TLS_SERVER_NAME,             --vault-tls-server-name
+                                BAO_TLS_SERVER_NAME, VAULT_TLS_SERVER_NAME
+kms.vault.timeout               ENVELOPE_VAULT_TIMEOUT,                     --vault-timeout
+                                BAO_CLIENT_TIMEOUT, VAULT_CLIENT_TIMEOUT
 cluster_secret.file             ENVELOPE_CLUSTER_SECRET_FILE                --cluster-secret
 cluster_secret.env              ENVELOPE_CLUSTER_SECRET (holds the part)
 keystore.uri                    ENVELOPE_KEYSTORE                           --keystore
