@@ -31,6 +31,10 @@ ROWS: dict[str, list[tuple[list[str], ExitCode]]] = {
         (["--keyring", "{plain}"], ExitCode.CONFIG),  # not a keyring
         (["--passphrase-file", "{missing}"], ExitCode.CONFIG),
     ],
+    "keyring unwrap": [
+        (["--key-id", "kr-0", "--wrapped", "AAAA", "--keyring", "{missing}"], ExitCode.CONFIG),
+        (["--key-id", "kr-0", "--wrapped", "AAAA"], ExitCode.CONFIG),  # not this keyring's
+    ],
     "keystore put": [(["svc/dek"], ExitCode.CONFIG)],
     "keystore get": [(["svc/dek"], ExitCode.CONFIG)],
     "keystore list": [([], ExitCode.CONFIG)],

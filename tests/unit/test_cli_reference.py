@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OLDER_NAMES = {
     "--cluster-secret": "ENVELOPE_CLUSTER_SECRET_FILE",
     "--passphrase-file": "ENVELOPE_KEYRING_PASSPHRASE_FILE",
+    "--allow-key": "ENVELOPE_ALLOWED_KEYS",  # a list of patterns, as kms.allowed_keys
 }
 
 

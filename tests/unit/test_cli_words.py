@@ -14,9 +14,9 @@ from envelope.kms._local import LocalKms
 SRC = Path(__file__).resolve().parents[2] / "src" / "envelope"
 PARAMETER = re.compile(r"\b[a-z][a-z_]*=(?:True|False)?(?=[\s,;)]|$)")
 # Raised only through library entry points the CLI never calls (no flag to name).
-LIBRARY_ONLY = {"arrow", "dask", "_batch"}
+LIBRARY_ONLY = {"arrow", "dask", "_batch", "aio"}
 # `context=` with `any_context=True`: cli/_message.py refuses -c with --any-context first.
-NOT_FROM_CLI = {"_envelope.py"}
+NOT_FROM_CLI = {"_envelope.py", "_keys/recovered.py"}
 
 
 def _text(node: ast.AST) -> str:

@@ -146,7 +146,9 @@ class RecoveredKey:
         if self._cluster is None:
             raise KeyUnavailableError(
                 f"this message needs cluster-secret part {sid} as well as its data key; "
-                "pass cluster_secret= (CLI: --cluster-secret FILE)"
+                "pass cluster_secret=",
+                cli=f"this message needs cluster-secret part {sid} as well as its data key; "
+                "pass --cluster-secret FILE",
             )
         return self._cluster.part(sid).material
 
