@@ -25,8 +25,6 @@ import importlib
 import logging
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from envelope.errors import DecryptionError, KmsError
@@ -136,95 +134,91 @@ def _outcome(exc: BaseException | None) -> str:
 
 
 class KmsCall:
-    """One KMS call under way; the caller may set ``key_id`` once the result names it."""
+    """One KMS call under way (the context manager :func:`kms_call` returns); the caller
+    may set ``key_id`` once the result names it."""
 
-    __slots__ = ("backend", "key_id", "operation")
+    __slots__ = ("_span", "_start", "backend", "key_id", "operation")
 
     def __init__(self, backend: str, operation: str, key_id: str | None) -> None:
         self.backend = backend
         self.operation = operation
         self.key_id = key_id
+        self._span: Any = None
+        self._start = 0.0
 
+    def __enter__(self) -> KmsCall:
+        otel = _otel
+        if otel is not None:  # a leaf span: started, not made current (cheaper)
+            self._span = otel.tracer.start_span(
+                f"envelope.kms.{self.operation}",
+                kind=otel.client,
+                attributes={
+                    "envelope.kms.backend": self.backend,
+                    "envelope.kms.operation": self.operation,
+                },
+            )
+        self._start = time.perf_counter()
+        return self
 
-@contextmanager
-def kms_call(backend: str, operation: str, key_id: str | None = None) -> Iterator[KmsCall]:
-    """Times, counts, logs and traces one KMS call (``generate``, ``wrap``, ``unwrap``,
-    ``rewrap``) of the backend whose provider id is ``backend``.
-
-    Raises:
-        BaseException: whatever the call raises, unchanged.
-    """
-    call = KmsCall(backend, operation, key_id)
-    otel = _otel
-    span_cm = (
-        otel.tracer.start_as_current_span(
-            f"envelope.kms.{operation}",
-            kind=otel.client,
-            attributes={"envelope.kms.backend": backend, "envelope.kms.operation": operation},
-            record_exception=False,
-            set_status_on_exception=False,
-        )
-        if otel is not None
-        else None
-    )
-    span = span_cm.__enter__() if span_cm is not None else None
-    error: BaseException | None = None
-    start = time.perf_counter()
-    try:
-        yield call
-    except BaseException as exc:
-        error = exc
-        raise
-    finally:
-        seconds = time.perf_counter() - start
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        seconds = time.perf_counter() - self._start
         outcome = _outcome(error)
-        _finish_kms_call(call, outcome, seconds, error)
-        if otel is not None and span_cm is not None and span is not None:
+        key = (self.backend, self.operation, outcome)
+        with _counts_lock:
+            entry = _counts.get(key)
+            if entry is None:
+                entry = _counts[key] = [0.0, 0.0]
+            entry[0] += 1
+            entry[1] += seconds
+        if error is None:
+            if _kms_log.isEnabledFor(logging.DEBUG):
+                self._log(logging.DEBUG, outcome, seconds, None)
+        else:
+            serious = not isinstance(error, (KmsError, DecryptionError))
+            self._log(logging.ERROR if serious else logging.WARNING, outcome, seconds, error)
+        span, otel = self._span, _otel
+        if span is not None and otel is not None:
             span.set_attribute("envelope.kms.outcome", outcome)
-            if call.key_id is not None:
-                span.set_attribute("envelope.kms.key_id", call.key_id)
+            if self.key_id is not None:
+                span.set_attribute("envelope.kms.key_id", self.key_id)
             if error is not None:
                 span.set_status(otel.error, type(error).__name__)
+            span.end()
             attrs = {
-                "envelope.kms.backend": backend,
-                "envelope.kms.operation": operation,
+                "envelope.kms.backend": self.backend,
+                "envelope.kms.operation": self.operation,
                 "envelope.kms.outcome": outcome,
             }
             otel.kms_calls.add(1, attrs)
             otel.kms_duration.record(seconds, attrs)
-            span_cm.__exit__(None, None, None)
 
-
-def _finish_kms_call(
-    call: KmsCall, outcome: str, seconds: float, error: BaseException | None
-) -> None:
-    with _counts_lock:
-        entry = _counts.setdefault((call.backend, call.operation, outcome), [0.0, 0.0])
-        entry[0] += 1
-        entry[1] += seconds
-    fields: dict[str, object] = {
-        "backend": call.backend,
-        "key_id": call.key_id or "",
-        "operation": call.operation,
-        "outcome": outcome,
-        "ms": round(seconds * 1000, 3),
-    }
-    if error is None:
-        _kms_log.debug(
-            "kms %s %s: ok (%.1f ms)", call.backend, call.operation, seconds * 1000, extra=fields
+    def _log(self, level: int, outcome: str, seconds: float, error: BaseException | None) -> None:
+        fields: dict[str, object] = {
+            "backend": self.backend,
+            "key_id": self.key_id or "",
+            "operation": self.operation,
+            "outcome": outcome,
+            "ms": round(seconds * 1000, 3),
+        }
+        if error is not None:
+            fields["reason"] = _reason(error)
+        _kms_log.log(
+            level,
+            "kms %s %s: %s (%.1f ms%s)",
+            self.backend,
+            self.operation,
+            outcome,
+            seconds * 1000,
+            f"; {fields['reason']}" if error is not None else "",
+            extra=fields,
         )
-        return
-    fields["reason"] = _reason(error)
-    level = logging.WARNING if isinstance(error, (KmsError, DecryptionError)) else logging.ERROR
-    _kms_log.log(
-        level,
-        "kms %s %s: %s (%s)",
-        call.backend,
-        call.operation,
-        outcome,
-        fields["reason"],
-        extra=fields,
-    )
+
+
+def kms_call(backend: str, operation: str, key_id: str | None = None) -> KmsCall:
+    """Times, counts, logs and traces one KMS call (``generate``, ``wrap``, ``unwrap``,
+    ``rewrap``) of the backend whose provider id is ``backend``: use as ``with``; an
+    exception raised inside passes through unchanged."""
+    return KmsCall(backend, operation, key_id)
 
 
 def _reason(error: BaseException) -> str:
@@ -261,39 +255,42 @@ def cache_evicted(side: str) -> None:
         otel.evictions.add(1, _SIDES[side])
 
 
-@contextmanager
-def cache_fill(side: str) -> Iterator[None]:
-    """A cache fill (the KMS call(s) behind a miss): a span and a debug log line.
+class _CacheFill:
+    __slots__ = ("_scope", "_side", "_start")
 
-    Raises:
-        BaseException: whatever the fill raises, unchanged.
-    """
-    otel = _otel
-    span_cm = (
-        otel.tracer.start_as_current_span(
-            "envelope.cache.fill", attributes=_SIDES[side], record_exception=False
-        )
-        if otel is not None
-        else None
-    )
-    if span_cm is not None:
-        span_cm.__enter__()
-    start = time.perf_counter()
-    outcome = "error"
-    try:
-        yield
-        outcome = "ok"
-    finally:
-        ms = (time.perf_counter() - start) * 1000
-        _cache_log.debug(
-            "cache fill (%s): %s (%.1f ms)",
-            side,
-            outcome,
-            ms,
-            extra={"side": side, "outcome": outcome, "ms": round(ms, 3)},
-        )
-        if span_cm is not None:
-            span_cm.__exit__(None, None, None)
+    def __init__(self, side: str) -> None:
+        self._side = side
+        self._scope: Any = None
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        otel = _otel
+        if otel is not None:  # current: the fill's KMS calls are its children
+            self._scope = otel.tracer.start_as_current_span(
+                "envelope.cache.fill", attributes=_SIDES[self._side], record_exception=False
+            )
+            self._scope.__enter__()
+        self._start = time.perf_counter()
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if _cache_log.isEnabledFor(logging.DEBUG):
+            ms = (time.perf_counter() - self._start) * 1000
+            outcome = "ok" if error is None else "error"
+            _cache_log.debug(
+                "cache fill (%s): %s (%.1f ms)",
+                self._side,
+                outcome,
+                ms,
+                extra={"side": self._side, "outcome": outcome, "ms": round(ms, 3)},
+            )
+        if self._scope is not None:
+            self._scope.__exit__(None, None, None)
+
+
+def cache_fill(side: str) -> _CacheFill:
+    """A cache fill (the KMS call(s) behind a miss on ``side``): a span and a debug log
+    line; use as ``with``, an exception raised inside passes through unchanged."""
+    return _CacheFill(side)
 
 
 # -- data processed -------------------------------------------------------------------
