@@ -146,17 +146,14 @@ class DataKeyCache:
                 entry = self._usable(key, nbytes, counts)
                 if entry is not None:
                     self.stats.hits += 1
-                    found = entry.value, bytearray(entry.secret)
-                else:
-                    flight = self._flights.get(key)
-                    leader = flight is None
-                    if leader:
-                        flight = _Flight()
-                        self._flights[key] = flight
-                        self.stats.misses += 1
-            if entry is not None:
-                _telemetry.cache_hit(side)
-                return found
+                    _telemetry.cache_hit(side)
+                    return entry.value, bytearray(entry.secret)
+                flight = self._flights.get(key)
+                leader = flight is None
+                if leader:
+                    flight = _Flight()
+                    self._flights[key] = flight
+                    self.stats.misses += 1
             if leader:
                 _telemetry.cache_miss(side)
             assert flight is not None
