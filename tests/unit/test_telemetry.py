@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -290,3 +294,48 @@ def test_metrics_of_kms_calls_cache_and_bytes(
     assert value(m["envelope.records"], **{"envelope.operation": "encrypt"}) == 3
     assert value(m["envelope.records"], **{"envelope.operation": "encrypt_batch"}) == 2
     assert value(m["envelope.bytes"], **{"envelope.operation": "encrypt_batch"}) == 5
+
+
+GLOBAL_PROVIDERS = """
+import envelope  # imported first: the providers are set after, as an app often does
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+reader, spans = InMemoryMetricReader(), InMemorySpanExporter()
+tracer_provider = TracerProvider()
+tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+trace.set_tracer_provider(tracer_provider)
+metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+env = envelope.Envelope(envelope.LocalKms.ephemeral(), cache=envelope.DataKeyCache())
+env.decrypt(env.encrypt(b"x"))
+print(sorted({s.name for s in spans.get_finished_spans()}))
+data = reader.get_metrics_data()
+print(sorted({m.name for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics}))
+"""
+
+
+def test_global_providers_set_after_import_receive_everything(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDERS],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    span_names, metric_names = done.stdout.splitlines()
+    assert span_names == str(
+        ["envelope.cache.fill", "envelope.kms.generate", "envelope.kms.unwrap"]
+    )
+    assert metric_names == str(
+        [
+            "envelope.bytes",
+            "envelope.cache.misses",
+            "envelope.kms.calls",
+            "envelope.kms.duration",
+            "envelope.records",
+        ]
+    )
