@@ -39,6 +39,7 @@ __all__ = [
     "enabled",
     "kms_call",
     "kms_call_counts",
+    "measuring",
     "processed",
 ]
 
@@ -294,6 +295,12 @@ def cache_fill(side: str) -> _CacheFill:
 
 
 # -- data processed -------------------------------------------------------------------
+
+
+def measuring() -> bool:
+    """True when :func:`processed` reports anywhere (otel, or ``envelope.data`` at DEBUG):
+    callers whose byte count costs a pass over the records compute it only then."""
+    return _otel is not None or data_log.isEnabledFor(logging.DEBUG)
 
 
 def processed(operation: str, nbytes: int, records: int = 1) -> None:

@@ -339,3 +339,17 @@ def test_global_providers_set_after_import_receive_everything(tmp_path: Path) ->
             "envelope.records",
         ]
     )
+
+
+def test_batch_sealer_batches_are_counted(
+    kms: SpyKms, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    from envelope._batch.sealer import BatchSealer
+
+    _, reader = otel
+    env = Envelope(kms)
+    with BatchSealer.fresh(env._keys, (), 0) as sealer:
+        sealer.seal([b"abcd", b"ef", b"g"])
+    m = points(reader)
+    assert value(m["envelope.records"], **{"envelope.operation": "encrypt_batch"}) == 3
+    assert value(m["envelope.bytes"], **{"envelope.operation": "encrypt_batch"}) == 7

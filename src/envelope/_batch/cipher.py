@@ -85,11 +85,14 @@ def _encrypt_one(
         )
     finally:
         wipe(input_key)
-    _processed("encrypt_batch", nbytes or 0, shape.count)
+    if _telemetry.measuring():
+        processed("encrypt_batch", nbytes or 0, shape.count)
     return sealed
 
 
-def _processed(operation: str, nbytes: int, records: int) -> None:
+def processed(operation: str, nbytes: int, records: int) -> None:
+    """Reports ``records`` batch records of ``nbytes`` plaintext bytes in all
+    (:mod:`envelope._telemetry`; call only when ``_telemetry.measuring()``)."""
     _telemetry.processed(operation, nbytes, records)
     _telemetry.data_log.debug(
         "%s: %d records, %d bytes",
@@ -217,8 +220,9 @@ def decrypt(
             threads,
         )
         bad = [start + i for i in failures(shape, status)] if failed else []
-        sealed_bytes = (payload_bytes(shape) or 0) - RECORD_OVERHEAD * shape.count
-        _processed("decrypt_batch", max(0, sealed_bytes), shape.count - len(bad))
+        if _telemetry.measuring():  # a pass over list records: only when reported
+            sealed_bytes = (payload_bytes(shape) or 0) - RECORD_OVERHEAD * shape.count
+            processed("decrypt_batch", max(0, sealed_bytes), shape.count - len(bad))
         if bad and errors == "raise":
             raise DecryptionError(index=bad[0])
         failed_all += bad
