@@ -13,13 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import json
 import os
 import random
 import re
-import secrets
 import sys
 import time
 from collections.abc import Callable
@@ -40,9 +37,8 @@ from envelope.errors import (
 from envelope.k8s._config import InitConfig, SecretConfig, load_config
 from envelope.k8s._documents import decrypt_source
 from envelope.k8s._forms import entries, render
-from envelope.k8s._health import HealthServer, RefreshState
-from envelope.k8s._on_change import OnChange
 from envelope.k8s._publish import check_memory_backed, publish
+from envelope.k8s._refresh import Published, Refresh, digest, run_refresh
 from envelope.keystore._s3 import read_s3_object
 from envelope.kms._vault import VaultTransit
 from envelope.settings import build_keystore, build_kms, load_cluster_secret
@@ -190,27 +186,6 @@ def _render_all(cfg: InitConfig, result: Result) -> dict[str, bytes]:
     return files
 
 
-_DIGEST_KEY = secrets.token_bytes(32)  # the published set's digest never equals a plain hash
-
-
-def _digest(files: dict[str, bytes]) -> bytes:
-    """A keyed digest of a set of files: tells a changed set without keeping it."""
-    mac = hmac.new(_DIGEST_KEY, digestmod=hashlib.sha256)
-    for name in sorted(files):
-        for part in (name.encode(), files[name]):
-            mac.update(len(part).to_bytes(8, "big") + part)
-    return mac.digest()
-
-
-@dataclass
-class Published:
-    """One publish attempt: its exit code, the set's digest, why it failed."""
-
-    code: int
-    digest: bytes | None = None
-    reason: str = ""
-
-
 def _publish_once(cfg: InitConfig, out_dir: Path, timeout: float, log: Log) -> Published:
     assert cfg.output is not None
     result = decrypt_all(cfg, timeout, log)
@@ -229,17 +204,7 @@ def _publish_once(cfg: InitConfig, out_dir: Path, timeout: float, log: Log) -> P
         log("error", "output.failed", directory=str(out_dir), reason=reason)
         return Published(ExitCode.IO, reason=f"cannot write {out_dir}: {reason}")
     log("info", "init.done", published=len(files), directory=str(out_dir))
-    return Published(ExitCode.OK, _digest(files))
-
-
-@dataclass
-class Refresh:
-    """The sidecar mode's settings (``envelope init --refresh``)."""
-
-    interval: float
-    metrics_port: int | None = None
-    metrics_address: str = "127.0.0.1"
-    on_change: OnChange = field(default_factory=OnChange)
+    return Published(ExitCode.OK, digest(files))
 
 
 def run_init(
@@ -288,60 +253,9 @@ def run_init(
     settings = Refresh(refresh) if isinstance(refresh, (int, float)) else refresh
     if settings is None:
         return _publish_once(cfg, out_dir, budget, log).code
-    state = RefreshState(settings.interval, budget)
-    server = None
-    if settings.metrics_port is not None:
-        try:
-            server = HealthServer(state, settings.metrics_address, settings.metrics_port)
-        except OSError as exc:
-            log(
-                "error",
-                "metrics.failed",
-                address=f"{settings.metrics_address}:{settings.metrics_port}",
-                reason=exc.strerror or str(exc),
-            )
-            return ExitCode.CONFIG
-        log("info", "metrics.listening", address=settings.metrics_address, port=server.port)
-    try:
-        return _refresh_loop(cfg, out_dir, budget, log, settings, state, sleep)
-    finally:
-        if server is not None:
-            server.close()
-
-
-def _refresh_loop(  # noqa: PLR0917 - private, called once
-    cfg: InitConfig,
-    out_dir: Path,
-    budget: float,
-    log: Log,
-    settings: Refresh,
-    state: RefreshState,
-    sleep: Callable[[float], None],
-) -> int:
-    first = _publish_once(cfg, out_dir, budget, log)
-    if first.code != ExitCode.OK:
-        return first.code
-    state.published(changed=False)
-    current = first.digest
-    while True:  # the native-sidecar mode: ends when the pod stops the container
-        sleep(settings.interval)
-        attempt = _publish_once(cfg, out_dir, budget, log)
-        if attempt.code != ExitCode.OK:
-            state.failed(attempt.reason)
-            log("warning", "refresh.kept_previous", directory=str(out_dir))
-            continue
-        changed = attempt.digest != current
-        current = attempt.digest
-        state.published(changed=changed)
-        if changed and settings.on_change.configured:
-            for action, ok, detail in settings.on_change.run(out_dir):
-                state.action(ok)
-                log(
-                    "info" if ok else "warning",
-                    "on_change.done" if ok else "on_change.failed",
-                    action=action,
-                    detail=detail,
-                )
+    return run_refresh(
+        settings, budget, out_dir, log, lambda: _publish_once(cfg, out_dir, budget, log), sleep
+    )
 
 
 def exec_environment(cfg: InitConfig, result: Result) -> dict[str, str]:
