@@ -186,7 +186,8 @@ class Envelope(DocumentKeys, FileMethods):
             sealed = self._keys.cached_sealer(ctx, size).seal(
                 data, chunked.new_salt(), self._threads
             )
-            _telemetry.processed("encrypt", size)
+            if _telemetry.active:
+                _telemetry.processed("encrypt", size)
             return sealed
         header_bytes, digest, input_key = self._keys.new_message(ctx, size, key_ref)
         try:
@@ -234,7 +235,8 @@ class Envelope(DocumentKeys, FileMethods):
         if self._keys.cache is not None:
             offset, opener = self._keys.cached_opener(view, expected)
             plain = opener.open(view, offset, self._threads)
-            _telemetry.processed("decrypt", len(plain))
+            if _telemetry.active:
+                _telemetry.processed("decrypt", len(plain))
             return plain
         offset, digest, input_key = self._keys.open_message(view, expected)
         try:

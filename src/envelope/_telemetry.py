@@ -97,15 +97,20 @@ class _Otel:
 
 _otel: _Otel | None = _Otel(None, None) if _otel_metrics is not None else None
 
+#: True when OpenTelemetry is reported to: hot paths test it before calling a hook, so
+#: that without opentelemetry a cached message pays one attribute read per hook.
+active: bool = _otel is not None
+
 
 def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
     """Reports to these OpenTelemetry providers (None: the global ones, the default).
 
     Does nothing without opentelemetry-api.
     """
-    global _otel  # noqa: PLW0603 - the one switch of this module
+    global _otel, active  # noqa: PLW0603 - the one switch of this module
     if _otel_metrics is not None:
         _otel = _Otel(tracer_provider, meter_provider)
+        active = True
 
 
 def enabled() -> bool:

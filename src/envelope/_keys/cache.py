@@ -146,7 +146,8 @@ class DataKeyCache:
                 entry = self._usable(key, nbytes, counts)
                 if entry is not None:
                     self.stats.hits += 1
-                    _telemetry.cache_hit(side)
+                    if _telemetry.active:
+                        _telemetry.cache_hit(side)
                     return entry.value, bytearray(entry.secret)
                 flight = self._flights.get(key)
                 leader = flight is None
