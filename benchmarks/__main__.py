@@ -4,17 +4,19 @@
     python -m benchmarks list
 
 Runs every suite (each ``benchmarks/bench_NAME.py`` with a ``run(quick)`` function; a
-new module plugs in by existing) in this one process, one after the other, with every
+new module plugs in by existing; ``list`` names them, and naming a ``bench_`` module
+without ``run`` is an error) in this one process, one after the other, with every
 peer in the same run, then writes the tables into ``DIR/benchmarks.md`` (between the
 generated-section markers, the hand-written notes around them are kept) and the plots
 into ``DIR/benchmarks/*.png``. A full run writes into ``docs``; ``--quick`` runs each
-suite at tiny sizes (for CI: under a minute) and writes into a temporary directory
+suite at tiny sizes (for CI: all of them together in about half a minute) and writes into a temporary directory
 unless ``--out`` is given. Nothing here asserts a timing.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import json
 import pkgutil
@@ -39,11 +41,30 @@ def _marks(name: str) -> tuple[str, str]:
     return f"<!-- suite:{name} -->", f"<!-- /suite:{name} -->"
 
 
-def suites() -> list[str]:
+HERE = Path(__file__).resolve().parent
+
+
+def modules(directory: Path | None = None) -> list[str]:
+    """Names ``NAME`` of every ``bench_NAME`` module in ``directory`` (default: this
+    package's), suite or not."""
+    directory = directory or HERE
+    found = [m.name for m in pkgutil.iter_modules([str(directory)]) if m.name.startswith("bench_")]
+    return sorted(n.removeprefix("bench_") for n in found)
+
+
+def defines_run(path: Path) -> bool:
+    """Whether the module's source defines ``run`` at top level (read, not imported)."""
+    tree = ast.parse(path.read_text(), str(path))
+    return any(
+        isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == "run"
+        for node in tree.body
+    )
+
+
+def suites(directory: Path | None = None) -> list[str]:
     """Names of the suites: ``bench_NAME`` modules of this package that define ``run``."""
-    here = Path(__file__).resolve().parent
-    names = [m.name for m in pkgutil.iter_modules([str(here)]) if m.name.startswith("bench_")]
-    return sorted(n.removeprefix("bench_") for n in names)
+    directory = directory or HERE
+    return [n for n in modules(directory) if defines_run(directory / f"bench_{n}.py")]
 
 
 def run_suite(name: str, quick: bool) -> Suite:
@@ -88,18 +109,25 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "suite", nargs="*", help=f"suites to run (default: all of {', '.join(suites())})"
     )
-    r.add_argument("--quick", action="store_true", help="tiny sizes, every suite, < 60 s")
+    r.add_argument("--quick", action="store_true", help="tiny sizes (all suites: ~30 s)")
     r.add_argument("--json", type=Path, help="also write raw results as JSON here")
     r.add_argument("--out", type=Path, help="directory for benchmarks.md and plots")
-    sub.add_parser("list", help="list the suites")
+    sub.add_parser("list", help="list the suites (modules that define run)")
     args = ap.parse_args(argv)
     if args.cmd == "list":
         print("\n".join(suites()))
         return 0
-    chosen = args.suite or suites()
-    unknown = sorted(set(chosen) - set(suites()))
+    known = suites()
+    chosen = args.suite or known
+    no_run = sorted(set(chosen) & (set(modules()) - set(known)))
+    if no_run:
+        ap.error(
+            "not runnable (define run(quick: bool) -> Suite in the module): "
+            + ", ".join(f"benchmarks/bench_{n}.py" for n in no_run)
+        )
+    unknown = sorted(set(chosen) - set(known))
     if unknown:
-        ap.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(suites())}")
+        ap.error(f"unknown suite(s) {', '.join(unknown)}; known: {', '.join(known)}")
     command = " ".join(
         [
             "python -m benchmarks run",

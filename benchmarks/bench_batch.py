@@ -82,32 +82,9 @@ def worker(case: str, n: int, size: int, repeat: int) -> dict[str, Any]:
         overhead = len(sealed[0]) - size
         out_bytes = sum(map(len, sealed)) + input_bytes  # sealed and opened
     elif case == "esdk":
-        import aws_encryption_sdk
-        from aws_encryption_sdk.identifiers import (
-            CommitmentPolicy,
-            EncryptionKeyType,
-            WrappingAlgorithm,
-        )
-        from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-        from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+        from benchmarks.peers import esdk_raw_key
 
-        wrapping = os.urandom(32)
-
-        class Static(RawMasterKeyProvider):  # type: ignore[misc]
-            provider_id = "bench"
-
-            def _get_raw_key(self, key_id: bytes) -> WrappingKey:
-                return WrappingKey(
-                    wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
-                    wrapping_key=wrapping,
-                    wrapping_key_type=EncryptionKeyType.SYMMETRIC,
-                )
-
-        provider = Static()
-        provider.add_master_key(b"k")
-        client = aws_encryption_sdk.EncryptionSDKClient(
-            commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-        )
+        client, provider = esdk_raw_key()
         t_enc, sealed = best(
             lambda: [client.encrypt(source=r, key_provider=provider)[0] for r in records], repeat
         )

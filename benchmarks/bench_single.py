@@ -65,34 +65,12 @@ def peers() -> dict[str, Pair]:
 
 
 def _esdk() -> Pair | None:
+    from benchmarks.peers import esdk_raw_key
+
     try:
-        import aws_encryption_sdk
-        from aws_encryption_sdk.identifiers import (
-            CommitmentPolicy,
-            EncryptionKeyType,
-            WrappingAlgorithm,
-        )
-        from aws_encryption_sdk.internal.crypto.wrapping_keys import WrappingKey
-        from aws_encryption_sdk.key_providers.raw import RawMasterKeyProvider
+        client, provider = esdk_raw_key()
     except ImportError:
         return None
-    wrapping = os.urandom(32)
-
-    class Static(RawMasterKeyProvider):  # type: ignore[misc]
-        provider_id = "bench"
-
-        def _get_raw_key(self, key_id: bytes) -> WrappingKey:
-            return WrappingKey(
-                wrapping_algorithm=WrappingAlgorithm.AES_256_GCM_IV12_TAG16_NO_PADDING,
-                wrapping_key=wrapping,
-                wrapping_key_type=EncryptionKeyType.SYMMETRIC,
-            )
-
-    provider = Static()
-    provider.add_master_key(b"k")
-    client = aws_encryption_sdk.EncryptionSDKClient(
-        commitment_policy=CommitmentPolicy.REQUIRE_ENCRYPT_REQUIRE_DECRYPT
-    )
     return (
         lambda m: client.encrypt(source=m, key_provider=provider)[0],
         lambda c: client.decrypt(source=c, key_provider=provider)[0],

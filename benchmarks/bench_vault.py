@@ -21,9 +21,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.machine import describe
-from envelope.kms._vault import VaultTransit
-from envelope.kms._vault_auth import TokenAuth
-from tests.support.openbao import OpenBao
+from benchmarks.servers import openbao_transit
 
 CTX = (("service", "bench"),)
 
@@ -36,53 +34,49 @@ def rate(n: int, fn: Callable[[], Any]) -> float:
 
 def measure(n_keys: int, batch: int) -> list[tuple[str, float]]:
     """(operation, keys/s) rows against a fresh OpenBao dev server."""
-    with tempfile.TemporaryDirectory() as tmp:
-        bao = OpenBao(Path(tmp)).start()
-        try:
-            bao.setup_engines()
-            bao.write("transit/keys/bench", derived=True)
-            kms = VaultTransit("bench", url=bao.url, auth=TokenAuth(bao.root_token))
-            keys = [kms.generate_data_key(CTX) for _ in range(10)]  # warm up, resolve key facts
-            n = n_keys
-            rows = [
-                (
-                    "generate_data_key, one per request",
-                    rate(n, lambda: [kms.generate_data_key(CTX) for _ in range(n)]),
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        openbao_transit(Path(tmp), derived=True) as (_, kms),
+    ):
+        keys = [kms.generate_data_key(CTX) for _ in range(10)]  # warm up, resolve key facts
+        n = n_keys
+        rows = [
+            (
+                "generate_data_key, one per request",
+                rate(n, lambda: [kms.generate_data_key(CTX) for _ in range(n)]),
+            ),
+        ]
+        keys = [kms.generate_data_key(CTX) for _ in range(n)]
+        wrapped = [k.wrapped for k in keys]
+        rows += [
+            (
+                "wrap (encrypt), one per request",
+                rate(n, lambda: [kms.wrap(k.plaintext, CTX) for k in keys]),
+            ),
+            (
+                "unwrap (decrypt), one per request",
+                rate(n, lambda: [kms.unwrap(w, CTX) for w in wrapped]),
+            ),
+            ("rewrap, one per request", rate(n, lambda: [kms.rewrap(w, CTX) for w in wrapped])),
+            (
+                f"unwrap_many, {batch} per request",
+                rate(
+                    n,
+                    lambda: [
+                        kms.unwrap_many(wrapped[i : i + batch], CTX) for i in range(0, n, batch)
+                    ],
                 ),
-            ]
-            keys = [kms.generate_data_key(CTX) for _ in range(n)]
-            wrapped = [k.wrapped for k in keys]
-            rows += [
-                (
-                    "wrap (encrypt), one per request",
-                    rate(n, lambda: [kms.wrap(k.plaintext, CTX) for k in keys]),
+            ),
+            (
+                f"rewrap_many, {batch} per request",
+                rate(
+                    n,
+                    lambda: [
+                        kms.rewrap_many(wrapped[i : i + batch], CTX) for i in range(0, n, batch)
+                    ],
                 ),
-                (
-                    "unwrap (decrypt), one per request",
-                    rate(n, lambda: [kms.unwrap(w, CTX) for w in wrapped]),
-                ),
-                ("rewrap, one per request", rate(n, lambda: [kms.rewrap(w, CTX) for w in wrapped])),
-                (
-                    f"unwrap_many, {batch} per request",
-                    rate(
-                        n,
-                        lambda: [
-                            kms.unwrap_many(wrapped[i : i + batch], CTX) for i in range(0, n, batch)
-                        ],
-                    ),
-                ),
-                (
-                    f"rewrap_many, {batch} per request",
-                    rate(
-                        n,
-                        lambda: [
-                            kms.rewrap_many(wrapped[i : i + batch], CTX) for i in range(0, n, batch)
-                        ],
-                    ),
-                ),
-            ]
-        finally:
-            bao.stop()
+            ),
+        ]
     return rows
 
 

@@ -70,7 +70,9 @@ class Envelope(DocumentKeys, FileMethods):
             configured threshold (migration); each is logged on the ``envelope`` logger.
 
     Decryption only ever uses ``kms`` and ``cluster_secret``: a message cannot make
-    this object contact another KMS or key, it can only fail to name the one configured.
+    this object contact another KMS or key, it can only fail to name the one configured
+    (a discovering backend, ``build_kms`` of settings with ``allowed_keys`` and no key,
+    lets it pick another key its allow-list allows, through the same configured KMS).
     What is accepted is this configuration's choice, never the message's
     (docs/format.md, "Acceptance policy").
 

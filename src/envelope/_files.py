@@ -9,7 +9,7 @@ from typing import BinaryIO
 
 from envelope import chunked
 from envelope._atomic import atomic_output
-from envelope.errors import ConfigError
+from envelope.errors import FileAccessError
 
 __all__ = ["STREAM_PIECE", "Progress", "open_input", "output"]
 
@@ -23,16 +23,16 @@ def open_input(path: str | os.PathLike[str]) -> BinaryIO:
     """``path`` opened for binary reading.
 
     Raises:
-        ConfigError: it cannot be read (names the file).
+        FileAccessError: it cannot be read (names the file).
     """
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise FileAccessError(f"cannot read {path}: {exc.strerror}") from None
 
 
 class output:
-    """atomic_output that reports the file it could not create as a ConfigError."""
+    """atomic_output that reports the file it could not create as a FileAccessError."""
 
     def __init__(self, path: str | os.PathLike[str], mode: int) -> None:
         self._cm = atomic_output(path, mode=mode)
@@ -42,7 +42,7 @@ class output:
         try:
             return self._cm.__enter__()
         except OSError as exc:
-            raise ConfigError(f"cannot write {self._path}: {exc.strerror}") from None
+            raise FileAccessError(f"cannot write {self._path}: {exc.strerror}") from None
 
     def __exit__(self, *exc: object) -> bool | None:
         return self._cm.__exit__(*exc)  # type: ignore[arg-type]

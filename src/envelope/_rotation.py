@@ -28,6 +28,8 @@ class Summary:
     done: list[Path] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     failed: list[tuple[Path, str]] = field(default_factory=list)
+    #: ``failed`` as the ``envelope`` command words it (flags, not parameters).
+    failed_cli: list[tuple[Path, str]] = field(default_factory=list)
 
 
 def envelope_files(paths: Iterable[str | os.PathLike[str]]) -> Iterator[Path]:
@@ -78,6 +80,8 @@ def _run(
                 action(path)
             except (EnvelopeError, OSError) as exc:
                 summary.failed.append((path, str(exc)))
+                cli = exc.cli_message if isinstance(exc, EnvelopeError) else str(exc)
+                summary.failed_cli.append((path, cli))
             else:
                 journal.record(path)
                 summary.done.append(path)

@@ -67,7 +67,9 @@ def aws_client(service: str, *, region: str | None, endpoint_url: str | None, **
     except errors.NoRegionError:
         raise MissingRegionError(
             f"no AWS region for {service}: pass region=, or set $AWS_REGION or "
-            "$AWS_DEFAULT_REGION (or a region in the AWS profile)"
+            "$AWS_DEFAULT_REGION (or a region in the AWS profile)",
+            cli=f"no AWS region for {service}: pass --kms-region REGION, or set "
+            "$ENVELOPE_KMS_REGION or $AWS_REGION (or a region in the AWS profile)",
         ) from None
 
 

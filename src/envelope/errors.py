@@ -7,7 +7,11 @@ EnvelopeError
 │   └── KeyUnavailableError  the message needs a key (KEK, cluster part) this process lacks
 ├── KmsError             a KMS backend failed (which backend, which key, what to do)
 └── ConfigError          local configuration is missing or wrong (what to run or fix)
+    └── FileAccessError  an input file cannot be read or an output file cannot be written
 ```
+
+An error may carry its message in command-line words too (``cli_message``: flags instead
+of Python parameters); the ``envelope`` command shows that one, library callers ``str()``.
 
 Everything that goes wrong because of the *bytes of a message* (tampering, truncation,
 a wrong context, a wrong key) is a `DecryptionError`, so `except DecryptionError` is
@@ -22,6 +26,7 @@ __all__ = [
     "ConfigError",
     "DecryptionError",
     "EnvelopeError",
+    "FileAccessError",
     "FormatError",
     "KeyUnavailableError",
     "KmsError",
@@ -29,7 +34,21 @@ __all__ = [
 
 
 class EnvelopeError(Exception):
-    """Base class of every error envelope raises on purpose."""
+    """Base class of every error envelope raises on purpose.
+
+    Args:
+        *args: as :class:`Exception` (the first is the message, in library words).
+        cli: the same message in command-line words (flags, not parameters), if it differs.
+    """
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli = cli
+
+    @property
+    def cli_message(self) -> str:
+        """The message as the ``envelope`` command shows it (flags, not parameters)."""
+        return self.cli if self.cli is not None else str(self)
 
 
 class DecryptionError(EnvelopeError):
@@ -45,13 +64,15 @@ class DecryptionError(EnvelopeError):
     #: In a record batch: the position of the first record that failed (never its content).
     index: int | None
 
-    def __init__(self, message: str | None = None, *, index: int | None = None) -> None:
+    def __init__(
+        self, message: str | None = None, *, index: int | None = None, cli: str | None = None
+    ) -> None:
         if message is None and index is not None:
             message = (
                 f"decryption failed at record {index}: the record, its key, its AAD "
                 "or its position is wrong"
             )
-        super().__init__(message or self.MESSAGE)
+        super().__init__(message or self.MESSAGE, cli=cli)
         self.index = index
 
 
@@ -72,3 +93,9 @@ class KmsError(EnvelopeError):
 class ConfigError(EnvelopeError):
     """Local configuration is missing or wrong: the message says which file or setting
     and what to run to fix it."""
+
+
+class FileAccessError(ConfigError):
+    """An input file cannot be read, or an output file (or its directory) cannot be
+    written: the message names the file and the operating system's reason. The CLI exits
+    with the I/O code for it (a missing keyring or cluster-secret file stays a ConfigError)."""

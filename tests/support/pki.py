@@ -1,4 +1,5 @@
-"""A throwaway CA with a server certificate for 127.0.0.1 and a client certificate."""
+"""A throwaway CA with a server certificate for 127.0.0.1 and :data:`SERVER_NAME`, and a
+client certificate."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+#: The DNS name the server certificate also carries (for TLS server name / SNI tests).
+SERVER_NAME = "openbao.test"
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,9 @@ def make_tls_files(directory: Path) -> TlsFiles:
             .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         )
         if server:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            san = x509.SubjectAlternativeName(
+                [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName(SERVER_NAME)]
+            )
             builder = builder.add_extension(san, critical=False)
         cert = builder.sign(ca_key, hashes.SHA256())
         return (

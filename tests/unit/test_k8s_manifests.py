@@ -206,7 +206,11 @@ def test_reload_sidecar_signals_the_app_and_is_probed_on_healthz() -> None:
 
 def test_dockerfile_is_multistage_distroless_and_non_root() -> None:
     text = (KIT / "Dockerfile").read_text()
-    stages = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    stages = [
+        re.sub(r"\$\{(\w+)\}", lambda m: args[m[1]], s)
+        for s in re.findall(r"^FROM\s+(\S+)", text, re.M)
+    ]
     assert len(stages) >= 2
     assert "distroless" in stages[-1]
     final = text[text.rindex("FROM") :]

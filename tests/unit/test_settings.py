@@ -255,7 +255,8 @@ def test_settings_are_frozen() -> None:
         ),
         (
             {"kms": {"vault": {"client_cert": "/c.pem"}}},
-            "kms.vault.client_key (--vault-client-key, $BAO_CLIENT_KEY, $VAULT_CLIENT_KEY): "
+            "kms.vault.client_key (--vault-client-key, $ENVELOPE_VAULT_CLIENT_KEY, "
+            "$BAO_CLIENT_KEY, $VAULT_CLIENT_KEY): "
             "mTLS needs both 'client_cert' and 'client_key'",
         ),
         (

@@ -225,6 +225,27 @@ class DataKeyCache:
         value, secret = self._get(("decrypt", key), produce, 0, counts=False)
         return value, secret  # type: ignore[return-value]
 
+    def cached_for_encryption(self, key: Hashable, nbytes: int) -> tuple[object, bytearray] | None:
+        """As :meth:`for_encryption` when the entry is cached within its limits (the
+        use is counted); else None, without calling the KMS or waiting for a call in
+        flight (for callers that must not block: envelope.aio)."""
+        return self._cached(("encrypt", key), nbytes, counts=True)
+
+    def cached_for_decryption(self, key: Hashable) -> tuple[object, bytearray] | None:
+        """As :meth:`for_decryption_with` when the entry is cached; else None, without
+        calling the KMS or waiting (see :meth:`cached_for_encryption`)."""
+        return self._cached(("decrypt", key), 0, counts=False)
+
+    def _cached(self, key: Hashable, nbytes: int, counts: bool) -> tuple[object, bytearray] | None:
+        with self._lock:
+            entry = self._usable(key, nbytes, counts)
+            if entry is None:
+                return None
+            self.stats.hits += 1
+            if _telemetry.active:
+                _telemetry.cache_hit("encrypt" if counts else "decrypt")
+            return entry.value, bytearray(entry.secret)
+
     def clear(self) -> None:
         """Evicts (and zeroes) every entry."""
         with self._lock:

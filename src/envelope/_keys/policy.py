@@ -31,7 +31,8 @@ __all__ = ["AcceptancePolicy", "Principal", "check_custodians", "describe"]
 log = logging.getLogger("envelope")
 
 STORED_KEY_PROVIDER = "keystore"
-_OPT_IN = "pass accept_unsplit=True (CLI: --accept-unsplit) to read older messages while migrating"
+_OPT_IN = "pass accept_unsplit=True to read older messages while migrating"
+_OPT_IN_CLI = "pass --accept-unsplit to read older messages while migrating"
 
 
 class Principal:
@@ -94,7 +95,10 @@ class AcceptancePolicy:
 
     def _downgrade(self, what: str) -> None:
         if not self.accept_unsplit:
-            raise DecryptionError(f"refused by this Envelope's policy: {what}; {_OPT_IN}")
+            raise DecryptionError(
+                f"refused by this Envelope's policy: {what}; {_OPT_IN}",
+                cli=f"refused: {what}; {_OPT_IN_CLI}",
+            )
         log.warning("accepting an unsplit message (accept_unsplit=True): %s", what)
 
     def check_message(

@@ -17,6 +17,7 @@ from envelope import _telemetry
 from envelope._format.context import Context
 from envelope._format.message import KeySlot
 from envelope._keys.cache import DataKeyCache
+from envelope._keys.discovery import DiscoveredKeys
 from envelope._keys.policy import Principal
 from envelope._keys.stored import STORED_KEY_PROVIDER, slot_version
 from envelope._keys.threshold import combine_key
@@ -61,6 +62,19 @@ def wrap_key(backend: KmsBackend, secret: bytes | bytearray, ctx: Context) -> Wr
     return wrapped
 
 
+def _allowed(
+    backend: DiscoveredKeys, slots: Sequence[KeySlot]
+) -> list[tuple[KmsBackend | None, KeySlot]]:
+    """The slots a discovering backend's allow-list allows: in allow-list order, ties in
+    the message's order."""
+    ranked = [
+        (rank, i, s)
+        for i, s in enumerate(slots)
+        if s.provider == backend.provider_id and (rank := backend.rank(s.key_id)) is not None
+    ]
+    return [(backend, s) for _, _, s in sorted(ranked, key=lambda t: (t[0], t[1]))]
+
+
 class SlotOpener:
     """See the module docstring; :class:`KeySource` sets the attributes."""
 
@@ -85,6 +99,9 @@ class SlotOpener:
         """
         found: list[tuple[KmsBackend | None, KeySlot]] = []
         for backend in self.backends:
+            if isinstance(backend, DiscoveredKeys):
+                found += _allowed(backend, slots)
+                continue
             found += [
                 (backend, s)
                 for s in slots
@@ -99,6 +116,9 @@ class SlotOpener:
             ]
         if not found:
             named = ", ".join(f"{s.provider} key {s.key_id!r}" for s in slots)
+            discovering = [b for b in self.backends if isinstance(b, DiscoveredKeys)]
+            if discovering and self.keystore is None:
+                raise discovering[0].refusal(named)
             ours = ", ".join(f"{b.provider_id} key {b.key_id!r}" for b in self.backends)
             raise KeyUnavailableError(
                 f"the data key is wrapped by {named}; this Envelope trusts only {ours}"

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from typing import cast
 
 from envelope import _native, _telemetry
 from envelope._format.context import Context
@@ -215,6 +216,46 @@ class KeySource(SlotOpener):
         wipe(key_copy)  # the sealer holds its own copy
         return sealer
 
+    def cached_sealer_now(self, ctx: Context, nbytes: int) -> _native.MessageSealer | None:
+        """:meth:`cached_sealer` if the cache holds it already, else None: never a KMS
+        call nor a wait for one (envelope.aio runs cache hits on the event loop).
+
+        Raises:
+            ConfigError: as :meth:`cached_sealer`.
+        """
+        cache = self._cache_or_fail()
+        if self._identity is None:  # computing it may call the KMS
+            return None
+        found = cache.cached_for_encryption(("message", self._identity, ctx), nbytes)
+        if found is None:
+            return None
+        sealer, key_copy = found
+        wipe(key_copy)
+        return cast(_native.MessageSealer, sealer)
+
+    def cached_opener_now(
+        self, message: memoryview, expected: Context | None
+    ) -> tuple[int, _native.MessageOpener] | None:
+        """:meth:`cached_opener` if the cache holds it already, else None (see
+        :meth:`cached_sealer_now`).
+
+        Raises:
+            As :meth:`cached_opener`.
+        """
+        cache = self._cache_or_fail()
+        if self._identity is None:
+            return None
+        offset = header_end(message)
+        found = cache.cached_for_decryption(("message", self._identity, bytes(message[:offset])))
+        if found is None:
+            return None
+        value, key_copy = found
+        wipe(key_copy)
+        ctx, opener = cast(tuple[Context, _native.MessageOpener], value)
+        if expected is not None and expected != ctx:
+            raise DecryptionError()
+        return offset, opener
+
     def _cache_or_fail(self) -> DataKeyCache:
         if self.cache is None:
             raise ConfigError("no data-key cache is configured")
@@ -354,9 +395,11 @@ class KeySource(SlotOpener):
         if sid is None:
             return None
         if self.cluster is None:
+            needs = f"this message needs cluster-secret part {sid}, and no cluster secret is "
             raise KeyUnavailableError(
-                f"this message needs cluster-secret part {sid}, and no cluster secret is "
-                "configured; pass cluster_secret= (CLI: --cluster-secret FILE)"
+                f"{needs}configured; pass cluster_secret=",
+                cli=f"{needs}given; pass --cluster-secret FILE (or set "
+                "$ENVELOPE_CLUSTER_SECRET_FILE)",
             )
         return self.cluster.part(sid).material
 
@@ -384,7 +427,10 @@ class KeySource(SlotOpener):
             ConfigError: none is configured.
         """
         if self.keystore is None:
-            raise ConfigError("no key store is configured: pass keystore= (CLI: --keystore URI)")
+            raise ConfigError(
+                "no key store is configured: pass keystore=",
+                cli="no key store given: pass --keystore URI (or set $ENVELOPE_KEYSTORE)",
+            )
         return self.keystore
 
     def unwrap_stored(self, stored: StoredKey) -> bytearray:

@@ -6,13 +6,16 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, cast
 
-from envelope._exitcodes import ExitCode
+from envelope._exitcodes import ExitCode, exit_code_for
 from envelope._version import __version__
 from envelope.cli import (
     _cluster_secret,
+    _completion,
     _documents,
+    _envdefaults,
+    _inspect,
     _k8s,
     _keyring,
     _keystore,
@@ -20,16 +23,23 @@ from envelope.cli import (
     _message,
     _rotation,
 )
-from envelope.cli._common import EXIT_CODES, Fail, err
+from envelope.cli._common import EXIT_CODES, Fail, Subparsers, add_command, err
 from envelope.cli._signals import run_terminable
-from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
+from envelope.cli._suggest import Parser
+from envelope.cli._tree import commands
+from envelope.errors import EnvelopeError
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["GLOBAL_FLAGS", "build_parser", "main", "run"]
+
+#: Flags every command accepts, before or after the subcommand (AWS CLI style).
+GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
+    (("-q", "--quiet"), {"action": "store_true", "help": "no progress bar or notes"}),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``envelope`` argument parser, every command registered."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="envelope",
         description="Envelope encryption with a KMS-wrapped data key split with a cluster secret.",
         epilog="examples:\n  envelope quickstart\n  envelope encrypt secret.txt -o secret.env "
@@ -37,16 +47,52 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"envelope {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or notes")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for names, options in GLOBAL_FLAGS:
+        parser.add_argument(*names, **options)  # type: ignore[arg-type]
+    sub = cast(
+        "Subparsers[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     _k8s.register_quickstart(sub)
     for module in (_keyring, _keystore, _cluster_secret, _message, _k8s):
         module.register(sub)
-    _message.register_inspect(sub)
+    _inspect.register(sub)
     _rotation.register(sub)
     _kms_plugin.register(sub)
     _documents.register(sub)  # extends encrypt, decrypt and exec: after them
+    _register_completion(sub, parser)
+    _add_global_flags(parser)
+    _envdefaults.install(parser)
     return parser
+
+
+def _register_completion(
+    sub: Subparsers[argparse.ArgumentParser], root: argparse.ArgumentParser
+) -> None:
+    def cmd_completion(args: argparse.Namespace) -> int:
+        sys.stdout.write(_completion.script(root, args.shell))
+        return ExitCode.OK
+
+    p = add_command(
+        sub,
+        "completion",
+        "print a shell completion script (bash, zsh or fish)",
+        "source <(envelope completion bash)",
+        cmd_completion,
+    )
+    p.add_argument("shell", choices=_completion.SHELLS)
+
+
+def _add_global_flags(root: argparse.ArgumentParser) -> None:
+    """The global flags on every subcommand too (given there, they win; absent, the value
+    given before the subcommand stays: their default there is SUPPRESS)."""
+    for command in commands(root):
+        if command.parser is root:
+            continue
+        taken = {s for a in command.parser._actions for s in a.option_strings}
+        for names, options in GLOBAL_FLAGS:
+            if not taken & set(names):
+                command.parser.add_argument(*names, **{**options, "default": argparse.SUPPRESS})  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
@@ -54,11 +100,33 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     sys.exit(run_terminable(lambda: run(argv)))
 
 
+def _no_terminal_stdin(args: argparse.Namespace) -> None:
+    """A command about to read stdin by default while stdin is a terminal: a hint, not a
+    silent wait (``-`` typed on purpose reads the terminal).
+
+    Raises:
+        Fail: USAGE, naming the command.
+    """
+    leaf = args._envelope_chain[-1] if getattr(args, "_envelope_chain", ()) else None
+    if leaf is None or not sys.stdin.isatty():
+        return
+    for action in leaf._actions:
+        if not action.option_strings and isinstance(
+            getattr(args, action.dest, None), _envdefaults.StdStream
+        ):
+            raise Fail(
+                ExitCode.USAGE,
+                f"{leaf.prog}: no input file given and stdin is a terminal: give a FILE, "
+                "pipe the input in, or pass - to type it",
+            )
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI and returns its exit code (an unexpected exception: one line and
     :attr:`ExitCode.INTERNAL`; Ctrl-C: :attr:`ExitCode.INTERRUPTED`, quietly)."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)  # flags, then ENVELOPE_* variables, then defaults
     try:
+        _no_terminal_stdin(args)
         return int(args.func(args))
     except Fail as exc:
         err(str(exc))
@@ -68,15 +136,16 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return ExitCode.INTERRUPTED
     except Exception as exc:
-        code = _code_of(exc)
+        code = exit_code_for(exc)
         if code is None:
             err(_internal(exc))
             return ExitCode.INTERNAL
-        err(
-            f"{exc.filename or 'I/O'}: {exc.strerror or exc}"
-            if isinstance(exc, OSError)
-            else str(exc)
-        )
+        if isinstance(exc, EnvelopeError):
+            err(exc.cli_message)
+        elif isinstance(exc, OSError):
+            err(f"{exc.filename or 'I/O'}: {exc.strerror or exc}")
+        else:
+            err(str(exc))
         return code
 
 
@@ -91,17 +160,3 @@ def _internal(exc: BaseException) -> str:
         f"internal error: {type(exc).__name__}{where} (a bug in envelope "
         f"{__version__}: please report this line)"
     )
-
-
-def _code_of(exc: Exception) -> ExitCode | None:
-    """The exit code for an error a command raised (None: a bug, shown as such)."""
-    for kinds, code in (
-        ((KeyUnavailableError, ConfigError), ExitCode.CONFIG),
-        ((DecryptionError,), ExitCode.DECRYPT),
-        ((KmsError,), ExitCode.KMS),
-        ((ValueError, TypeError), ExitCode.USAGE),
-        ((OSError,), ExitCode.IO),
-    ):
-        if isinstance(exc, kinds):
-            return code
-    return None

@@ -9,7 +9,7 @@ from envelope._atomic import write_atomic
 from envelope._exitcodes import ExitCode
 from envelope._keys.cluster import ClusterSecret
 from envelope.cli._common import Subparsers, add_command
-from envelope.errors import ConfigError
+from envelope.errors import ConfigError, FileAccessError
 
 __all__ = ["register"]
 
@@ -47,7 +47,7 @@ def cmd_cluster_secret_new(args: argparse.Namespace) -> int:
     try:
         write_atomic(out, bytes(secret.current.material), mode=0o600)
     except OSError as exc:
-        raise ConfigError(f"cannot write {out}: {exc.strerror}") from None
+        raise FileAccessError(f"cannot write {out}: {exc.strerror}") from None
     print(f"wrote cluster-secret part {secret.current.id} to {out}")
     print(f"  kubectl create secret generic <service>-cluster-secret --from-file=part={out}")
     return ExitCode.OK

@@ -13,10 +13,11 @@ from envelope import settings as model
 from envelope._envelope import Envelope
 from envelope._exitcodes import ExitCode, exit_codes_help
 from envelope._keys.cluster import ClusterSecret
+from envelope.cli._envdefaults import StdStream
 from envelope.errors import ConfigError
 from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
-from envelope.kms._local import LocalKms, default_keyring_path
+from envelope.kms._local import LocalKms
 from envelope.settings import KMS_KINDS, VAULT_AUTH_METHODS
 
 if TYPE_CHECKING:
@@ -26,12 +27,14 @@ __all__ = [
     "EXIT_CODES",
     "Fail",
     "Subparsers",
+    "add_allow_key_flag",
     "add_cluster_flags",
     "add_command",
     "add_context_flag",
     "add_kms_flags",
     "cluster_secret",
     "err",
+    "file_mode",
     "key_store",
     "kms_backend",
     "local_kms",
@@ -39,6 +42,7 @@ __all__ = [
     "open_in",
     "parse_context",
     "passphrase",
+    "refuse_binary_to_terminal",
     "settings",
 ]
 
@@ -78,12 +82,41 @@ def add_command(
     return p
 
 
+def file_mode(text: str) -> int:
+    """An output file mode in octal (``600``, ``0640``): the ``--mode`` type.
+
+    Raises:
+        argparse.ArgumentTypeError: not an octal mode (argparse shows it as a usage error).
+    """
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an octal file mode such as 600 or 0640")
+    return mode
+
+
+def refuse_binary_to_terminal(args: argparse.Namespace, what: str) -> None:
+    """Refuses to write binary ``what`` to a terminal unless ``-o -`` was typed (as age).
+
+    Raises:
+        Fail: USAGE, with the way out.
+    """
+    if isinstance(args.output, StdStream) and sys.stdout.isatty():
+        raise Fail(
+            ExitCode.USAGE,
+            f"refusing to write {what} (binary) to the terminal: pass -o FILE, "
+            "redirect stdout, or force it with -o -",
+        )
+
+
 def add_kms_flags(p: argparse.ArgumentParser) -> None:
     """``--kms`` and friends, the Vault group and the key store (defaults: the environment)."""
-    p.add_argument("--kms", choices=KMS_KINDS, help="KMS backend (default: $ENVELOPE_KMS or local)")
+    p.add_argument("--kms", choices=KMS_KINDS, help="KMS backend (default: local)")
     p.add_argument(
         "--kms-key",
-        help="the KEK in that KMS: AWS key id, ARN or alias/NAME (default: $ENVELOPE_KMS_KEY)",
+        help="the KEK in that KMS: AWS key id, ARN or alias/NAME",
     )
     p.add_argument("--kms-region", help="KMS region")
     p.add_argument("--kms-endpoint", help="KMS endpoint URL")
@@ -92,30 +125,78 @@ def add_kms_flags(p: argparse.ArgumentParser) -> None:
     vault.add_argument(
         "--vault-auth",
         choices=VAULT_AUTH_METHODS,
-        help="token ($VAULT_TOKEN), approle, jwt or kubernetes (the pod's token)",
+        help="token ($BAO_TOKEN, $VAULT_TOKEN, ~/.vault-token), approle, jwt or kubernetes "
+        "(the pod's token)",
     )
     vault.add_argument("--vault-role", help="jwt/kubernetes role")
     vault.add_argument("--vault-jwt-file", help="service-account token (default: the pod's)")
     for flag in ("auth-mount", "token-file", "role-id", "secret-id-file"):
         vault.add_argument(f"--vault-{flag}")
-    for flag in ("ca-bundle", "client-cert", "client-key", "namespace"):
-        vault.add_argument(f"--vault-{flag}")
+    for flag, bao in (
+        ("ca-bundle", "CACERT"),
+        ("client-cert", "CLIENT_CERT"),
+        ("client-key", "CLIENT_KEY"),
+        ("namespace", "NAMESPACE"),
+    ):
+        vault.add_argument(f"--vault-{flag}", help=f"default: $BAO_{bao}, else $VAULT_{bao}")
+    add_vault_tls_flags(vault)
     p.add_argument(
         "--keystore",
         metavar="URI",
-        help="where stored data keys live: s3://bucket/prefix or a directory "
-        "(default: $ENVELOPE_KEYSTORE)",
+        help="where stored data keys live: s3://bucket/prefix or a directory",
     )
     p.add_argument("--keystore-endpoint", help="S3 endpoint URL for the key store")
     p.add_argument(
         "--keyring",
         type=Path,
-        help=f"local keyring file (default: $ENVELOPE_KEYRING or {default_keyring_path()})",
+        help="local keyring file (default: $XDG_CONFIG_HOME/envelope/keyring.json, "
+        "else ~/.config/envelope/keyring.json)",
     )
     p.add_argument(
         "--passphrase-file",
         type=Path,
-        help="file holding the keyring passphrase (default: $ENVELOPE_KEYRING_PASSPHRASE)",
+        help="file holding the keyring passphrase (or the passphrase itself in "
+        "$ENVELOPE_KEYRING_PASSPHRASE)",
+    )
+
+
+def add_allow_key_flag(p: argparse.ArgumentParser) -> None:
+    """``--allow-key PATTERN`` (repeatable): a command that only decrypts may then use the
+    key a message's slot names instead of ``--kms-key`` (see docs/threat-model.md)."""
+    p.add_argument(
+        "--allow-key",
+        action="append",
+        metavar="PATTERN",
+        help="without --kms-key: decrypt with the key the message names if it matches "
+        "this glob over key ids (an ARN such as arn:aws:kms:eu-west-1:111122223333:key/*, "
+        "alias/billing-*, a transit key name, a keyring id; repeatable; default: "
+        "$ENVELOPE_ALLOWED_KEYS, comma- or space-separated). The KMS kind, endpoint, "
+        "mount and auth still come only from the flags and environment, and the region "
+        "too unless an ARN pattern names the key's region",
+    )
+
+
+#: Settings fields of the flags :func:`add_vault_tls_flags` adds (``--vault-ca-path``, ...).
+VAULT_TLS_FLAGS = ("ca_path", "skip_verify", "tls_server_name", "timeout")
+
+
+def add_vault_tls_flags(vault: Any) -> None:
+    """``--vault-ca-path``, ``--vault-skip-verify``, ``--vault-tls-server-name`` and
+    ``--vault-timeout`` (defaults: ``$BAO_*``, else ``$VAULT_*``, as the bao CLI reads them)."""
+    vault.add_argument("--vault-ca-path", help="directory of CA files ($BAO_CAPATH, $VAULT_CAPATH)")
+    vault.add_argument(
+        "--vault-skip-verify",
+        action="store_true",
+        default=None,
+        help="do not verify the server's certificate ($BAO_SKIP_VERIFY, $VAULT_SKIP_VERIFY)",
+    )
+    vault.add_argument(
+        "--vault-tls-server-name",
+        help="SNI name to check the certificate against ($BAO_TLS_SERVER_NAME)",
+    )
+    vault.add_argument(
+        "--vault-timeout",
+        help="per-request timeout: seconds or 1m30s ($BAO_CLIENT_TIMEOUT; default 10)",
     )
 
 
@@ -125,7 +206,7 @@ def add_cluster_flags(p: argparse.ArgumentParser, *, for_encrypt: bool) -> None:
         "--cluster-secret",
         type=Path,
         metavar="FILE",
-        help="this service's cluster-secret part (default: $ENVELOPE_CLUSTER_SECRET_FILE)",
+        help="this service's cluster-secret part (or the part itself in $ENVELOPE_CLUSTER_SECRET)",
     )
     p.add_argument(
         "--previous-cluster-secret",
@@ -171,7 +252,7 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
     """The flags as a settings tree (None: not given, so the environment or default applies)."""
     a = vars(args)
     auth = ("role", "jwt_file", "token_file", "role_id", "secret_id_file")
-    tls = ("ca_bundle", "client_cert", "client_key", "namespace")
+    tls = ("ca_bundle", "client_cert", "client_key", "namespace", *VAULT_TLS_FLAGS)
     return {
         "kms": {
             "kind": a.get("kms"),
@@ -180,6 +261,7 @@ def _explicit(args: argparse.Namespace) -> dict[str, Any]:
             "endpoint": a.get("kms_endpoint"),
             "keyring": _text(a.get("keyring")),
             "passphrase_file": _text(a.get("passphrase_file")),
+            "allowed_keys": a.get("allow_key") or None,
             "vault": {
                 "mount": a.get("vault_mount"),
                 "auth": {
@@ -206,7 +288,8 @@ def settings(args: argparse.Namespace) -> Settings:
     """
     cached: Settings | None = getattr(args, "_settings", None)
     if cached is None:
-        cached = model.Settings.resolve(_explicit(args))
+        # A command with --allow-key only decrypts: its key may come from the message.
+        cached = model.Settings.resolve(_explicit(args), decrypt_only="allow_key" in vars(args))
         args._settings = cached
     return cached
 

@@ -37,7 +37,13 @@ from envelope.documents._rules import (
     match_rule,
 )
 from envelope.documents._settings import envelope_for_any_rule, envelope_for_rule
-from envelope.errors import ConfigError, FormatError, KeyUnavailableError, KmsError
+from envelope.errors import (
+    ConfigError,
+    FileAccessError,
+    FormatError,
+    KeyUnavailableError,
+    KmsError,
+)
 
 __all__ = ["register"]
 
@@ -49,7 +55,12 @@ Handler = Callable[[argparse.Namespace], int]
 def _explicit_flags(args: argparse.Namespace) -> bool:
     """KMS options given on the command line (they win over the rules file, which wins
     over the ENVELOPE_* environment)."""
-    return args.keyring is not None or args.kms_key is not None or args.kms is not None
+    return (
+        args.keyring is not None
+        or args.kms_key is not None
+        or args.kms is not None
+        or bool(getattr(args, "allow_key", None))
+    )
 
 
 def _ambient(args: argparse.Namespace) -> bool:
@@ -132,7 +143,7 @@ def _read(path: str) -> bytes:
         with open(path, "rb") as f:
             return f.read(documents.MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+        raise FileAccessError(f"cannot read {path}: {exc.strerror}") from None
 
 
 def _doc_type(args: argparse.Namespace, *, decrypting: bool) -> str | None:
@@ -222,7 +233,9 @@ def cmd_textconv(args: argparse.Namespace) -> int:
         with _open(args, args.input, fmt) as doc:
             sys.stdout.write(doc.text())
     except (ConfigError, KmsError, KeyUnavailableError) as exc:
-        print(f"envelope: textconv shows {args.input} encrypted: {exc}", file=sys.stderr)
+        print(
+            f"envelope: textconv shows {args.input} encrypted: {exc.cli_message}", file=sys.stderr
+        )
         sys.stdout.buffer.write(raw)
     except FormatError:
         sys.stdout.buffer.write(raw)

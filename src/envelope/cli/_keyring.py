@@ -1,4 +1,4 @@
-"""``envelope keyring init|rotate|list``: the local keyring (the embedded KMS)."""
+"""``envelope keyring init|rotate|list|unwrap``: the local keyring (the embedded KMS)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import json
 
 from envelope._exitcodes import ExitCode
+from envelope.cli._breakglass import register_keyring_unwrap
 from envelope.cli._common import (
     Subparsers,
     add_command,
@@ -50,6 +51,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     )
     add_kms_flags(p)
     p.add_argument("--json", action="store_true")
+    register_keyring_unwrap(krs)
 
 
 def cmd_keyring_init(args: argparse.Namespace) -> int:

@@ -55,6 +55,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         cmd_keystore_list,
     )
     p.add_argument("prefix", nargs="?", default="")
+    p.add_argument("--json", action="store_true", help="print the names and versions as JSON")
     add_kms_flags(p)
     p = add_command(
         kss,
@@ -66,6 +67,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("name")
     p.add_argument("--version", type=int, help="the version to rewrap (default: newest)")
     p.add_argument("--all", action="store_true", help="rewrap every version")
+    p.add_argument("--json", action="store_true", help="print the rewrapped versions as JSON")
     add_kms_flags(p)
 
 
@@ -104,8 +106,12 @@ def cmd_keystore_get(args: argparse.Namespace) -> int:
 def cmd_keystore_list(args: argparse.Namespace) -> int:
     store = key_store(args, required=True)
     assert store is not None
-    for name in store.names(args.prefix):
-        versions = store.versions(name)
+    keys = [(name, store.versions(name)) for name in store.names(args.prefix)]
+    if args.json:
+        listed = [{"name": name, "versions": versions} for name, versions in keys]
+        print(json.dumps({"keystore": store.uri, "keys": listed}, indent=2))
+        return ExitCode.OK
+    for name, versions in keys:
         print(f"{name}  versions {versions[0]}..{versions[-1]}" if versions else name)
     return ExitCode.OK
 
@@ -115,8 +121,12 @@ def cmd_keystore_rewrap(args: argparse.Namespace) -> int:
     store = key_store(args, required=True)
     assert store is not None
     targets = store.versions(args.name) if args.all else [args.version]
+    rewrapped = []
     for version in targets:
         done = env.rewrap_stored_key(args.name, version)
-        if not args.quiet:
+        rewrapped.append(done)
+        if not args.quiet and not args.json:
             print(f"rewrapped {args.name}@{done}")
+    if args.json:
+        print(json.dumps({"name": args.name, "rewrapped": rewrapped}, indent=2))
     return ExitCode.OK

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +26,6 @@ CUSTODIAN_FIELDS = {"kind", "key", "region", "endpoint", "keyring", "passphrase_
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Adds the ``kms-plugin`` command to the ``envelope`` parser."""
-    env = os.environ.get
     help_ = "serve the Kubernetes KMS v2 API (etcd encryption at rest) on a Unix socket"
     p = subparsers.add_parser(
         "kms-plugin",
@@ -39,8 +37,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.set_defaults(func=cmd_kms_plugin)
     p.add_argument(
         "--listen",
-        default=env("ENVELOPE_KMS_PLUGIN_LISTEN"),
-        required=env("ENVELOPE_KMS_PLUGIN_LISTEN") is None,
+        required=True,
         metavar="unix:///PATH.sock",
         help="the socket kube-apiserver connects to (EncryptionConfiguration endpoint)",
     )
@@ -95,9 +92,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     p.add_argument("--metrics-port", type=int, help="serve Prometheus /metrics on this TCP port")
     p.add_argument("--metrics-address", default="127.0.0.1", help="metrics bind address")
-    p.add_argument(
-        "--log-level", default=env("ENVELOPE_LOG_LEVEL", "info"), help="debug, info, warning"
-    )
+    p.add_argument("--log-level", default="info", help="debug, info, warning")
 
 
 def load_custodians(path: Path) -> Callable[[], list[KmsBackend]]:

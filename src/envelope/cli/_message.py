@@ -1,34 +1,36 @@
-"""``envelope encrypt``, ``decrypt`` and ``inspect``: one message at a time."""
+"""``envelope encrypt`` and ``decrypt``: one message at a time (``inspect``: _inspect)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 from typing import BinaryIO, cast
 
 from envelope._atomic import atomic_output
+from envelope._envelope import Envelope
 from envelope._exitcodes import ExitCode
-from envelope._format.inspect import message_info
-from envelope._format.message import encode_header, read_header
+from envelope._keys.recovered import RecoveredKey
+from envelope.cli._breakglass import add_data_key_flag, recovered_key
 from envelope.cli._common import (
     Fail,
     Subparsers,
+    add_allow_key_flag,
     add_cluster_flags,
     add_command,
     add_context_flag,
     add_kms_flags,
     cluster_secret,
+    file_mode,
     make_envelope,
     open_in,
     parse_context,
+    refuse_binary_to_terminal,
     size,
 )
 from envelope.cli._progress import progress_bytes
 from envelope.errors import DecryptionError
 
-__all__ = ["register", "register_inspect"]
+__all__ = ["register"]
 
 
 def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -43,7 +45,7 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
         )
         p.add_argument(
             "--mode",
-            type=lambda s: int(s, 8),
+            type=file_mode,
             default=0o600,
             help="output file mode (default 0600)",
         )
@@ -54,7 +56,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                 action="store_true",
                 help="accept whatever context the message has (instead of -c)",
             )
+            add_data_key_flag(p)
         add_kms_flags(p)
+        if name == "decrypt":
+            add_allow_key_flag(p)
         add_cluster_flags(p, for_encrypt=name == "encrypt")
         if name == "encrypt":
             p.add_argument(
@@ -64,28 +69,8 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
             )
 
 
-def register_inspect(sub: Subparsers[argparse.ArgumentParser]) -> None:
-    """Adds ``inspect``."""
-    p = add_command(
-        sub,
-        "inspect",
-        "show a message's header: context, key ids, sizes (no keys needed)",
-        "envelope inspect secret.env --json",
-        cmd_inspect,
-    )
-    p.add_argument("input", nargs="?", default="-")
-    p.add_argument("--json", action="store_true")
-    p.add_argument(
-        "--verify",
-        action="store_true",
-        help="unwrap every key slot this host can use and check it opens the message "
-        "(uses the KMS; catches damaged spare/DR slots)",
-    )
-    add_kms_flags(p)
-    add_cluster_flags(p, for_encrypt=False)
-
-
 def cmd_encrypt(args: argparse.Namespace) -> int:
+    refuse_binary_to_terminal(args, "an encrypted message")
     env = make_envelope(args, cluster_secret(args, required=not args.no_split))
     context = parse_context(args.context)
     key_ref = args.key_ref
@@ -124,7 +109,11 @@ class _Counted:
 
 
 def cmd_decrypt(args: argparse.Namespace) -> int:
-    env = make_envelope(args, cluster_secret(args, required=False))
+    env: Envelope | RecoveredKey = (
+        recovered_key(args)
+        if args.data_key
+        else make_envelope(args, cluster_secret(args, required=False))
+    )
     context = parse_context(args.context)
     if args.any_context and context is not None:
         raise Fail(ExitCode.USAGE, "give either -c KEY=VALUE or --any-context, not both")
@@ -168,50 +157,4 @@ def cmd_decrypt(args: argparse.Namespace) -> int:
             )
     finally:
         done()
-    return ExitCode.OK
-
-
-def cmd_inspect(args: argparse.Namespace) -> int:
-    src = open_in(args.input)
-    try:
-        header = read_header(src)
-        header_bytes = src.tell() if src.seekable() else None
-        rest = (
-            len(src.read())
-            if header_bytes is None
-            else os.fstat(src.fileno()).st_size - header_bytes
-        )
-    finally:
-        if src is not sys.stdin.buffer:
-            src.close()
-    info = message_info(header, len(encode_header(header)), rest)
-    if args.verify:
-        if args.input == "-":
-            raise Fail(ExitCode.USAGE, "--verify needs the message as a file, not stdin")
-        with open(args.input, "rb") as f:
-            checks = make_envelope(args, cluster_secret(args, required=False)).verify_key_slots(
-                f.read()
-            )
-        bad = [c for c in checks if c[2] is not None]
-        for provider, key_id, problem in checks:
-            print(
-                f"{'FAILED' if problem else 'ok':6}  {provider} {key_id}"
-                + (f": {problem}" if problem else "")
-            )
-        if bad:
-            raise Fail(
-                ExitCode.DECRYPT, f"{len(bad)} of {len(checks)} key slots failed verification"
-            )
-        return ExitCode.OK
-    if args.json:
-        print(json.dumps(info.to_json(), indent=2))
-        return ExitCode.OK
-    print(f"envelope message v{info.version}, suite {info.suite}")
-    context = json.dumps(info.context, ensure_ascii=False) if info.context else "(none)"
-    print(f"  context:        {context}")
-    print(f"  cluster secret: {info.cluster_secret_id or '(none: KMS key alone)'}")
-    for w in info.wrapped_keys:
-        print(f"  wrapped key:    {w.provider} {w.key_id} ({w.wrapped_bytes} bytes)")
-    size = "invalid length" if info.plaintext_bytes is None else f"{info.plaintext_bytes} bytes"
-    print(f"  plaintext:      {size} (header {info.header_bytes} B, body {info.body_bytes} B)")
     return ExitCode.OK

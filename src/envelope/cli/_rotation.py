@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from envelope._rotation import Summary, envelope_files, reencrypt_paths, rewrap_
 from envelope.cli._common import (
     Fail,
     Subparsers,
+    add_allow_key_flag,
     add_cluster_flags,
     add_command,
     add_kms_flags,
@@ -40,7 +43,9 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--state", type=Path, help="journal of finished files: rerun to resume")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_kms_flags(p)
+    add_allow_key_flag(p)
     p = add_command(
         sub,
         "reencrypt",
@@ -50,20 +55,47 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     )
     p.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     p.add_argument("--state", type=Path, help="journal of finished files: rerun to resume")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_kms_flags(p)
     add_cluster_flags(p, for_encrypt=False)
 
 
+def _existing(paths: list[Path]) -> list[Path]:
+    """The paths given, each checked to exist before any file is touched.
+
+    Raises:
+        Fail: IO, naming the first one that does not exist.
+    """
+    for path in paths:
+        if not os.path.exists(path):
+            raise Fail(ExitCode.IO, f"cannot read {path}: No such file or directory")
+    return paths
+
+
+def _summary_json(summary: Summary, total: int) -> str:
+    return json.dumps(
+        {
+            "total": total,
+            "done": [str(p) for p in summary.done],
+            "skipped": [str(p) for p in summary.skipped],
+            "failed": [{"path": str(p), "reason": reason} for p, reason in summary.failed_cli],
+        },
+        indent=2,
+    )
+
+
 def _rotation(args: argparse.Namespace, run: Callable[..., Summary], *envs: Envelope) -> int:
-    files = list(envelope_files(args.paths))
+    files = list(envelope_files(_existing(args.paths)))
     tick, done = progress_files(len(files), args.quiet)
     try:
         summary = run(*envs, files, state=args.state, progress=tick)
     finally:
         done()
-    for path, reason in summary.failed:
+    if args.json:
+        print(_summary_json(summary, len(files)))
+    for path, reason in summary.failed_cli:
         err(f"{path}: {reason}")
-    if not args.quiet:
+    if not args.quiet and not args.json:
         print(
             f"{len(summary.done)} done, {len(summary.skipped)} already done (journal), "
             f"{len(summary.failed)} failed, of {len(files)} files"
@@ -77,10 +109,12 @@ def _rotation(args: argparse.Namespace, run: Callable[..., Summary], *envs: Enve
 
 
 def cmd_rewrap(args: argparse.Namespace) -> int:
+    _existing(args.paths)
     return _rotation(args, rewrap_paths, make_envelope(args))
 
 
 def cmd_reencrypt(args: argparse.Namespace) -> int:
+    _existing(args.paths)
     kms = kms_backend(args)
     store = key_store(args)
     new_part = cluster_secret(args, required=True)

@@ -42,7 +42,7 @@ from envelope.documents._format import MAX_DEPTH, MAX_DOCUMENT_BYTES, MAX_VALUE_
 from envelope.documents._parsed import DocumentSyntaxError, Parsed
 from envelope.documents._plain import from_plain, to_plain
 from envelope.documents._rules import ClearRules
-from envelope.errors import ConfigError
+from envelope.errors import FileAccessError
 
 __all__ = [
     "FORMATS",
@@ -175,13 +175,13 @@ def load_all(
     """Every document of an encrypted file as plain Python values.
 
     Raises:
-        ConfigError: the file cannot be read. Others as :func:`decrypt`.
+        FileAccessError: the file cannot be read. Others as :func:`decrypt`.
     """
     p = Path(path)
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read {p}: {exc.strerror}") from None
+        raise FileAccessError(f"cannot read {p}: {exc.strerror}") from None
     with open_document(raw, envelope, name=str(p), context=context) as doc:
         return [to_plain(d) for d in doc.parsed.docs]
 

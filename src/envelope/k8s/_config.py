@@ -7,6 +7,7 @@ version: 1
 kms:
   kind: vault                      # local | aws | vault
   key: billing                     # AWS key id/ARN/alias, or the transit key name
+  # allowed_keys: [billing-*]      # instead of key: each secret's own key, if it matches
   endpoint: https://vault.vault.svc:8200
   vault:
     auth: {method: kubernetes, role: billing}

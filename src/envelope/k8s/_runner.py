@@ -27,6 +27,7 @@ from typing import Any, TextIO
 
 from envelope._envelope import Envelope
 from envelope._exitcodes import ExitCode
+from envelope._keys.discovery import DiscoveredKeys
 from envelope.errors import (
     ConfigError,
     DecryptionError,
@@ -83,6 +84,11 @@ class Result:
     failures: list[Failure] = field(default_factory=list)
 
 
+def _stop_retrying_at(backend: object, give_up_at: float | None) -> None:
+    if isinstance(backend, VaultTransit):
+        backend.stop_retrying_at(give_up_at)
+
+
 def build_envelope(
     cfg: InitConfig, *, deadline: float, give_up_at: float | None = None
 ) -> Envelope:
@@ -96,6 +102,8 @@ def build_envelope(
     kms = build_kms(cfg.kms.model_copy(update={"vault": vault}))
     if isinstance(kms, VaultTransit):
         kms.stop_retrying_at(give_up_at)
+    elif isinstance(kms, DiscoveredKeys):  # kms.allowed_keys: each key a message names
+        kms.configure_each(lambda b: _stop_retrying_at(b, give_up_at))
     cluster = load_cluster_secret(cfg.cluster_secret) if cfg.cluster_secret else None
     keystore = build_keystore(cfg.keystore) if cfg.keystore else None
     return Envelope(kms, cluster, keystore=keystore, accept_unsplit=cfg.accept_unsplit)

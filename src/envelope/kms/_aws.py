@@ -27,7 +27,7 @@ from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 if TYPE_CHECKING:
     from mypy_boto3_kms import KMSClient
 
-__all__ = ["AwsKms"]
+__all__ = ["AwsKms", "encryption_context", "region_of"]
 
 _MRK_ARN = re.compile(r"^arn:aws[\w-]*:kms:[\w-]+:(\d+):key/(mrk-[0-9a-f]+)$")
 _THROTTLE = {"ThrottlingException", "LimitExceededException", "RequestLimitExceeded"}
@@ -176,6 +176,22 @@ class AwsKms:
         ours, theirs = _MRK_ARN.match(self.key_id), _MRK_ARN.match(key_id)
         return bool(ours and theirs and ours.groups() == theirs.groups())
 
+    def aliases(self) -> list[str]:
+        """The alias names (``alias/...``) that point at this key, in its region.
+
+        Raises:
+            KmsError: the aliases cannot be listed (the message says why).
+        """
+        key = self._arn or self._configured
+        try:
+            pages = self._client.get_paginator("list_aliases").paginate(KeyId=key)
+            return [str(a["AliasName"]) for page in pages for a in page.get("Aliases", ())]
+        except Exception as exc:
+            mapped = self._fail(exc, "ListAliases")
+            if mapped is exc:
+                raise
+            raise mapped from None
+
     def _check_slot(self, wrapped: WrappedKey) -> None:
         if wrapped.provider != self.provider_id or not self.matches(wrapped.key_id):
             raise KeyUnavailableError(
@@ -194,7 +210,7 @@ class AwsKms:
             "generate_data_key",
             KeyId=self.key_id,
             KeySpec="AES_256",
-            EncryptionContext=dict(context),
+            EncryptionContext=encryption_context(context),
         )
         plaintext = bytearray(resp["Plaintext"])
         return DataKey(
@@ -215,7 +231,7 @@ class AwsKms:
             "encrypt",
             KeyId=self.key_id,
             Plaintext=bytes(plaintext),
-            EncryptionContext=dict(context),
+            EncryptionContext=encryption_context(context),
         )
         return WrappedKey(self.provider_id, self.key_id, bytes(resp["CiphertextBlob"]))
 
@@ -233,7 +249,7 @@ class AwsKms:
             "decrypt",
             CiphertextBlob=wrapped.blob,
             KeyId=self.key_id,
-            EncryptionContext=dict(context),
+            EncryptionContext=encryption_context(context),
         )
         plaintext = bytearray(resp["Plaintext"])
         if len(plaintext) != DATA_KEY_BYTES:
@@ -255,8 +271,8 @@ class AwsKms:
             CiphertextBlob=wrapped.blob,
             SourceKeyId=self.key_id,
             DestinationKeyId=self.key_id,
-            SourceEncryptionContext=dict(context),
-            DestinationEncryptionContext=dict(context),
+            SourceEncryptionContext=encryption_context(context),
+            DestinationEncryptionContext=encryption_context(context),
         )
         return WrappedKey(self.provider_id, self.key_id, bytes(resp["CiphertextBlob"]))
 
@@ -278,6 +294,20 @@ class AwsKms:
         meta = self.key_metadata()
         if meta.get("KeyState") != "Enabled" or not meta.get("Enabled", True):
             raise KmsError(f"AWS KMS key {self.key_id} is {meta.get('KeyState')}; enable it")
+
+
+def encryption_context(context: Context) -> dict[str, str]:
+    """The ``EncryptionContext`` every KMS request of this backend carries: the canonical
+    context's pairs as they are (also what ``envelope inspect`` shows for recovery)."""
+    return dict(context)
+
+
+def region_of(key_arn: str) -> str | None:
+    """The region in a KMS key ARN (``arn:aws:kms:REGION:ACCOUNT:key/ID``), else None."""
+    parts = key_arn.split(":")
+    if len(parts) >= 6 and parts[0] == "arn" and parts[2] == "kms" and parts[3]:
+        return parts[3]
+    return None
 
 
 def _principal(message: str) -> str:

@@ -42,7 +42,7 @@ from envelope.kms._keyring_doc import (
 )
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 
-__all__ = ["KeyVersion", "LocalKms", "default_keyring_path"]
+__all__ = ["KeyVersion", "LocalKms", "default_keyring_path", "wrapped_version"]
 
 FILE_FORMAT = "envelope-keyring/v1"
 _BLOB_FORMAT = 1
@@ -58,6 +58,14 @@ def default_keyring_path() -> Path:
         return Path(env)
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "envelope" / "keyring.json"
+
+
+def wrapped_version(blob: bytes) -> int | None:
+    """The KEK version a local keyring's wrapped key names, None if not such a blob."""
+    if len(blob) != _BLOB_LEN or blob[0] != _BLOB_FORMAT:
+        return None
+    (version,) = struct.unpack_from(">I", blob, 1)
+    return int(version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +145,10 @@ class LocalKms:
         """
         target = Path(path) if path is not None else default_keyring_path()
         if target.exists() and not overwrite:
+            exists = f"a keyring already exists at {target}; use it, or pass"
             raise ConfigError(
-                f"a keyring already exists at {target}; use it, or pass overwrite=True "
-                "(--force) to replace it and lose its keys"
+                f"{exists} overwrite=True to replace it and lose its keys",
+                cli=f"{exists} --force to replace it and lose its keys",
             )
         kms = cls.ephemeral()
         kms._path = target
@@ -378,9 +387,9 @@ class LocalKms:
                 f"not by this local keyring ({self._id})"
             )
         blob = wrapped.blob
-        if len(blob) != _BLOB_LEN or blob[0] != _BLOB_FORMAT:
+        version = wrapped_version(blob)
+        if version is None:
             raise DecryptionError()
-        (version,) = struct.unpack_from(">I", blob, 1)
         cipher = self._ciphers.get(version)
         if cipher is None:
             raise KeyUnavailableError(

@@ -37,9 +37,23 @@ from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 from envelope.kms._vault_auth import RENEW_FRACTION, LoginResult, TokenAuth, VaultAuth
-from envelope.kms._vault_http import bound_request, first_error, is_network
+from envelope.kms._vault_env import bao_variable
+from envelope.kms._vault_http import (
+    bound_request,
+    denied_error,
+    first_error,
+    is_network,
+    tls_error,
+)
+from envelope.kms._vault_tls import VaultTls, hvac_client
 
-__all__ = ["RENEW_FRACTION", "VaultTransit"]
+__all__ = [
+    "RENEW_FRACTION",
+    "VaultTransit",
+    "ciphertext_version",
+    "split_key_id",
+    "transit_binding",
+]
 
 _CIPHERTEXT = re.compile(r"^vault:v(\d+):")
 #: Items per batch_input request: OpenBao refuses request bodies with too many strings
@@ -51,6 +65,27 @@ def _b64(data: bytes | bytearray) -> str:
     return base64.b64encode(bytes(data)).decode()
 
 
+def transit_binding(context: Context, *, derived: bool) -> dict[str, str]:
+    """What binds ``context`` in a Transit request: the base64 canonical encoding as
+    ``context`` for a derived key (key derivation binds it), as ``associated_data``
+    (AES-GCM AAD) otherwise (Transit ignores ``context`` on a non-derived key)."""
+    field = "context" if derived else "associated_data"
+    return {field: _b64(encode_context(context))}
+
+
+def ciphertext_version(wrapped: bytes) -> int | None:
+    """The transit key version a ``vault:vN:...`` ciphertext was made with, else None."""
+    match = _CIPHERTEXT.match(wrapped.decode("ascii", "replace"))
+    return int(match.group(1)) if match else None
+
+
+def split_key_id(key_id: str) -> tuple[str, str]:
+    """``(mount, key name)`` of a slot's key id ``<mount>/<key name>``
+    (the mount may hold slashes, a transit key name never does)."""
+    mount, _, name = key_id.rpartition("/")
+    return mount, name
+
+
 class VaultTransit:
     """A Transit key as this service's KEK.
 
@@ -59,13 +94,21 @@ class VaultTransit:
         mount: where the transit engine is mounted.
         client: an ``hvac.Client`` to use (its URL, TLS, namespace and token apply: without
             ``auth`` its token is used as given, never one from the environment).
-        url: the server (default ``$VAULT_ADDR`` or ``$BAO_ADDR``).
+        url: the server (default ``$BAO_ADDR``, else ``$VAULT_ADDR``, as bao reads them).
         auth: how to log in (default: ``client``'s token if it has one, else
             :class:`TokenAuth` from the environment).
-        namespace: a Vault Enterprise / OpenBao namespace.
-        ca_bundle: CA certificates to verify the server with (PEM file).
+        namespace: a Vault Enterprise / OpenBao namespace (sent as ``X-Vault-Namespace``).
+        ca_bundle: CA certificates to verify the server with (PEM file); wins over
+            ``ca_path``.
+        ca_path: a directory of PEM CA files (every file is read, as bao does).
         client_cert: ``(certificate, private key)`` PEM files for mTLS.
+        skip_verify: do not check the server's certificate (as ``$BAO_SKIP_VERIFY``).
+        tls_server_name: the name sent as SNI and checked in the server's certificate.
         timeout: seconds per HTTP request.
+
+    Only ``url`` falls back to the environment here; the TLS settings, the namespace and
+    the timeout come from :mod:`envelope.settings` (which reads ``BAO_*``/``VAULT_*`` as
+    bao does) or from these arguments. The token is read at login by :class:`TokenAuth`.
         deadline: seconds to keep retrying an unreachable, sealed or failing server.
 
     Raises:
@@ -84,21 +127,29 @@ class VaultTransit:
         auth: VaultAuth | None = None,
         namespace: str | None = None,
         ca_bundle: str | os.PathLike[str] | None = None,
+        ca_path: str | os.PathLike[str] | None = None,
         client_cert: tuple[str, str] | None = None,
+        skip_verify: bool = False,
+        tls_server_name: str | None = None,
         timeout: float = 10.0,
         deadline: float = 30.0,
     ) -> None:
         if client is None:
-            url = url or os.environ.get("VAULT_ADDR") or os.environ.get("BAO_ADDR")
+            if not url and (found := bao_variable(os.environ, "ADDR")):
+                url = found[1]
             if not url:
-                raise ConfigError("no Vault address: pass url= or set VAULT_ADDR")
-            client = _sdk.hvac().Client(
-                url=url,
-                verify=str(ca_bundle) if ca_bundle else True,
-                cert=client_cert,
-                timeout=timeout,
-                namespace=namespace,
+                raise ConfigError(
+                    "no Vault address: pass url= or set $BAO_ADDR or $VAULT_ADDR",
+                    cli="no Vault address: pass --kms-endpoint URL or set $BAO_ADDR or $VAULT_ADDR",
+                )
+            tls = VaultTls(
+                ca_bundle=str(ca_bundle) if ca_bundle else None,
+                ca_path=str(ca_path) if ca_path else None,
+                client_cert=client_cert,
+                skip_verify=skip_verify,
+                server_name=tls_server_name,
             )
+            client = hvac_client(_sdk.hvac(), url, tls, namespace=namespace, timeout=timeout)
         self._client = client
         given = getattr(client, "token", None) if auth is None else None
         self._auth = auth or TokenAuth(given if isinstance(given, str) and given else None)
@@ -140,6 +191,8 @@ class VaultTransit:
                 f"({first_error(exc)}); check the role, its bound claims and the auth mount"
             ) from None
         except Exception as exc:
+            if tls := tls_error(exc, self._url(), "to log in"):
+                raise tls from None
             if is_network(exc):
                 raise KmsError(f"cannot reach Vault at {self._url()} to log in: {exc}") from None
             raise
@@ -161,16 +214,13 @@ class VaultTransit:
                     relogged = True
                     self._ensure_login(force=True)  # an expired or revoked token
                     continue
-                raise KmsError(
-                    f"Vault denied {operation} on transit key {self.key_id} "
-                    f"({first_error(exc)}): the token's policy must allow "
-                    f"'update' on {self._mount}/{path.split('/', 1)[0]}/{self._key}"
-                ) from None
+                raise self._denied(operation, f"update {self._mount}/{path}", exc) from None
             except hvac.exceptions.InvalidRequest as exc:
                 raise self._invalid(exc, operation) from None
             except hvac.exceptions.InvalidPath:
+                missing = f"Vault has no transit engine at {self._mount}/ on {self._url()}"
                 raise KmsError(
-                    f"Vault has no transit engine at {self._mount}/ on {self._url()}: check mount="
+                    f"{missing}: check mount=", cli=f"{missing}: check --vault-mount"
                 ) from None
             except (
                 hvac.exceptions.VaultDown,
@@ -184,6 +234,8 @@ class VaultTransit:
                         f"{operation} on {self.key_id} gave up after {attempt} attempts"
                     ) from None
             except Exception as exc:
+                if tls := tls_error(exc, self._url(), f"for {operation} on {self.key_id}"):
+                    raise tls from None
                 if not is_network(exc):
                     raise
                 if not self._backoff(started, attempt):
@@ -219,8 +271,25 @@ class VaultTransit:
 
     # -- key facts --------------------------------------------------------------------
 
-    def key_info(self) -> dict[str, Any]:
-        """The transit key's configuration (``transit/keys/<key>``).
+    def _denied(self, operation: str | None, refused: str, exc: Any) -> KmsError:
+        return denied_error(
+            self._client,
+            where=f"Vault at {self._url()}",
+            mount=self._mount,
+            key=self._key,
+            operation=operation,
+            refused=refused,
+            reason=first_error(exc),
+            fix_token=(
+                "set a valid token ($BAO_TOKEN, $VAULT_TOKEN, --vault-token-file)"
+                if isinstance(self._auth, TokenAuth)
+                else f"check the {self._auth.method} role's token policies"
+            ),
+        )
+
+    def key_info(self, *, operation: str | None = None) -> dict[str, Any]:
+        """The transit key's configuration (``transit/keys/<key>``), read before the first
+        ``operation`` to learn whether the key is derived.
 
         Raises:
             KmsError: unreachable, denied, or no such key.
@@ -232,24 +301,23 @@ class VaultTransit:
             resp = self._client.adapter.get(f"/v1/{self._mount}/keys/{self._key}")
         except hvac.exceptions.InvalidPath:
             raise KmsError(f"transit key {self.key_id} does not exist on {self._url()}") from None
-        except hvac.exceptions.Forbidden:
-            raise KmsError(
-                f"Vault denied reading transit key {self.key_id}: allow 'read' on "
-                f"{self._mount}/keys/{self._key}"
-            ) from None
+        except hvac.exceptions.Forbidden as exc:
+            refused = f"read {self._mount}/keys/{self._key}"
+            raise self._denied(operation, refused, exc) from None
         except hvac.exceptions.VaultDown:
             raise KmsError(f"Vault at {self._url()} is sealed") from None
         except Exception as exc:
+            if tls := tls_error(exc, self._url(), f"to read transit key {self.key_id}"):
+                raise tls from None
             if is_network(exc):
                 raise KmsError(f"cannot reach Vault at {self._url()}: {exc}") from None
             raise
         return dict(resp["data"])
 
-    def _bind(self, context: Context) -> dict[str, str]:
+    def _bind(self, context: Context, operation: str) -> dict[str, str]:
         if self._derived is None:
-            self._derived = bool(self.key_info().get("derived"))
-        field = "context" if self._derived else "associated_data"
-        return {field: _b64(encode_context(context))}
+            self._derived = bool(self.key_info(operation=operation).get("derived"))
+        return transit_binding(context, derived=self._derived)
 
     # -- KmsBackend -------------------------------------------------------------------
 
@@ -283,7 +351,9 @@ class VaultTransit:
             KmsError: Vault refused or could not be reached.
         """
         data = self._post(
-            "datakey", f"datakey/plaintext/{self._key}", {"bits": 256, **self._bind(context)}
+            "datakey",
+            f"datakey/plaintext/{self._key}",
+            {"bits": 256, **self._bind(context, "datakey")},
         )["data"]
         plaintext = bytearray(base64.b64decode(data["plaintext"]))
         return DataKey(
@@ -300,7 +370,9 @@ class VaultTransit:
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
         data = self._post(
-            "encrypt", f"encrypt/{self._key}", {"plaintext": _b64(plaintext), **self._bind(context)}
+            "encrypt",
+            f"encrypt/{self._key}",
+            {"plaintext": _b64(plaintext), **self._bind(context, "encrypt")},
         )["data"]
         return WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
 
@@ -313,9 +385,10 @@ class VaultTransit:
             KmsError: denied, sealed, unreachable.
         """
         ciphertext = self._check_slot(wrapped)
-        data = self._post(
-            "decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **self._bind(context)}
-        )["data"]
+        bind = self._bind(context, "decrypt")
+        data = self._post("decrypt", f"decrypt/{self._key}", {"ciphertext": ciphertext, **bind})[
+            "data"
+        ]
         plaintext = bytearray(base64.b64decode(data["plaintext"]))
         if len(plaintext) != DATA_KEY_BYTES:
             raise DecryptionError()
@@ -331,7 +404,7 @@ class VaultTransit:
             KmsError: as :meth:`unwrap`.
         """
         ciphertext = self._check_slot(wrapped)
-        bind = self._bind(context)
+        bind = self._bind(context, "rewrap")
         if "context" in bind:
             data = self._post("rewrap", f"rewrap/{self._key}", {"ciphertext": ciphertext, **bind})[
                 "data"
@@ -378,7 +451,7 @@ class VaultTransit:
             DecryptionError: an item's ciphertext is malformed (before any request).
             KmsError: as :meth:`unwrap`.
         """
-        bind = self._bind(context)
+        bind = self._bind(context, "decrypt")
         items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
         out: list[bytearray | DecryptionError] = []
         for r in self._batch("decrypt", f"decrypt/{self._key}", items):
@@ -398,7 +471,7 @@ class VaultTransit:
             DecryptionError: as :meth:`unwrap_many`.
             KmsError: as :meth:`unwrap_many`.
         """
-        bind = self._bind(context)
+        bind = self._bind(context, "rewrap")
         if "context" not in bind:
             results: list[WrappedKey | DecryptionError] = []
             for w in wrapped:

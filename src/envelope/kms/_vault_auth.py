@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from envelope.errors import ConfigError
+from envelope.kms._vault_env import token_from_environment
 
 __all__ = [
     "RENEW_FRACTION",
@@ -95,8 +96,10 @@ class VaultAuth:
 
 
 class TokenAuth(VaultAuth):
-    """A static token: ``token``, else the file ``token_file``, else ``$VAULT_TOKEN`` /
-    ``$BAO_TOKEN``, else ``~/.vault-token``.
+    """A static token: ``token``, else the file ``token_file``, else what the ``bao`` CLI
+    would use (:func:`~envelope.kms._vault_env.token_from_environment`: ``$BAO_TOKEN``,
+    ``$VAULT_TOKEN``, the file at ``$BAO_TOKEN_PATH`` / ``$VAULT_TOKEN_PATH``, else
+    ``~/.vault-token``), read at login.
 
     Raises:
         ConfigError: (at login) no token anywhere.
@@ -122,14 +125,19 @@ class TokenAuth(VaultAuth):
         token = self._token
         if token is None and self._file is not None:
             token = _read(self._file, "Vault token file")
-        token = token or os.environ.get("VAULT_TOKEN") or os.environ.get("BAO_TOKEN")
-        if not token and (home := Path.home() / ".vault-token").exists():
-            token = _read(home, "Vault token file")
+        if not token:
+            try:
+                token = token_from_environment(os.environ, Path.home())
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the Vault token file {exc.filename}: {exc.strerror}"
+                ) from None
         if not token:
             raise ConfigError(
-                "no Vault token: set $VAULT_TOKEN or $BAO_TOKEN, give a token file "
-                "(--vault-token-file, $ENVELOPE_VAULT_TOKEN_FILE), or use AppRole / JWT / "
-                "Kubernetes auth (--vault-auth, $ENVELOPE_VAULT_AUTH)"
+                "no Vault token: set $BAO_TOKEN or $VAULT_TOKEN (or log in with bao: "
+                "~/.vault-token, $BAO_TOKEN_PATH), give a token file (--vault-token-file, "
+                "$ENVELOPE_VAULT_TOKEN_FILE), or use AppRole / JWT / Kubernetes auth "
+                "(--vault-auth, $ENVELOPE_VAULT_AUTH)"
             )
         return LoginResult(token, None)
 

@@ -24,6 +24,8 @@ kms.endpoint                    ENVELOPE_KMS_ENDPOINT; for ``vault`` also   --km
                                 BAO_ADDR, VAULT_ADDR (BAO_* wins, as bao)
 kms.keyring                     ENVELOPE_KEYRING                            --keyring
 kms.passphrase_file             ENVELOPE_KEYRING_PASSPHRASE_FILE            --passphrase-file
+kms.allowed_keys                ENVELOPE_ALLOWED_KEYS (comma- or space-     --allow-key
+                                separated glob patterns; decrypting only)   (repeatable)
 (keyring passphrase itself)     ENVELOPE_KEYRING_PASSPHRASE (file wins)
 kms.vault.mount                 ENVELOPE_VAULT_MOUNT                        --vault-mount
 kms.vault.auth.method           ENVELOPE_VAULT_AUTH                         --vault-auth
@@ -33,10 +35,22 @@ kms.vault.auth.mount            ENVELOPE_VAULT_AUTH_MOUNT                   --va
 kms.vault.auth.token_file       ENVELOPE_VAULT_TOKEN_FILE                   --vault-token-file
 kms.vault.auth.role_id          ENVELOPE_VAULT_ROLE_ID                      --vault-role-id
 kms.vault.auth.secret_id_file   ENVELOPE_VAULT_SECRET_ID_FILE               --vault-secret-id-file
-kms.vault.ca_bundle             BAO_CACERT, VAULT_CACERT                    --vault-ca-bundle
-kms.vault.client_cert           BAO_CLIENT_CERT, VAULT_CLIENT_CERT          --vault-client-cert
-kms.vault.client_key            BAO_CLIENT_KEY, VAULT_CLIENT_KEY            --vault-client-key
-kms.vault.namespace             BAO_NAMESPACE, VAULT_NAMESPACE              --vault-namespace
+kms.vault.ca_bundle             ENVELOPE_VAULT_CA_BUNDLE,                   --vault-ca-bundle
+                                BAO_CACERT, VAULT_CACERT
+kms.vault.client_cert           ENVELOPE_VAULT_CLIENT_CERT,                 --vault-client-cert
+                                BAO_CLIENT_CERT, VAULT_CLIENT_CERT
+kms.vault.client_key            ENVELOPE_VAULT_CLIENT_KEY,                  --vault-client-key
+                                BAO_CLIENT_KEY, VAULT_CLIENT_KEY
+kms.vault.namespace             ENVELOPE_VAULT_NAMESPACE,                   --vault-namespace
+                                BAO_NAMESPACE, VAULT_NAMESPACE
+kms.vault.ca_path               ENVELOPE_VAULT_CA_PATH,                     --vault-ca-path
+                                BAO_CAPATH, VAULT_CAPATH
+kms.vault.skip_verify           ENVELOPE_VAULT_SKIP_VERIFY,                 --vault-skip-verify
+                                BAO_SKIP_VERIFY, VAULT_SKIP_VERIFY
+kms.vault.tls_server_name       ENVELOPE_VAULT_TLS_SERVER_NAME,             --vault-tls-server-name
+                                BAO_TLS_SERVER_NAME, VAULT_TLS_SERVER_NAME
+kms.vault.timeout               ENVELOPE_VAULT_TIMEOUT,                     --vault-timeout
+                                BAO_CLIENT_TIMEOUT, VAULT_CLIENT_TIMEOUT
 cluster_secret.file             ENVELOPE_CLUSTER_SECRET_FILE                --cluster-secret
 cluster_secret.env              ENVELOPE_CLUSTER_SECRET (holds the part)
 keystore.uri                    ENVELOPE_KEYSTORE                           --keystore
@@ -44,8 +58,20 @@ keystore.endpoint               ENVELOPE_KEYSTORE_ENDPOINT                  --ke
 keystore.region                 (kms.region)                                (--kms-region)
 ==============================  ==========================================  =====================
 
-The Vault token itself comes from ``VAULT_TOKEN``/``BAO_TOKEN`` (or ``token_file``), AWS
-credentials from boto3's usual chain.
+Without ``kms.key``, a decrypting front end (``Settings.resolve(..., decrypt_only=True)``)
+uses the key each message's slot names if ``kms.allowed_keys`` allows it; the KMS kind,
+endpoint, region, mount and auth still come only from these settings
+(:mod:`envelope.settings._discovery`).
+
+``BAO_*``/``VAULT_*`` pairs are read as the ``bao`` CLI reads them
+(:mod:`envelope.kms._vault_env`): a set ``BAO_X``, even empty, hides ``VAULT_X``;
+``*_SKIP_VERIFY`` takes Go's booleans (``1 t T TRUE true True`` / ``0 f F FALSE false
+False``), ``*_CLIENT_TIMEOUT`` seconds or a Go duration (``1m30s``).
+
+The Vault token itself is read at login, never kept in settings: ``token_file``, else
+``BAO_TOKEN``, ``VAULT_TOKEN``, the file at ``BAO_TOKEN_PATH``/``VAULT_TOKEN_PATH``, else
+``~/.vault-token`` (what ``bao login`` writes). AWS credentials come from boto3's usual
+chain.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
 from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
 from envelope.kms import KmsBackend
-from envelope.settings._env import VAULT_ADDRESS, flag_hint
+from envelope.settings._env import VAULT_ADDRESS, flag_hint, vault_address
 
 if TYPE_CHECKING:
     from envelope.kms._vault import VaultTransit
@@ -53,10 +53,23 @@ def keyring_passphrase(settings: KmsSettings) -> str | None:
 def build_kms(settings: KmsSettings) -> KmsBackend:
     """The KMS backend ``settings`` describe (backends are imported only when used).
 
+    Without ``key`` (AWS, Vault), or with ``allowed_keys`` for the local keyring: a
+    :class:`~envelope._keys.discovery.DiscoveredKeys` that decrypts with the key each
+    message's slot names, if ``allowed_keys`` allows it (:mod:`envelope.settings._discovery`).
+
     Raises:
         ConfigError: the backend cannot be set up (missing keyring, unreadable file, no AWS
             region, no Vault address, ...); the message names the flag and variables.
     """
+    if (settings.kind == "local" and settings.allowed_keys) or (
+        settings.kind != "local" and not settings.key
+    ):
+        from envelope.settings._discovery import discovered_kms  # noqa: PLC0415 - on use
+
+        found = discovered_kms(settings, build_kms)
+        tree = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
+        found._origin = {**tree, "kind": settings.kind}
+        return found
     origin = _absolute(settings.model_dump(mode="json", exclude_defaults=True))
     if settings.kind == "local":
         from envelope.kms._local import LocalKms  # noqa: PLC0415 - per backend
@@ -77,7 +90,7 @@ def build_kms(settings: KmsSettings) -> KmsBackend:
             ) from None
         aws._origin = {**origin, "kind": "aws"}
         return aws
-    if settings.endpoint is None and not any(os.environ.get(n) for n in VAULT_ADDRESS):
+    if settings.endpoint is None and not vault_address(os.environ):
         names = ", ".join(f"${n}" for n in VAULT_ADDRESS)
         raise ConfigError(f"no Vault address: give one (--kms-endpoint, {names})")
     vault = _vault(settings.key, settings.endpoint, settings.vault)
@@ -100,7 +113,7 @@ def _absolute(tree: dict[str, Any]) -> dict[str, Any]:
 
 _PATH_FIELDS = frozenset(
     ("keyring", "passphrase_file", "jwt_file", "token_file", "secret_id_file", "file")
-) | frozenset(("ca_bundle", "client_cert", "client_key"))
+) | frozenset(("ca_bundle", "ca_path", "client_cert", "client_key"))
 
 
 def kms_from_mapping(
@@ -190,6 +203,10 @@ def _vault(key: str, url: str | None, v: VaultSettings) -> VaultTransit:
         auth=auth,
         namespace=v.namespace,
         ca_bundle=v.ca_bundle,
+        ca_path=v.ca_path,
         client_cert=cert,
+        skip_verify=v.skip_verify,
+        tls_server_name=v.tls_server_name,
+        timeout=v.timeout,
         deadline=v.deadline,
     )

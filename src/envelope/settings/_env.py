@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge"]
+from envelope.kms._vault_env import bao_variable
+
+__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge", "split_patterns", "vault_address"]
 
 # (field path, environment variables - the first set one wins -, command-line flag)
 ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -15,6 +18,7 @@ ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("kms.endpoint", ("ENVELOPE_KMS_ENDPOINT",), "--kms-endpoint"),
     ("kms.keyring", ("ENVELOPE_KEYRING",), "--keyring"),
     ("kms.passphrase_file", ("ENVELOPE_KEYRING_PASSPHRASE_FILE",), "--passphrase-file"),
+    ("kms.allowed_keys", ("ENVELOPE_ALLOWED_KEYS",), "--allow-key"),
     ("kms.vault.mount", ("ENVELOPE_VAULT_MOUNT",), "--vault-mount"),
     ("kms.vault.auth.method", ("ENVELOPE_VAULT_AUTH",), "--vault-auth"),
     ("kms.vault.auth.role", ("ENVELOPE_VAULT_ROLE",), "--vault-role"),
@@ -23,10 +27,46 @@ ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("kms.vault.auth.token_file", ("ENVELOPE_VAULT_TOKEN_FILE",), "--vault-token-file"),
     ("kms.vault.auth.role_id", ("ENVELOPE_VAULT_ROLE_ID",), "--vault-role-id"),
     ("kms.vault.auth.secret_id_file", ("ENVELOPE_VAULT_SECRET_ID_FILE",), "--vault-secret-id-file"),
-    ("kms.vault.ca_bundle", ("BAO_CACERT", "VAULT_CACERT"), "--vault-ca-bundle"),
-    ("kms.vault.client_cert", ("BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"), "--vault-client-cert"),
-    ("kms.vault.client_key", ("BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"), "--vault-client-key"),
-    ("kms.vault.namespace", ("BAO_NAMESPACE", "VAULT_NAMESPACE"), "--vault-namespace"),
+    (
+        "kms.vault.ca_bundle",
+        ("ENVELOPE_VAULT_CA_BUNDLE", "BAO_CACERT", "VAULT_CACERT"),
+        "--vault-ca-bundle",
+    ),
+    (
+        "kms.vault.client_cert",
+        ("ENVELOPE_VAULT_CLIENT_CERT", "BAO_CLIENT_CERT", "VAULT_CLIENT_CERT"),
+        "--vault-client-cert",
+    ),
+    (
+        "kms.vault.client_key",
+        ("ENVELOPE_VAULT_CLIENT_KEY", "BAO_CLIENT_KEY", "VAULT_CLIENT_KEY"),
+        "--vault-client-key",
+    ),
+    (
+        "kms.vault.namespace",
+        ("ENVELOPE_VAULT_NAMESPACE", "BAO_NAMESPACE", "VAULT_NAMESPACE"),
+        "--vault-namespace",
+    ),
+    (
+        "kms.vault.ca_path",
+        ("ENVELOPE_VAULT_CA_PATH", "BAO_CAPATH", "VAULT_CAPATH"),
+        "--vault-ca-path",
+    ),
+    (
+        "kms.vault.skip_verify",
+        ("ENVELOPE_VAULT_SKIP_VERIFY", "BAO_SKIP_VERIFY", "VAULT_SKIP_VERIFY"),
+        "--vault-skip-verify",
+    ),
+    (
+        "kms.vault.tls_server_name",
+        ("ENVELOPE_VAULT_TLS_SERVER_NAME", "BAO_TLS_SERVER_NAME", "VAULT_TLS_SERVER_NAME"),
+        "--vault-tls-server-name",
+    ),
+    (
+        "kms.vault.timeout",
+        ("ENVELOPE_VAULT_TIMEOUT", "BAO_CLIENT_TIMEOUT", "VAULT_CLIENT_TIMEOUT"),
+        "--vault-timeout",
+    ),
     ("cluster_secret.file", ("ENVELOPE_CLUSTER_SECRET_FILE",), "--cluster-secret"),
     ("keystore.uri", ("ENVELOPE_KEYSTORE",), "--keystore"),
     ("keystore.endpoint", ("ENVELOPE_KEYSTORE_ENDPOINT",), "--keystore-endpoint"),
@@ -44,7 +84,23 @@ def _put(tree: dict[str, Any], path: str, value: Any) -> None:
 
 
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:
-    return next((environ[n] for n in names if environ.get(n)), None)
+    """The first of ``names`` set to a non-empty value; a ``BAO_X``/``VAULT_X`` pair is
+    read as the bao CLI reads it (:func:`~envelope.kms._vault_env.bao_variable`: a set
+    ``BAO_X``, even empty, hides ``VAULT_X``)."""
+    for name in names:
+        if name.startswith("VAULT_") and f"BAO_{name[6:]}" in names:
+            continue  # read with its BAO_ twin
+        if name.startswith("BAO_"):
+            if (found := bao_variable(environ, name[4:])) is not None:
+                return found[1]
+        elif environ.get(name):
+            return environ[name]
+    return None
+
+
+def vault_address(environ: Mapping[str, str]) -> str | None:
+    """The Vault address the environment gives (:data:`VAULT_ADDRESS`, as bao reads it)."""
+    return _first(environ, VAULT_ADDRESS)
 
 
 def env_layer(environ: Mapping[str, str], kind: str | None) -> dict[str, Any]:
@@ -105,3 +161,9 @@ def flag_hint(path: str) -> str:
     names, flag = _BY_PATH.get(path, ((), ""))
     given = [flag] if flag else []
     return f" ({', '.join([*given, *('$' + n for n in names)])})" if given else ""
+
+
+def split_patterns(text: str) -> tuple[str, ...]:
+    """Allow-list patterns from one string (``$ENVELOPE_ALLOWED_KEYS``): comma- or
+    whitespace-separated."""
+    return tuple(p for p in re.split(r"[\s,]+", text) if p)

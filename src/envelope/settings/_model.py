@@ -11,12 +11,14 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from envelope.kms._vault_auth import SERVICE_ACCOUNT_TOKEN
-from envelope.settings._env import flag_hint, merge
+from envelope.kms._vault_env import parse_bool, parse_duration
+from envelope.settings._env import flag_hint, merge, split_patterns
 from envelope.settings._errors import config_error, field_problem
 from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS, KmsKind, VaultAuthMethod
 
@@ -31,6 +33,11 @@ __all__ = [
     "VaultAuthSettings",
     "VaultSettings",
 ]
+
+
+#: Validation context key: the caller decrypts only, so ``kms.key`` may be left to
+#: discovery (the message's slots, checked against ``allowed_keys``).
+DISCOVER = "discover"
 
 
 class _Strict(BaseModel):
@@ -58,7 +65,26 @@ class VaultSettings(_Strict):
     client_cert: str | None = None
     client_key: str | None = None
     namespace: str | None = None
+    ca_path: str | None = None
+    skip_verify: bool = False
+    tls_server_name: str | None = None
+    timeout: float = Field(default=10.0, gt=0)
     deadline: float = Field(default=30.0, gt=0)
+
+    @field_validator("skip_verify", mode="before")
+    @classmethod
+    def _bao_bool(cls, v: Any) -> Any:
+        """A string (an environment variable) is read as bao reads a boolean."""
+        return parse_bool(v) if isinstance(v, str) else v
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _bao_duration(cls, v: Any) -> Any:
+        """A string is seconds or a Go duration (``30``, ``1m30s``), as bao reads one; as
+        in bao, a zero duration keeps the default."""
+        if not isinstance(v, str):
+            return v
+        return parse_duration(v) or cls.model_fields["timeout"].default
 
     @model_validator(mode="after")
     def _mtls(self) -> VaultSettings:
@@ -78,10 +104,26 @@ class KmsSettings(_Strict):
     keyring: str | None = None
     passphrase_file: str | None = None
     vault: VaultSettings = Field(default_factory=VaultSettings)
+    #: Without ``key``: decrypt with the key a message's slot names, if one of these
+    #: glob patterns allows it (:mod:`envelope.settings._discovery`).
+    allowed_keys: tuple[str, ...] = ()
+
+    @field_validator("allowed_keys", mode="before")
+    @classmethod
+    def _patterns(cls, v: Any) -> Any:
+        return split_patterns(v) if isinstance(v, str) else v
+
+    @field_validator("allowed_keys")
+    @classmethod
+    def _nonempty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not p.strip() for p in v):
+            raise ValueError("an empty pattern: give glob patterns over key ids")
+        return tuple(p.strip() for p in v)
 
     @model_validator(mode="after")
-    def _complete(self) -> KmsSettings:
-        if self.kind in ("aws", "vault") and not self.key:
+    def _complete(self, info: ValidationInfo) -> KmsSettings:
+        discovering = bool(self.allowed_keys) or bool((info.context or {}).get(DISCOVER))
+        if self.kind in ("aws", "vault") and not self.key and not discovering:
             what = (
                 "the KMS key id, ARN or alias/NAME"
                 if self.kind == "aws"
@@ -165,8 +207,14 @@ class Settings(_Strict):
         environ: Mapping[str, str] | None = None,
         *,
         source: str = "settings (command line and environment)",
+        decrypt_only: bool = False,
     ) -> Settings:
         """``explicit`` values (a nested mapping; None means not given) over the environment.
+
+        ``decrypt_only``: the caller only decrypts, so an AWS or Vault KMS without
+        ``kms.key`` is valid: the key comes from each message's slots, if
+        ``kms.allowed_keys`` allows it (none given: every message is refused, naming its
+        keys and what to pass).
 
         Raises:
             ConfigError: invalid settings; one line per problem, naming the field, its
@@ -174,6 +222,6 @@ class Settings(_Strict):
         """
         tree = merge(explicit, os.environ if environ is None else environ)
         try:
-            return cls.model_validate(tree)
+            return cls.model_validate(tree, context={DISCOVER: decrypt_only})
         except ValidationError as exc:
             raise config_error(exc, cls, source, flag_hint) from None
