@@ -353,3 +353,27 @@ def test_batch_sealer_batches_are_counted(
     m = points(reader)
     assert value(m["envelope.records"], **{"envelope.operation": "encrypt_batch"}) == 3
     assert value(m["envelope.bytes"], **{"envelope.operation": "encrypt_batch"}) == 7
+
+
+def test_async_inline_messages_are_counted(
+    kms: SpyKms, otel: tuple[InMemorySpanExporter, InMemoryMetricReader]
+) -> None:
+    import asyncio
+
+    from envelope.aio import AsyncEnvelope
+
+    _, reader = otel
+
+    async def main() -> None:
+        async with AsyncEnvelope(kms, cache=DataKeyCache()) as env:
+            blobs = [await env.encrypt(b"abcdef") for _ in range(3)]  # a fill, then inline
+            for blob in blobs:
+                assert await env.decrypt(blob) == b"abcdef"
+
+    asyncio.run(main())
+    m = points(reader)
+    assert value(m["envelope.records"], **{"envelope.operation": "encrypt"}) == 3
+    assert value(m["envelope.bytes"], **{"envelope.operation": "decrypt"}) == 18
+    # The inline (non-blocking) probes count their hits too.
+    hits = value(m["envelope.cache.hits"], **{"envelope.cache.side": "encrypt"})
+    assert hits == 2
