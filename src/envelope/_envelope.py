@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from envelope import _batch as batch
-from envelope import _native, chunked
+from envelope import _native, _telemetry, chunked
 from envelope import _streams as streams
 from envelope._batch import BatchHeader, EncryptedBatch
 from envelope._document_keys import DocumentKeys
@@ -185,7 +185,12 @@ class Envelope(DocumentKeys, FileMethods):
         """
         ctx, size = canonical_context(context), memoryview(data).nbytes
         if self._keys.cache is not None and key_ref is None:
-            return self._keys.cached_sealer(ctx, size).seal(data, chunked.new_salt(), self._threads)
+            sealed = self._keys.cached_sealer(ctx, size).seal(
+                data, chunked.new_salt(), self._threads
+            )
+            if _telemetry.active:
+                _telemetry.processed("encrypt", size)
+            return sealed
         header_bytes, digest, input_key = self._keys.new_message(ctx, size, key_ref)
         try:
             out = _native.cobblestone_seal(
@@ -200,6 +205,7 @@ class Envelope(DocumentKeys, FileMethods):
         finally:
             wipe(input_key)
         assert out is not None
+        _telemetry.processed("encrypt", size)
         return out
 
     def decrypt(
@@ -230,12 +236,16 @@ class Envelope(DocumentKeys, FileMethods):
         view = memoryview(blob).cast("B")
         if self._keys.cache is not None:
             offset, opener = self._keys.cached_opener(view, expected)
-            return opener.open(view, offset, self._threads)
+            plain = opener.open(view, offset, self._threads)
+            if _telemetry.active:
+                _telemetry.processed("decrypt", len(plain))
+            return plain
         offset, digest, input_key = self._keys.open_message(view, expected)
         try:
             out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)
         finally:
             wipe(input_key)
+        _telemetry.processed("decrypt", len(out))
         return out
 
     def verify_key_slots(self, blob: Buffer) -> list[tuple[str, str, str | None]]:

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -15,6 +16,10 @@ from envelope.k8s._config import parse_config
 KIT = Path(__file__).resolve().parents[2] / "examples" / "kubernetes"
 FLAVOURS = ["vault", "aws"]
 DEPLOYMENTS = ["deployment.yaml", "deployment-sidecar.yaml"]
+#: (flavour, file) of every example Deployment.
+ALL_DEPLOYMENTS = [(f, d) for f in FLAVOURS for d in DEPLOYMENTS] + [
+    ("vault", "deployment-sidecar-reload.yaml")
+]
 
 
 def load(flavour: str) -> dict[tuple[str, str], dict[str, Any]]:
@@ -49,8 +54,7 @@ def test_everything_is_in_one_namespace_with_the_service_label(flavour: str) -> 
         assert doc["metadata"]["labels"]["app"] == "billing"
 
 
-@pytest.mark.parametrize("flavour", FLAVOURS)
-@pytest.mark.parametrize("name", DEPLOYMENTS)
+@pytest.mark.parametrize(("flavour", "name"), ALL_DEPLOYMENTS)
 def test_deployment_agrees_with_the_rest(flavour: str, name: str) -> None:
     docs = load(flavour)
     dep = deployment(docs, name)
@@ -144,12 +148,60 @@ def test_deployment_agrees_with_the_rest(flavour: str, name: str) -> None:
 
     # The init container runs the helper with this config.
     assert init["args"][:3] == ["init", "--config", "/etc/envelope/init.yaml"]
-    if name == "deployment-sidecar.yaml":
+    if name.startswith("deployment-sidecar"):
         assert init["restartPolicy"] == "Always" and "--refresh" in init["args"]
-        probe = " ".join(init["startupProbe"]["exec"]["command"])
-        assert f"{cfg.output.directory}/..data" in probe
+        if "exec" in init["startupProbe"]:
+            probe = " ".join(init["startupProbe"]["exec"]["command"])
+            assert f"{cfg.output.directory}/..data" in probe
+        else:
+            assert init["startupProbe"]["httpGet"]["path"] == "/healthz"
     else:
         assert "restartPolicy" not in init
+
+
+@pytest.mark.parametrize(("flavour", "name"), ALL_DEPLOYMENTS)
+def test_deployments_are_valid_strict_kubernetes_objects(flavour: str, name: str) -> None:
+    for doc in yaml.safe_load_all((KIT / flavour / name).read_text()):
+        kubernetes_validate.validate(doc, kubernetes_validate.latest_version(), strict=True)
+
+
+def test_the_strict_check_rejects_a_misspelt_field() -> None:
+    dep = deployment(load("vault"), "deployment-sidecar-reload.yaml")
+    dep["spec"]["template"]["spec"]["shareProcessNamspace"] = True
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(dep, kubernetes_validate.latest_version(), strict=True)
+
+
+def _flag(args: list[str], flag: str) -> str:
+    assert flag in args, f"{flag} missing from {args}"
+    return args[args.index(flag) + 1]
+
+
+def test_reload_sidecar_signals_the_app_and_is_probed_on_healthz() -> None:
+    pod = deployment(load("vault"), "deployment-sidecar-reload.yaml")["spec"]["template"]
+    spec = pod["spec"]
+    assert spec["shareProcessNamespace"] is True
+    init = next(c for c in spec["initContainers"] if c["name"] == "envelope-init")
+    app = next(c for c in spec["containers"] if c["name"] == "app")
+    args = init["args"]
+    assert init["restartPolicy"] == "Always"
+    assert _flag(args, "--signal") == "SIGHUP"
+    # The process it signals is the app's, and both run as the pod's one uid.
+    assert _flag(args, "--signal-process-name") == app["command"][0]
+    assert "runAsUser" not in init["securityContext"] and "runAsUser" not in app["securityContext"]
+    # The probes and the scrape annotations hit the port --metrics-port serves, on an
+    # address the kubelet reaches.
+    port = int(_flag(args, "--metrics-port"))
+    assert _flag(args, "--metrics-address") == "0.0.0.0"
+    named = {p["name"]: p["containerPort"] for p in init["ports"]}
+    for probe in ("startupProbe", "livenessProbe"):
+        get = init[probe]["httpGet"]
+        assert get["path"] == "/healthz" and named[get["port"]] == port
+    # Liveness gives up only after the health rule's staleness, and well after one failure.
+    refresh = float(_flag(args, "--refresh"))
+    live = init["livenessProbe"]
+    assert live["periodSeconds"] * live["failureThreshold"] >= 2 * refresh
+    assert pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
 
 
 def test_dockerfile_is_multistage_distroless_and_non_root() -> None:

@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any, Literal
 
-from envelope import _native
+from envelope import _native, _telemetry
 from envelope._batch.records import RECORD_OVERHEAD, BatchHeader, BatchResult, EncryptedBatch
 from envelope._batch.shapes import (
     arrow_type,
@@ -77,13 +77,30 @@ def _encrypt_one(
     group: tuple[bytes, int, int],
 ) -> tuple[BatchHeader, Any]:
     shape = shape_of(records, "records")
-    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=payload_bytes(shape))
+    nbytes = payload_bytes(shape)
+    slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
     try:
-        return seal_one(
+        sealed = seal_one(
             slots, split, input_key, ctx, records, aad=aad, threads=threads, group=group
         )
     finally:
         wipe(input_key)
+    if _telemetry.measuring():
+        processed("encrypt_batch", nbytes or 0, shape.count)
+    return sealed
+
+
+def processed(operation: str, nbytes: int, records: int) -> None:
+    """Reports ``records`` batch records of ``nbytes`` plaintext bytes in all
+    (:mod:`envelope._telemetry`; call only when ``_telemetry.measuring()``)."""
+    _telemetry.processed(operation, nbytes, records)
+    _telemetry.data_log.debug(
+        "%s: %d records, %d bytes",
+        operation,
+        records,
+        nbytes,
+        extra={"operation": operation, "records": records, "bytes": nbytes},
+    )
 
 
 def seal_one(
@@ -203,6 +220,9 @@ def decrypt(
             threads,
         )
         bad = [start + i for i in failures(shape, status)] if failed else []
+        if _telemetry.measuring():  # a pass over list records: only when reported
+            sealed_bytes = (payload_bytes(shape) or 0) - RECORD_OVERHEAD * shape.count
+            processed("decrypt_batch", max(0, sealed_bytes), shape.count - len(bad))
         if bad and errors == "raise":
             raise DecryptionError(index=bad[0])
         failed_all += bad

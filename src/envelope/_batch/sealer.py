@@ -13,10 +13,10 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Any, Literal
 
-from envelope import _native
-from envelope._batch.cipher import MAX_RECORDS_PER_BATCH, decrypt, seal_one, verify
+from envelope import _native, _telemetry
+from envelope._batch.cipher import MAX_RECORDS_PER_BATCH, decrypt, processed, seal_one, verify
 from envelope._batch.records import BatchHeader, EncryptedBatch
-from envelope._batch.shapes import arrow_type, concat, count, slice_records
+from envelope._batch.shapes import arrow_type, concat, count, payload_bytes, shape_of, slice_records
 from envelope._format.batch import BatchHeaderFields
 from envelope._format.context import Context
 from envelope._format.message import KeySlot, SplitDescriptor
@@ -103,6 +103,8 @@ class BatchSealer:
             headers.append(header)
             parts.append(out)
         self.sealed += len(headers)
+        if _telemetry.measuring():  # a pass over list records: only when reported
+            processed("encrypt_batch", payload_bytes(shape_of(records, "records")) or 0, total)
         return EncryptedBatch(tuple(headers), concat(parts), arrow_type(records))
 
     def close(self) -> None:

@@ -23,6 +23,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from envelope import _telemetry
+
 __all__ = ["CacheStats", "DataKeyCache"]
 
 T = TypeVar("T")
@@ -51,6 +53,12 @@ class _Entry(Generic[T]):
 class _Flight:
     done: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
+
+
+def _side(key: Hashable) -> str:
+    """``encrypt`` or ``decrypt``: the side an entry's key (``(side, ...)``) is on."""
+    side = key[0] if isinstance(key, tuple) else None
+    return side if side in ("encrypt", "decrypt") else "decrypt"
 
 
 class DataKeyCache:
@@ -106,6 +114,7 @@ class DataKeyCache:
         if entry is not None:
             entry.secret[:] = bytes(len(entry.secret))
             self.stats.evictions += 1
+            _telemetry.cache_evicted(_side(key))
 
     def _usable(self, key: Hashable, nbytes: int, counts: bool) -> _Entry[object] | None:
         entry = self._entries.get(key)
@@ -131,11 +140,14 @@ class DataKeyCache:
         nbytes: int,
         counts: bool,
     ) -> tuple[object, bytearray]:
+        side = "encrypt" if counts else "decrypt"
         while True:
             with self._lock:
                 entry = self._usable(key, nbytes, counts)
                 if entry is not None:
                     self.stats.hits += 1
+                    if _telemetry.active:
+                        _telemetry.cache_hit(side)
                     return entry.value, bytearray(entry.secret)
                 flight = self._flights.get(key)
                 leader = flight is None
@@ -143,6 +155,8 @@ class DataKeyCache:
                     flight = _Flight()
                     self._flights[key] = flight
                     self.stats.misses += 1
+            if leader:
+                _telemetry.cache_miss(side)
             assert flight is not None
             if not leader:
                 flight.done.wait()
@@ -150,7 +164,8 @@ class DataKeyCache:
                     raise flight.error
                 continue  # the leader stored it: take it (and count this use) above
             try:
-                value, secret = produce()
+                with _telemetry.cache_fill(side):
+                    value, secret = produce()
             except BaseException as exc:
                 flight.error = exc
                 with self._lock:
@@ -227,6 +242,8 @@ class DataKeyCache:
             if entry is None:
                 return None
             self.stats.hits += 1
+            if _telemetry.active:
+                _telemetry.cache_hit("encrypt" if counts else "decrypt")
             return entry.value, bytearray(entry.secret)
 
     def clear(self) -> None:

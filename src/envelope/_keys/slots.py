@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Generator, Sequence
 
+from envelope import _telemetry
 from envelope._format.context import Context
 from envelope._format.message import KeySlot
 from envelope._keys.cache import DataKeyCache
@@ -25,7 +26,7 @@ from envelope.keystore import KeyStore, StoredKey
 from envelope.kms import KmsBackend, LocalKms
 from envelope.kms._types import WrappedKey
 
-__all__ = ["MAX_SHARE_SUBSETS", "Accept", "SlotOpener", "wipe"]
+__all__ = ["MAX_SHARE_SUBSETS", "Accept", "SlotOpener", "unwrap_key", "wipe", "wrap_key"]
 
 #: How many k-subsets of the unwrapped shares are tried against the key commitment.
 MAX_SHARE_SUBSETS = 1024
@@ -37,6 +38,28 @@ Accept = Callable[[bytearray], bool]
 def wipe(b: bytearray) -> None:
     """Overwrites ``b`` with zeros."""
     b[:] = bytes(len(b))
+
+
+def unwrap_key(backend: KmsBackend, wrapped: WrappedKey, ctx: Context) -> bytearray:
+    """``backend.unwrap``, timed, counted, logged and traced (:mod:`envelope._telemetry`).
+
+    Raises:
+        As ``backend.unwrap``.
+    """
+    with _telemetry.kms_call(backend.provider_id, "unwrap", wrapped.key_id):
+        return backend.unwrap(wrapped, ctx)
+
+
+def wrap_key(backend: KmsBackend, secret: bytes | bytearray, ctx: Context) -> WrappedKey:
+    """``backend.wrap``, timed, counted, logged and traced.
+
+    Raises:
+        As ``backend.wrap``.
+    """
+    with _telemetry.kms_call(backend.provider_id, "wrap") as call:
+        wrapped = backend.wrap(secret, ctx)
+        call.key_id = wrapped.key_id
+    return wrapped
 
 
 def _allowed(
@@ -108,9 +131,9 @@ class SlotOpener:
     ) -> bytearray:
         wrapped = WrappedKey(slot.provider, slot.key_id, slot.wrapped)
         if self.cache is None or not use_cache:
-            return backend.unwrap(wrapped, ctx)
+            return unwrap_key(backend, wrapped, ctx)
         key = (Principal(backend), slot.provider, slot.key_id, slot.wrapped, ctx)
-        return self.cache.for_decryption(key, lambda: backend.unwrap(wrapped, ctx))
+        return self.cache.for_decryption(key, lambda: unwrap_key(backend, wrapped, ctx))
 
     def _share_keys(  # noqa: PLR0917 - private, called once
         self,

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Sequence
 from typing import cast
 
-from envelope import _native
+from envelope import _native, _telemetry
 from envelope._format.context import Context
 from envelope._format.message import (
     MAX_KEY_SLOTS,
@@ -38,7 +38,7 @@ from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
 from envelope._keys.policy import AcceptancePolicy, Principal, check_custodians
-from envelope._keys.slots import Accept, SlotOpener, wipe
+from envelope._keys.slots import Accept, SlotOpener, wipe, wrap_key
 from envelope._keys.stored import (
     key_object,
     new_key_object,
@@ -133,9 +133,12 @@ class KeySource(SlotOpener):
         if self.threshold is not None:
             secret = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
             return self.wrap_slots(secret, ctx), secret
-        with self.primary.generate_data_key(ctx) as data_key:
+        with _telemetry.kms_call(self.primary.provider_id, "generate") as call:
+            generated = self.primary.generate_data_key(ctx)
+            call.key_id = generated.wrapped.key_id
+        with generated as data_key:
             slots = [data_key.wrapped]
-            slots += [b.wrap(data_key.plaintext, ctx) for b in self.backends[1:]]
+            slots += [wrap_key(b, data_key.plaintext, ctx) for b in self.backends[1:]]
             secret = bytearray(data_key.plaintext)
         return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in slots), secret
 
@@ -147,13 +150,13 @@ class KeySource(SlotOpener):
             shares = split_key(self.threshold, len(self.backends), secret)
             try:
                 wrapped = [
-                    b.wrap(share, ctx) for b, share in zip(self.backends, shares, strict=True)
+                    wrap_key(b, share, ctx) for b, share in zip(self.backends, shares, strict=True)
                 ]
             finally:
                 for share in shares:
                     wipe(share)
         else:
-            wrapped = [b.wrap(secret, ctx) for b in self.backends]
+            wrapped = [wrap_key(b, secret, ctx) for b in self.backends]
         return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
 
     def fresh(
@@ -409,7 +412,9 @@ class KeySource(SlotOpener):
             if backend is None:
                 out.append(s)
                 continue
-            fresh = backend.rewrap(WrappedKey(s.provider, s.key_id, s.wrapped), ctx)
+            with _telemetry.kms_call(backend.provider_id, "rewrap", s.key_id) as call:
+                fresh = backend.rewrap(WrappedKey(s.provider, s.key_id, s.wrapped), ctx)
+                call.key_id = fresh.key_id
             out.append(KeySlot(fresh.provider, fresh.key_id, fresh.blob))
         return tuple(out)
 

@@ -22,6 +22,7 @@ from envelope._format.message import (
 )
 from envelope._keys.derive import derive_input_key
 from envelope._keys.policy import AcceptancePolicy
+from envelope._keys.slots import unwrap_key
 from envelope._keys.threshold import combine_key
 from envelope.chunked import OVERHEAD, Decryptor
 from envelope.errors import ConfigError, DecryptionError, KmsError
@@ -134,8 +135,8 @@ def _verify_shares(
             problems[id(slot)] = "a key-store slot cannot hold a threshold share"
             continue
         try:
-            unwrapped = backend.unwrap(
-                WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
+            unwrapped = unwrap_key(
+                backend, WrappedKey(slot.provider, slot.key_id, slot.wrapped), header.context
             )
             shares[id(slot)] = (position[id(slot)], unwrapped)
         except DecryptionError:

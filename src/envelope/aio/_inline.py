@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from envelope import chunked
+from envelope import _telemetry, chunked
 from envelope._envelope import Envelope, _expected
 from envelope._format.context import canonical_context
 
@@ -40,7 +40,10 @@ def encrypt_if_cached(
     sealer = keys.cached_sealer_now(canonical_context(context), size)
     if sealer is None:
         return None
-    return sealer.seal(data, chunked.new_salt(), 1)  # one thread: the loop's
+    sealed = sealer.seal(data, chunked.new_salt(), 1)  # one thread: the loop's
+    if _telemetry.active:
+        _telemetry.processed("encrypt", size)
+    return sealed
 
 
 def decrypt_if_cached(
@@ -66,4 +69,7 @@ def decrypt_if_cached(
     if found is None:
         return None
     offset, opener = found
-    return opener.open(view, offset, 1)
+    plain = opener.open(view, offset, 1)
+    if _telemetry.active:
+        _telemetry.processed("decrypt", len(plain))
+    return plain

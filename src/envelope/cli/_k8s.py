@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from envelope._exitcodes import exit_codes_help
-from envelope.cli._common import Subparsers, add_command
+from envelope._exitcodes import ExitCode, exit_codes_help
+from envelope.cli._common import Fail, Subparsers, add_command
+from envelope.errors import ConfigError
 
 INIT_CODES = (
     "init exit codes: 0 published, 1 a secret did not decrypt, 3 configuration, "
@@ -50,8 +51,49 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
                 metavar="SECONDS",
                 help="keep running and republish every SECONDS (native sidecar mode)",
             )
+            _add_refresh_flags(p)
         else:
             p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")
+
+
+def _add_refresh_flags(p: argparse.ArgumentParser) -> None:
+    """The sidecar mode's flags (docs/operations.md): health, metrics, on-change actions."""
+    g = p.add_argument_group("with --refresh (docs/operations.md)")
+    g.add_argument(
+        "--metrics-port",
+        type=int,
+        metavar="PORT",
+        help="serve /healthz and Prometheus /metrics on PORT (0: any free port, logged)",
+    )
+    g.add_argument(
+        "--metrics-address",
+        default="127.0.0.1",
+        metavar="ADDR",
+        help="address to serve them on (default 127.0.0.1; 0.0.0.0 for kubelet probes)",
+    )
+    g.add_argument(
+        "--on-change",
+        metavar="CMD",
+        help="after a republish that changed the files, run CMD (no shell; split like sh)",
+    )
+    g.add_argument(
+        "--on-change-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="kill --on-change's command after SECONDS (default 30)",
+    )
+    g.add_argument(
+        "--signal",
+        metavar="SIG",
+        help="after such a republish, send SIG (e.g. SIGHUP) to the app's process",
+    )
+    g.add_argument("--pid-file", type=Path, metavar="FILE", help="--signal: the app's pid file")
+    g.add_argument(
+        "--signal-process-name",
+        metavar="NAME",
+        help="--signal: every process named NAME (shareProcessNamespace: true)",
+    )
 
 
 def register_quickstart(sub: Subparsers[argparse.ArgumentParser]) -> None:
@@ -69,14 +111,46 @@ def register_quickstart(sub: Subparsers[argparse.ArgumentParser]) -> None:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from envelope.k8s._runner import run_init  # noqa: PLC0415 - needs the k8s extra
+    from envelope.k8s._on_change import OnChange, parse_signal  # noqa: PLC0415 - k8s extra
+    from envelope.k8s._runner import Refresh, run_init  # noqa: PLC0415 - needs the k8s extra
 
+    sidecar_flags = {
+        "--metrics-port": args.metrics_port is not None,
+        "--on-change": args.on_change is not None,
+        "--signal": args.signal is not None,
+        "--pid-file": args.pid_file is not None,
+        "--signal-process-name": args.signal_process_name is not None,
+    }
+    given = [flag for flag, present in sidecar_flags.items() if present]
+    if args.refresh is None and given:
+        raise Fail(
+            ExitCode.USAGE, f"{', '.join(given)} only apply with --refresh SECONDS (sidecar mode)"
+        )
+    if args.refresh is not None and args.refresh <= 0:
+        raise Fail(ExitCode.USAGE, "--refresh needs a positive number of seconds")
+    if args.metrics_port is not None and not 0 <= args.metrics_port <= 65535:
+        raise Fail(ExitCode.USAGE, "--metrics-port must be between 0 and 65535")
+    if args.on_change_timeout <= 0:
+        raise Fail(ExitCode.USAGE, "--on-change-timeout needs a positive number of seconds")
+    refresh = None
+    if args.refresh is not None:
+        try:
+            on_change = OnChange(
+                command=args.on_change,
+                timeout=args.on_change_timeout,
+                signal=parse_signal(args.signal) if args.signal else None,
+                pid_file=args.pid_file,
+                process_name=args.signal_process_name,
+            )
+        except ConfigError as exc:
+            raise Fail(ExitCode.USAGE, str(exc)) from None
+        refresh = Refresh(args.refresh, args.metrics_port, args.metrics_address, on_change)
     return run_init(
         args.config,
         timeout=args.timeout,
         allow_disk=args.allow_disk,
         log_format=args.log_format,
-        refresh=args.refresh,
+        refresh=refresh,
     )
 
 

@@ -39,11 +39,12 @@ from envelope.k8s._config import InitConfig, SecretConfig, load_config
 from envelope.k8s._documents import decrypt_source
 from envelope.k8s._forms import entries, render
 from envelope.k8s._publish import check_memory_backed, publish
+from envelope.k8s._refresh import Published, Refresh, digest, run_refresh
 from envelope.keystore._s3 import read_s3_object
 from envelope.kms._vault import VaultTransit
 from envelope.settings import build_keystore, build_kms, load_cluster_secret
 
-__all__ = ["Log", "run_exec", "run_init"]
+__all__ = ["Log", "Refresh", "run_exec", "run_init"]
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -193,20 +194,25 @@ def _render_all(cfg: InitConfig, result: Result) -> dict[str, bytes]:
     return files
 
 
-def _publish_once(cfg: InitConfig, out_dir: Path, timeout: float, log: Log) -> int:
+def _publish_once(cfg: InitConfig, out_dir: Path, timeout: float, log: Log) -> Published:
     assert cfg.output is not None
     result = decrypt_all(cfg, timeout, log)
     files = _render_all(cfg, result)
     if result.failures:
         log("error", "init.failed", published=0, failed=len(result.failures))
-        return _report(result, log)
+        first = result.failures[0]
+        reason = f"secret {first.secret}: {first.message}"
+        if len(result.failures) > 1:
+            reason += f" (and {len(result.failures) - 1} more)"
+        return Published(_report(result, log), reason=reason)
     try:
         publish(out_dir, files, mode=cfg.output.mode, uid=cfg.output.uid, gid=cfg.output.gid)
     except OSError as exc:
-        log("error", "output.failed", directory=str(out_dir), reason=exc.strerror or str(exc))
-        return ExitCode.IO
+        reason = exc.strerror or str(exc)
+        log("error", "output.failed", directory=str(out_dir), reason=reason)
+        return Published(ExitCode.IO, reason=f"cannot write {out_dir}: {reason}")
     log("info", "init.done", published=len(files), directory=str(out_dir))
-    return ExitCode.OK
+    return Published(ExitCode.OK, digest(files))
 
 
 def run_init(
@@ -215,14 +221,17 @@ def run_init(
     timeout: float | None = None,
     allow_disk: bool = False,
     log_format: str = "text",
-    refresh: float | None = None,
+    refresh: float | Refresh | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     """Runs ``envelope init``; returns the exit code.
 
-    With ``refresh`` (seconds) it keeps running after the first publish (a native
-    sidecar), decrypting and publishing again every ``refresh`` seconds so rotated
-    secrets reach the app; a failed refresh is logged and the last good set stays.
+    With ``refresh`` (seconds, or a :class:`Refresh`) it keeps running after the first
+    publish (a native sidecar), decrypting and publishing again every interval so
+    rotated secrets reach the app; a failed refresh is logged and the last good set
+    stays. A :class:`Refresh` may also serve ``/healthz`` and ``/metrics``
+    (:mod:`envelope.k8s._health`) and run on-change actions after a republish that
+    changed the files (:mod:`envelope.k8s._on_change`).
     """
     log = Log(log_format)
     try:
@@ -249,13 +258,12 @@ def run_init(
         filesystem=fs or "unknown",
     )
     budget = timeout or cfg.timeout
-    code = _publish_once(cfg, out_dir, budget, log)
-    if code != ExitCode.OK or refresh is None:
-        return code
-    while True:  # the native-sidecar mode: ends when the pod stops the container
-        sleep(refresh)
-        if _publish_once(cfg, out_dir, budget, log) != ExitCode.OK:
-            log("warning", "refresh.kept_previous", directory=str(out_dir))
+    settings = Refresh(refresh) if isinstance(refresh, (int, float)) else refresh
+    if settings is None:
+        return _publish_once(cfg, out_dir, budget, log).code
+    return run_refresh(
+        settings, budget, out_dir, log, lambda: _publish_once(cfg, out_dir, budget, log), sleep
+    )
 
 
 def exec_environment(cfg: InitConfig, result: Result) -> dict[str, str]:

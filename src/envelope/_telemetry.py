@@ -1,0 +1,319 @@
+"""Logs, metrics and traces of KMS calls, the data-key cache and the bytes processed.
+
+Logs go to the ``envelope`` logger and its children (``envelope.kms``,
+``envelope.cache``, ``envelope.data``), silent by default (a ``NullHandler``, as pyca
+and boto do): an application that configures logging sees them. Each record carries
+structured fields in ``extra`` (``backend``, ``key_id``, ``operation``, ``outcome``,
+``ms``, ``bytes``, ``records``, ``side``, ``reason``); never key material, plaintext,
+wrapped keys or tokens.
+
+With ``opentelemetry-api`` installed (extra ``otel``), KMS calls and cache fills are
+spans and the counters below are OpenTelemetry metrics, reported through whatever
+tracer and meter providers the application sets (none set: the API's no-ops). Without
+it, every hook is one global read and a branch. KMS call counts are also kept here in
+process (:func:`kms_call_counts`), for ``envelope init --refresh``'s ``/metrics``.
+
+Metrics (docs/operations.md): ``envelope.kms.calls`` and ``envelope.kms.duration`` (s)
+by ``envelope.kms.backend``, ``envelope.kms.operation``, ``envelope.kms.outcome``;
+``envelope.cache.hits``, ``.misses``, ``.evictions`` by ``envelope.cache.side``;
+``envelope.bytes`` and ``envelope.records`` by ``envelope.operation``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import threading
+import time
+from typing import Any
+
+from envelope.errors import DecryptionError, KmsError
+
+__all__ = [
+    "KmsCall",
+    "cache_evicted",
+    "cache_fill",
+    "cache_hit",
+    "cache_miss",
+    "configure",
+    "enabled",
+    "kms_call",
+    "kms_call_counts",
+    "measuring",
+    "processed",
+]
+
+logger = logging.getLogger("envelope")
+logger.addHandler(logging.NullHandler())
+_kms_log = logging.getLogger("envelope.kms")
+_cache_log = logging.getLogger("envelope.cache")
+data_log = logging.getLogger("envelope.data")
+
+
+def _import(name: str) -> Any:
+    """The OpenTelemetry API module ``name`` (the otel extra), or None."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
+_otel_trace = _import("opentelemetry.trace")
+_otel_metrics: Any = _import("opentelemetry.metrics") if _otel_trace is not None else None
+
+_SCOPE = "envelope"
+_SIDES = {s: {"envelope.cache.side": s} for s in ("encrypt", "decrypt")}
+_OPERATIONS = {
+    op: {"envelope.operation": op}
+    for op in ("encrypt", "decrypt", "encrypt_batch", "decrypt_batch")
+}
+
+
+class _Otel:
+    """The tracer and instruments, made from one pair of providers."""
+
+    def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+        tracer = (tracer_provider or _otel_trace.get_tracer_provider()).get_tracer(_SCOPE)
+        meter = (meter_provider or _otel_metrics.get_meter_provider()).get_meter(_SCOPE)
+        self.tracer = tracer
+        self.error = _otel_trace.StatusCode.ERROR
+        self.client = _otel_trace.SpanKind.CLIENT
+        self.kms_calls = meter.create_counter("envelope.kms.calls", "{call}", "KMS calls")
+        self.kms_duration = meter.create_histogram(
+            "envelope.kms.duration", "s", "Duration of KMS calls"
+        )
+        self.hits = meter.create_counter("envelope.cache.hits", "{hit}", "Data-key cache hits")
+        self.misses = meter.create_counter(
+            "envelope.cache.misses", "{miss}", "Data-key cache misses (each one KMS fill)"
+        )
+        self.evictions = meter.create_counter(
+            "envelope.cache.evictions", "{entry}", "Data-key cache entries evicted"
+        )
+        self.bytes = meter.create_counter("envelope.bytes", "By", "Plaintext bytes processed")
+        self.records = meter.create_counter(
+            "envelope.records", "{record}", "Messages and batch records processed"
+        )
+
+
+_otel: _Otel | None = _Otel(None, None) if _otel_metrics is not None else None
+
+#: True when OpenTelemetry is reported to: hot paths test it before calling a hook, so
+#: that without opentelemetry a cached message pays one attribute read per hook.
+active: bool = _otel is not None
+
+
+def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
+    """Reports to these OpenTelemetry providers (None: the global ones, the default).
+
+    Does nothing without opentelemetry-api.
+    """
+    global _otel, active  # noqa: PLW0603 - the one switch of this module
+    if _otel_metrics is not None:
+        _otel = _Otel(tracer_provider, meter_provider)
+        active = True
+
+
+def enabled() -> bool:
+    """True when opentelemetry-api is installed (spans and metrics are reported)."""
+    return _otel is not None
+
+
+# -- KMS calls ----------------------------------------------------------------------------
+
+_counts_lock = threading.Lock()
+_counts: dict[tuple[str, str, str], list[float]] = {}
+
+
+def kms_call_counts() -> dict[tuple[str, str, str], tuple[int, float]]:
+    """KMS calls of this process so far: (backend, operation, outcome) -> (calls,
+    total seconds)."""
+    with _counts_lock:
+        return {k: (int(v[0]), v[1]) for k, v in _counts.items()}
+
+
+def _outcome(exc: BaseException | None) -> str:
+    if exc is None:
+        return "ok"
+    if isinstance(exc, DecryptionError):
+        return "invalid"  # the KMS refused the wrapped key (tampered, wrong key)
+    return "error"
+
+
+class KmsCall:
+    """One KMS call under way (the context manager :func:`kms_call` returns); the caller
+    may set ``key_id`` once the result names it."""
+
+    __slots__ = ("_span", "_start", "backend", "key_id", "operation")
+
+    def __init__(self, backend: str, operation: str, key_id: str | None) -> None:
+        self.backend = backend
+        self.operation = operation
+        self.key_id = key_id
+        self._span: Any = None
+        self._start = 0.0
+
+    def __enter__(self) -> KmsCall:
+        otel = _otel
+        if otel is not None:  # a leaf span: started, not made current (cheaper)
+            self._span = otel.tracer.start_span(
+                f"envelope.kms.{self.operation}",
+                kind=otel.client,
+                attributes={
+                    "envelope.kms.backend": self.backend,
+                    "envelope.kms.operation": self.operation,
+                },
+            )
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        seconds = time.perf_counter() - self._start
+        outcome = _outcome(error)
+        key = (self.backend, self.operation, outcome)
+        with _counts_lock:
+            entry = _counts.get(key)
+            if entry is None:
+                entry = _counts[key] = [0.0, 0.0]
+            entry[0] += 1
+            entry[1] += seconds
+        if error is None:
+            if _kms_log.isEnabledFor(logging.DEBUG):
+                self._log(logging.DEBUG, outcome, seconds, None)
+        else:
+            serious = not isinstance(error, (KmsError, DecryptionError))
+            self._log(logging.ERROR if serious else logging.WARNING, outcome, seconds, error)
+        span, otel = self._span, _otel
+        if span is not None and otel is not None:
+            span.set_attribute("envelope.kms.outcome", outcome)
+            if self.key_id is not None:
+                span.set_attribute("envelope.kms.key_id", self.key_id)
+            if error is not None:
+                span.set_status(otel.error, type(error).__name__)
+            span.end()
+            attrs = {
+                "envelope.kms.backend": self.backend,
+                "envelope.kms.operation": self.operation,
+                "envelope.kms.outcome": outcome,
+            }
+            otel.kms_calls.add(1, attrs)
+            otel.kms_duration.record(seconds, attrs)
+
+    def _log(self, level: int, outcome: str, seconds: float, error: BaseException | None) -> None:
+        fields: dict[str, object] = {
+            "backend": self.backend,
+            "key_id": self.key_id or "",
+            "operation": self.operation,
+            "outcome": outcome,
+            "ms": round(seconds * 1000, 3),
+        }
+        if error is not None:
+            fields["reason"] = _reason(error)
+        _kms_log.log(
+            level,
+            "kms %s %s: %s (%.1f ms%s)",
+            self.backend,
+            self.operation,
+            outcome,
+            seconds * 1000,
+            f"; {fields['reason']}" if error is not None else "",
+            extra=fields,
+        )
+
+
+def kms_call(backend: str, operation: str, key_id: str | None = None) -> KmsCall:
+    """Times, counts, logs and traces one KMS call (``generate``, ``wrap``, ``unwrap``,
+    ``rewrap``) of the backend whose provider id is ``backend``: use as ``with``; an
+    exception raised inside passes through unchanged."""
+    return KmsCall(backend, operation, key_id)
+
+
+def _reason(error: BaseException) -> str:
+    """What failed, in the words of envelope's own errors (which carry no key material);
+    for any other exception only its type."""
+    if isinstance(error, KmsError):
+        return str(error)[:500]
+    if isinstance(error, DecryptionError):
+        return "the KMS refused the wrapped key"
+    return type(error).__name__
+
+
+# -- the data-key cache ---------------------------------------------------------------
+
+
+def cache_hit(side: str) -> None:
+    """One cache hit on ``side`` (``encrypt`` or ``decrypt``)."""
+    otel = _otel
+    if otel is not None:
+        otel.hits.add(1, _SIDES[side])
+
+
+def cache_miss(side: str) -> None:
+    """One cache miss (a fill follows)."""
+    otel = _otel
+    if otel is not None:
+        otel.misses.add(1, _SIDES[side])
+
+
+def cache_evicted(side: str) -> None:
+    """One entry evicted (expired, used up, displaced or cleared)."""
+    otel = _otel
+    if otel is not None:
+        otel.evictions.add(1, _SIDES[side])
+
+
+class _CacheFill:
+    __slots__ = ("_scope", "_side", "_start")
+
+    def __init__(self, side: str) -> None:
+        self._side = side
+        self._scope: Any = None
+        self._start = 0.0
+
+    def __enter__(self) -> None:
+        otel = _otel
+        if otel is not None:  # current: the fill's KMS calls are its children
+            self._scope = otel.tracer.start_as_current_span(
+                "envelope.cache.fill", attributes=_SIDES[self._side], record_exception=False
+            )
+            self._scope.__enter__()
+        self._start = time.perf_counter()
+
+    def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
+        if _cache_log.isEnabledFor(logging.DEBUG):
+            ms = (time.perf_counter() - self._start) * 1000
+            outcome = "ok" if error is None else "error"
+            _cache_log.debug(
+                "cache fill (%s): %s (%.1f ms)",
+                self._side,
+                outcome,
+                ms,
+                extra={"side": self._side, "outcome": outcome, "ms": round(ms, 3)},
+            )
+        if self._scope is not None:
+            self._scope.__exit__(None, None, None)
+
+
+def cache_fill(side: str) -> _CacheFill:
+    """A cache fill (the KMS call(s) behind a miss on ``side``): a span and a debug log
+    line; use as ``with``, an exception raised inside passes through unchanged."""
+    return _CacheFill(side)
+
+
+# -- data processed -------------------------------------------------------------------
+
+
+def measuring() -> bool:
+    """True when :func:`processed` reports anywhere (otel, or ``envelope.data`` at DEBUG):
+    callers whose byte count costs a pass over the records compute it only then."""
+    return _otel is not None or data_log.isEnabledFor(logging.DEBUG)
+
+
+def processed(operation: str, nbytes: int, records: int = 1) -> None:
+    """``records`` messages or batch records of ``nbytes`` plaintext bytes in all went
+    through ``operation`` (``encrypt``, ``decrypt``, ``encrypt_batch``,
+    ``decrypt_batch``)."""
+    otel = _otel
+    if otel is not None:
+        attrs = _OPERATIONS[operation]
+        otel.bytes.add(nbytes, attrs)
+        otel.records.add(records, attrs)
