@@ -4,8 +4,6 @@ through a permission failure and a server that went away too."""
 
 from __future__ import annotations
 
-import base64
-import logging
 from collections.abc import Iterator
 
 import pytest
@@ -16,6 +14,7 @@ from envelope.kms._types import DataKey, WrappedKey
 from envelope.kms._vault import VaultTransit
 from envelope.kms._vault_auth import TokenAuth
 from tests.integration.test_vault_transit import new_key
+from tests.support.log_capture import Capture, capture_envelope_logs, forms
 from tests.support.openbao import OpenBao
 
 SECRET = b"vault-guarded-password-51d0"
@@ -38,35 +37,10 @@ class SpyTransit(VaultTransit):
         return plain
 
 
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def captured() -> Iterator[Capture]:
-    root = logging.getLogger("envelope")
-    handler, level = Capture(), root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with capture_envelope_logs() as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
-
-def forms(secret: bytes) -> list[str]:
-    return [
-        secret.hex(),
-        base64.b64encode(secret).decode().rstrip("="),
-        base64.urlsafe_b64encode(secret).decode().rstrip("="),
-        secret.decode("latin-1"),
-    ]
 
 
 def test_vault_kms_calls_log_fields_and_no_secrets(openbao: OpenBao, captured: Capture) -> None:

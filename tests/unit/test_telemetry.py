@@ -3,7 +3,6 @@ default, and OpenTelemetry spans and metrics (the SDK's in-memory exporters)."""
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import subprocess
@@ -32,6 +31,7 @@ from envelope import (
 from envelope._format.context import Context
 from envelope._format.message import encode_header, parse_header
 from envelope.kms._types import DataKey, WrappedKey
+from tests.support.log_capture import Capture, capture_envelope_logs, forms, record_text
 
 SECRET = b"the-database-password-7f3a9c"
 
@@ -62,44 +62,10 @@ def kms() -> SpyKms:
     return SpyKms(base.key_id, base._keys, base._created, path=None, passphrase=None)
 
 
-class Capture(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 @pytest.fixture
 def captured() -> Iterator[Capture]:
-    root = logging.getLogger("envelope")
-    handler, level = Capture(), root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
+    with capture_envelope_logs() as handler:
         yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
-
-
-def forms(secret: bytes) -> list[str]:
-    """Every text form a secret could leak in."""
-    return [
-        secret.hex(),
-        secret.hex().upper(),
-        base64.b64encode(secret).decode(),
-        base64.urlsafe_b64encode(secret).decode().rstrip("="),
-        base64.b64encode(secret).decode().rstrip("="),
-        repr(secret),
-        secret.decode("latin-1"),
-        str(list(secret)),
-    ]
-
-
-def record_text(record: logging.LogRecord) -> str:
-    return record.getMessage() + " " + repr(vars(record))
 
 
 def test_log_records_never_hold_key_material_plaintext_or_wrapped_keys(
