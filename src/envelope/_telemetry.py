@@ -22,6 +22,7 @@ by ``envelope.kms.backend``, ``envelope.kms.operation``, ``envelope.kms.outcome`
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import threading
 import time
@@ -36,6 +37,7 @@ __all__ = [
     "cache_hit",
     "cache_miss",
     "configure",
+    "disable",
     "enabled",
     "kms_call",
     "kms_call_counts",
@@ -50,16 +52,9 @@ _cache_log = logging.getLogger("envelope.cache")
 data_log = logging.getLogger("envelope.data")
 
 
-def _import(name: str) -> Any:
-    """The OpenTelemetry API module ``name`` (the otel extra), or None."""
-    try:
-        return importlib.import_module(name)
-    except ImportError:
-        return None
-
-
-_otel_trace = _import("opentelemetry.trace")
-_otel_metrics: Any = _import("opentelemetry.metrics") if _otel_trace is not None else None
+#: opentelemetry-api is installed (the otel extra). It is imported on first use, not
+#: here: importing it costs ~40 ms, which every ``envelope`` command would pay.
+_available = importlib.util.find_spec("opentelemetry") is not None
 
 _SCOPE = "envelope"
 _SIDES = {s: {"envelope.cache.side": s} for s in ("encrypt", "decrypt")}
@@ -73,6 +68,8 @@ class _Otel:
     """The tracer and instruments, made from one pair of providers."""
 
     def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+        _otel_trace = importlib.import_module("opentelemetry.trace")
+        _otel_metrics = importlib.import_module("opentelemetry.metrics")
         tracer = (tracer_provider or _otel_trace.get_tracer_provider()).get_tracer(_SCOPE)
         meter = (meter_provider or _otel_metrics.get_meter_provider()).get_meter(_SCOPE)
         self.tracer = tracer
@@ -95,11 +92,22 @@ class _Otel:
         )
 
 
-_otel: _Otel | None = _Otel(None, None) if _otel_metrics is not None else None
+_otel: _Otel | None = None  # made on first use (see _available)
+_otel_lock = threading.Lock()
 
 #: True when OpenTelemetry is reported to: hot paths test it before calling a hook, so
 #: that without opentelemetry a cached message pays one attribute read per hook.
-active: bool = _otel is not None
+active: bool = _available
+
+
+def _current() -> _Otel | None:
+    """The tracer and instruments, made (and the API imported) on first use."""
+    global _otel  # noqa: PLW0603 - made once, on first use
+    if _otel is None and active:
+        with _otel_lock:
+            if _otel is None and active:
+                _otel = _Otel(None, None)
+    return _otel
 
 
 def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
@@ -108,14 +116,22 @@ def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
     Does nothing without opentelemetry-api.
     """
     global _otel, active  # noqa: PLW0603 - the one switch of this module
-    if _otel_metrics is not None:
+    if _available:
         _otel = _Otel(tracer_provider, meter_provider)
         active = True
 
 
+def disable() -> None:
+    """Stops reporting to OpenTelemetry (logs and in-process KMS counts go on). The
+    ``envelope`` command calls it unless an ``OTEL_*`` variable is set."""
+    global _otel, active
+    _otel, active = None, False
+
+
 def enabled() -> bool:
-    """True when opentelemetry-api is installed (spans and metrics are reported)."""
-    return _otel is not None
+    """True when spans and metrics are reported (opentelemetry-api is installed and
+    reporting was not disabled)."""
+    return active
 
 
 # -- KMS calls ----------------------------------------------------------------------------
@@ -153,7 +169,7 @@ class KmsCall:
         self._start = 0.0
 
     def __enter__(self) -> KmsCall:
-        otel = _otel
+        otel = _current()
         if otel is not None:  # a leaf span: started, not made current (cheaper)
             self._span = otel.tracer.start_span(
                 f"envelope.kms.{self.operation}",
@@ -182,7 +198,7 @@ class KmsCall:
         else:
             serious = not isinstance(error, (KmsError, DecryptionError))
             self._log(logging.ERROR if serious else logging.WARNING, outcome, seconds, error)
-        span, otel = self._span, _otel
+        span, otel = self._span, _current()
         if span is not None and otel is not None:
             span.set_attribute("envelope.kms.outcome", outcome)
             if self.key_id is not None:
@@ -242,21 +258,21 @@ def _reason(error: BaseException) -> str:
 
 def cache_hit(side: str) -> None:
     """One cache hit on ``side`` (``encrypt`` or ``decrypt``)."""
-    otel = _otel
+    otel = _current()
     if otel is not None:
         otel.hits.add(1, _SIDES[side])
 
 
 def cache_miss(side: str) -> None:
     """One cache miss (a fill follows)."""
-    otel = _otel
+    otel = _current()
     if otel is not None:
         otel.misses.add(1, _SIDES[side])
 
 
 def cache_evicted(side: str) -> None:
     """One entry evicted (expired, used up, displaced or cleared)."""
-    otel = _otel
+    otel = _current()
     if otel is not None:
         otel.evictions.add(1, _SIDES[side])
 
@@ -270,7 +286,7 @@ class _CacheFill:
         self._start = 0.0
 
     def __enter__(self) -> None:
-        otel = _otel
+        otel = _current()
         if otel is not None:  # current: the fill's KMS calls are its children
             self._scope = otel.tracer.start_as_current_span(
                 "envelope.cache.fill", attributes=_SIDES[self._side], record_exception=False
@@ -305,14 +321,14 @@ def cache_fill(side: str) -> _CacheFill:
 def measuring() -> bool:
     """True when :func:`processed` reports anywhere (otel, or ``envelope.data`` at DEBUG):
     callers whose byte count costs a pass over the records compute it only then."""
-    return _otel is not None or data_log.isEnabledFor(logging.DEBUG)
+    return active or data_log.isEnabledFor(logging.DEBUG)
 
 
 def processed(operation: str, nbytes: int, records: int = 1) -> None:
     """``records`` messages or batch records of ``nbytes`` plaintext bytes in all went
     through ``operation`` (``encrypt``, ``decrypt``, ``encrypt_batch``,
     ``decrypt_batch``)."""
-    otel = _otel
+    otel = _current()
     if otel is not None:
         attrs = _OPERATIONS[operation]
         otel.bytes.add(nbytes, attrs)

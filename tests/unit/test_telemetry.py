@@ -343,3 +343,33 @@ def test_async_inline_messages_are_counted(
     # The inline (non-blocking) probes count their hits too.
     hits = value(m["envelope.cache.hits"], **{"envelope.cache.side": "encrypt"})
     assert hits == 2
+
+
+CLI_PROBE = """
+import atexit, sys
+from envelope import _telemetry
+atexit.register(lambda: print("opentelemetry.trace" in sys.modules, _telemetry.active))
+from envelope.cli import main
+main(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize(("otel_env", "reports"), [({}, False), ({"OTEL_SERVICE_NAME": "x"}, True)])
+def test_the_command_reports_to_opentelemetry_only_when_an_otel_variable_is_set(
+    tmp_path: Path, otel_env: dict[str, str], reports: bool
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")} | otel_env
+    env["ENVELOPE_KEYRING"] = str(tmp_path / "keyring.json")
+    (tmp_path / "in").write_text("hello\n")
+    for argv in (["keyring", "init"], ["encrypt", "in", "-o", "out", "--no-split"]):
+        done = subprocess.run(
+            [sys.executable, "-c", CLI_PROBE, *argv],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    # The encrypt made a KMS call: with reporting on, that imported the API.
+    assert done.stdout.split() == [str(reports), str(reports)]

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, cast
 
+from envelope import _telemetry
 from envelope._exitcodes import ExitCode, exit_code_for
 from envelope._version import __version__
 from envelope.cli import (
@@ -96,7 +98,14 @@ def _add_global_flags(root: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
-    """Entry point of the ``envelope`` command (SIGTERM/SIGHUP/SIGINT: 128 + signal)."""
+    """Entry point of the ``envelope`` command (SIGTERM/SIGHUP/SIGINT: 128 + signal).
+
+    OpenTelemetry is reported to only when an ``OTEL_*`` variable is set (as
+    ``opentelemetry-instrument`` and the SDK's configuration do): a command that would
+    report to the API's no-op providers does not pay for importing it.
+    """
+    if not any(name.startswith("OTEL_") for name in os.environ):
+        _telemetry.disable()
     sys.exit(run_terminable(lambda: run(argv)))
 
 
