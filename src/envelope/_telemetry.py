@@ -52,9 +52,18 @@ _cache_log = logging.getLogger("envelope.cache")
 data_log = logging.getLogger("envelope.data")
 
 
-#: opentelemetry-api is installed (the otel extra). It is imported on first use, not
-#: here: importing it costs ~40 ms, which every ``envelope`` command would pay.
-_available = importlib.util.find_spec("opentelemetry") is not None
+#: None until first use; then whether opentelemetry-api (the otel extra) is installed.
+#: Neither the API (~40 ms) nor the search for it (~4 ms) happens at import: every
+#: ``envelope`` command would pay for them.
+_available: bool | None = None
+
+
+def _api_installed() -> bool:
+    global _available  # noqa: PLW0603 - looked up once
+    if _available is None:
+        _available = importlib.util.find_spec("opentelemetry") is not None
+    return _available
+
 
 _SCOPE = "envelope"
 _SIDES = {s: {"envelope.cache.side": s} for s in ("encrypt", "decrypt")}
@@ -92,21 +101,26 @@ class _Otel:
         )
 
 
-_otel: _Otel | None = None  # made on first use (see _available)
+_otel: _Otel | None = None  # made on first use (see _api_installed)
 _otel_lock = threading.Lock()
 
-#: True when OpenTelemetry is reported to: hot paths test it before calling a hook, so
-#: that without opentelemetry a cached message pays one attribute read per hook.
-active: bool = _available
+#: False once OpenTelemetry is known not to be reported to (not installed, or
+#: :func:`disable`): hot paths test it before calling a hook, so that without
+#: opentelemetry a cached message pays one attribute read per hook. True until the
+#: first hook has looked.
+active: bool = True
 
 
 def _current() -> _Otel | None:
     """The tracer and instruments, made (and the API imported) on first use."""
-    global _otel  # noqa: PLW0603 - made once, on first use
+    global _otel, active  # noqa: PLW0603 - made once, on first use
     if _otel is None and active:
         with _otel_lock:
             if _otel is None and active:
-                _otel = _Otel(None, None)
+                if _api_installed():
+                    _otel = _Otel(None, None)
+                else:
+                    active = False
     return _otel
 
 
@@ -116,7 +130,7 @@ def configure(tracer_provider: Any = None, meter_provider: Any = None) -> None:
     Does nothing without opentelemetry-api.
     """
     global _otel, active  # noqa: PLW0603 - the one switch of this module
-    if _available:
+    if _api_installed():
         _otel = _Otel(tracer_provider, meter_provider)
         active = True
 
@@ -131,7 +145,7 @@ def disable() -> None:
 def enabled() -> bool:
     """True when spans and metrics are reported (opentelemetry-api is installed and
     reporting was not disabled)."""
-    return active
+    return active and _api_installed()
 
 
 # -- KMS calls ----------------------------------------------------------------------------
@@ -321,7 +335,7 @@ def cache_fill(side: str) -> _CacheFill:
 def measuring() -> bool:
     """True when :func:`processed` reports anywhere (otel, or ``envelope.data`` at DEBUG):
     callers whose byte count costs a pass over the records compute it only then."""
-    return active or data_log.isEnabledFor(logging.DEBUG)
+    return enabled() or data_log.isEnabledFor(logging.DEBUG)
 
 
 def processed(operation: str, nbytes: int, records: int = 1) -> None:
