@@ -64,3 +64,20 @@ def test_library_and_cli_words(tmp_path: Path) -> None:
 def test_cli_message_defaults_to_the_message() -> None:
     assert DecryptionError().cli_message == DecryptionError.MESSAGE
     assert ConfigError("no keyring").cli_message == "no keyring"
+
+
+def test_inspect_verify_reports_slot_problems_in_cli_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from envelope import Envelope, cli
+    from envelope._keys.cluster import ClusterSecret
+
+    kms = LocalKms.create(tmp_path / "k.json")
+    (tmp_path / "m").write_bytes(Envelope(kms, ClusterSecret.generate()).encrypt(b"x"))
+    monkeypatch.delenv("ENVELOPE_CLUSTER_SECRET_FILE", raising=False)
+    monkeypatch.delenv("ENVELOPE_CLUSTER_SECRET", raising=False)
+    assert cli.run(["inspect", str(tmp_path / "m"), "--verify", "--keyring", str(kms.path)]) == 1
+    shown = capsys.readouterr().out
+    assert "--cluster-secret FILE" in shown and "cluster_secret=" not in shown
+    (library,) = Envelope(kms).verify_key_slots((tmp_path / "m").read_bytes())
+    assert "cluster_secret=" in str(library[2])  # the library keeps its words

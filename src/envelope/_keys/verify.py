@@ -36,6 +36,20 @@ MAX_SUBSETS = 1024
 #: Salt and key commitment at the start of every body (chunked's overhead less one tag).
 PREFIX_LEN = OVERHEAD - 16
 _DAMAGED = "does not unwrap to this message's key (damaged or replaced)"
+
+
+class SlotProblem(str):
+    """What is wrong with a key slot: the error's message in library words, with the
+    command line's words in :attr:`cli_message` (flags, not parameters)."""
+
+    __slots__ = ("cli_message",)
+    cli_message: str
+
+
+def _problem(exc: Exception) -> SlotProblem:
+    problem = SlotProblem(str(exc))
+    problem.cli_message = getattr(exc, "cli_message", str(exc))
+    return problem
 _FOREIGN = (
     "its share does not belong to this message's key (copied from another message, or damaged)"
 )
@@ -100,7 +114,7 @@ def verify_slots(keys: KeySource, blob: memoryview) -> list[tuple[str, str, str 
         keys.policy.check_message(header.split, header.slots, keys.backends)
         material = keys.cluster_material(header.split)
     except (DecryptionError, ConfigError) as exc:  # a refused split, a missing part
-        return [(s.provider, s.key_id, str(exc)) for _, s in trusted]
+        return [(s.provider, s.key_id, _problem(exc)) for _, s in trusted]
     problems: dict[int, str | None] = {}
     if header.split.threshold is None:
         for _, slot in trusted:
@@ -110,9 +124,9 @@ def verify_slots(keys: KeySource, blob: memoryview) -> list[tuple[str, str, str 
                 _wipe(key)
                 problems[id(slot)] = None if good else _DAMAGED
             except DecryptionError as exc:
-                problems[id(slot)] = _DAMAGED if type(exc) is DecryptionError else str(exc)
+                problems[id(slot)] = _DAMAGED if type(exc) is DecryptionError else _problem(exc)
             except KmsError as exc:
-                problems[id(slot)] = str(exc)
+                problems[id(slot)] = _problem(exc)
     else:
         problems = _verify_shares(trusted, header, material, check)
     return [(s.provider, s.key_id, problems[id(s)]) for _, s in trusted]
@@ -142,7 +156,7 @@ def _verify_shares(
         except DecryptionError:
             problems[id(slot)] = _DAMAGED
         except KmsError as exc:
-            problems[id(slot)] = str(exc)
+            problems[id(slot)] = _problem(exc)
     try:
         basis, key = _find_basis(k, list(shares.values()), material, check)
         for sid, indexed in shares.items():

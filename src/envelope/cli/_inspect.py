@@ -62,7 +62,7 @@ def _verify(args: argparse.Namespace) -> int:
     for provider, key_id, problem in checks:
         print(
             f"{'FAILED' if problem else 'ok':6}  {provider} {key_id}"
-            + (f": {problem}" if problem else "")
+            + (f": {getattr(problem, 'cli_message', problem)}" if problem else "")
         )
     if bad:
         raise Fail(ExitCode.DECRYPT, f"{len(bad)} of {len(checks)} key slots failed verification")
