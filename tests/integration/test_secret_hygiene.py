@@ -9,7 +9,9 @@ scanned directories; the cluster parts are read from their files."""
 from __future__ import annotations
 
 import base64
+import json
 import os
+import shlex
 import subprocess
 import sys
 import textwrap
@@ -127,7 +129,7 @@ def test_no_key_or_plaintext_escapes_any_cli_flow(tmp_path: Path, openbao: Any) 
     }
     outputs: list[bytes] = []
 
-    def run(*argv: str, ok: tuple[int, ...] = (0,)) -> None:
+    def run(*argv: str, ok: tuple[int, ...] = (0,)) -> bytes:
         proc = subprocess.run(
             [sys.executable, str(private / "wrapper.py"), *argv],
             cwd=work,
@@ -138,6 +140,7 @@ def test_no_key_or_plaintext_escapes_any_cli_flow(tmp_path: Path, openbao: Any) 
         )
         assert proc.returncode in ok, (argv, proc.stderr.decode(errors="replace"))
         outputs.extend([proc.stdout, proc.stderr])
+        return proc.stdout
 
     ctx = ("-c", "service=billing")
     run("keyring", "init")
@@ -149,6 +152,10 @@ def test_no_key_or_plaintext_escapes_any_cli_flow(tmp_path: Path, openbao: Any) 
     run("decrypt", "m.env", "-o", "out1.txt", *part1, *ctx)
     run("inspect", "m.env")
     run("inspect", "m.env", "--verify", *part1, ok=(0, 1, 2, 3))
+    # Break-glass: the recovery command inspect prints, then decrypt with its key file.
+    (slot,) = json.loads(run("inspect", "m.env", "--json"))["wrapped_keys"]
+    run(*shlex.split(slot["recovery"][0]["command"])[1:])  # writes slot-1.key (0600)
+    run("decrypt", "m.env", "--data-key", "slot-1.key", "-o", "out5.txt", *part1, *ctx)
     run("keyring", "rotate")
     run("keyring", "list")
     run("rewrap", "m.env")
@@ -168,6 +175,18 @@ def test_no_key_or_plaintext_escapes_any_cli_flow(tmp_path: Path, openbao: Any) 
     run("encrypt", "p.txt", "-o", "m3.env", *part1, *vault, *ctx)
     run("decrypt", "m3.env", "-o", "out4.txt", *part1, *vault, *ctx)
     run("inspect", "m3.env")
+    discovering = ("--kms", "vault", "--kms-endpoint", openbao.url, "--allow-key", vault_key)
+    run(
+        "decrypt",
+        "m3.env",
+        "-o",
+        "out6.txt",
+        *part1,
+        *discovering,
+        "--vault-token-file",
+        "vault-token",
+        *ctx,
+    )
     (work / "out").mkdir()
     cfg = {
         "version": 1,
@@ -197,8 +216,9 @@ def test_no_key_or_plaintext_escapes_any_cli_flow(tmp_path: Path, openbao: Any) 
     needles |= {openbao.root_token.encode(): "Vault token"}
 
     # Files the flows were asked to write with these bytes in them, by design.
-    allowed = {work / n for n in ("p.txt", "out1.txt", "out2.txt", "out3.txt", "out4.txt")}
+    allowed = {work / f"out{i}.txt" for i in range(1, 7)} | {work / "p.txt"}
     allowed |= {work / n for n in ("keyring.json", "part1", "part2", "vault-token")}
+    allowed.add(work / "slot-1.key")  # the recovered data key, asked for
     haystacks = {f"output {i}": out for i, out in enumerate(outputs)}
     for top in (work, tmp):
         for path in top.rglob("*"):
@@ -211,4 +231,5 @@ def test_no_key_or_plaintext_escapes_any_cli_flow(tmp_path: Path, openbao: Any) 
         f"{needles[n]} in {where}" for where, hay in haystacks.items() for n in needles if n in hay
     ]
     assert hits == []
-    assert (work / "out1.txt").read_bytes() == plaintext  # the flows really ran
+    for i in range(1, 7):  # the flows really ran
+        assert (work / f"out{i}.txt").read_bytes() == plaintext, i
