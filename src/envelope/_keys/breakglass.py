@@ -5,7 +5,7 @@ but the KMS is (docs/break-glass.md).
 For each slot: the wrapped key (base64), the KEK version where the slot records one,
 the exact encryption context the KMS saw (built by the backends' own functions:
 :func:`envelope.kms._aws.encryption_context`,
-:func:`envelope.kms._vault.transit_binding`; the local keyring binds the context
+:func:`envelope.kms._vault_wire.transit_binding`; the local keyring binds the context
 itself) and a shell command, every value quoted with :func:`shlex.quote`, that writes
 the recovered data key (or k-of-n share) as base64 to ``slot-N.key``; then the
 ``envelope decrypt --data-key`` command that opens the message with it. Nothing here
@@ -25,7 +25,8 @@ from envelope._format.message import Header, KeySlot
 from envelope._keys.stored import STORED_KEY_PROVIDER
 from envelope.kms._aws import AwsKms, encryption_context, region_of
 from envelope.kms._local import LocalKms, wrapped_version
-from envelope.kms._vault import VaultTransit, ciphertext_version, split_key_id, transit_binding
+from envelope.kms._vault import VaultTransit
+from envelope.kms._vault_wire import ciphertext_version, split_key_id, transit_binding
 
 __all__ = ["MessageRecovery", "RecoveryCommand", "SlotRecovery", "recovery_plan"]
 

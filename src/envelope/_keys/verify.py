@@ -50,6 +50,8 @@ def _problem(exc: Exception) -> SlotProblem:
     problem = SlotProblem(str(exc))
     problem.cli_message = getattr(exc, "cli_message", str(exc))
     return problem
+
+
 _FOREIGN = (
     "its share does not belong to this message's key (copied from another message, or damaged)"
 )

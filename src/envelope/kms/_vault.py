@@ -27,16 +27,15 @@ from __future__ import annotations
 import base64
 import os
 import random
-import re
 import time
-from collections.abc import Sequence
 from typing import Any
 
 from envelope import _sdk
-from envelope._format.context import Context, encode_context
+from envelope._format.context import Context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
 from envelope.kms._types import DATA_KEY_BYTES, DataKey, WrappedKey
 from envelope.kms._vault_auth import RENEW_FRACTION, LoginResult, TokenAuth, VaultAuth
+from envelope.kms._vault_batch import TransitBatchMethods
 from envelope.kms._vault_env import bao_variable
 from envelope.kms._vault_http import (
     bound_request,
@@ -46,6 +45,12 @@ from envelope.kms._vault_http import (
     tls_error,
 )
 from envelope.kms._vault_tls import VaultTls, hvac_client
+from envelope.kms._vault_wire import (
+    b64,
+    ciphertext_version,
+    split_key_id,
+    transit_binding,
+)
 
 __all__ = [
     "RENEW_FRACTION",
@@ -55,38 +60,8 @@ __all__ = [
     "transit_binding",
 ]
 
-_CIPHERTEXT = re.compile(r"^vault:v(\d+):")
-#: Items per batch_input request: OpenBao refuses request bodies with too many strings
-#: (250 items with a context already exceed its default limit).
-MAX_BATCH = 100
 
-
-def _b64(data: bytes | bytearray) -> str:
-    return base64.b64encode(bytes(data)).decode()
-
-
-def transit_binding(context: Context, *, derived: bool) -> dict[str, str]:
-    """What binds ``context`` in a Transit request: the base64 canonical encoding as
-    ``context`` for a derived key (key derivation binds it), as ``associated_data``
-    (AES-GCM AAD) otherwise (Transit ignores ``context`` on a non-derived key)."""
-    field = "context" if derived else "associated_data"
-    return {field: _b64(encode_context(context))}
-
-
-def ciphertext_version(wrapped: bytes) -> int | None:
-    """The transit key version a ``vault:vN:...`` ciphertext was made with, else None."""
-    match = _CIPHERTEXT.match(wrapped.decode("ascii", "replace"))
-    return int(match.group(1)) if match else None
-
-
-def split_key_id(key_id: str) -> tuple[str, str]:
-    """``(mount, key name)`` of a slot's key id ``<mount>/<key name>``
-    (the mount may hold slashes, a transit key name never does)."""
-    mount, _, name = key_id.rpartition("/")
-    return mount, name
-
-
-class VaultTransit:
+class VaultTransit(TransitBatchMethods):
     """A Transit key as this service's KEK.
 
     Args:
@@ -340,7 +315,7 @@ class VaultTransit:
             ciphertext = wrapped.blob.decode("ascii")
         except UnicodeDecodeError:
             raise DecryptionError() from None
-        if not _CIPHERTEXT.match(ciphertext):
+        if ciphertext_version(ciphertext.encode()) is None:
             raise DecryptionError()
         return ciphertext
 
@@ -372,7 +347,7 @@ class VaultTransit:
         data = self._post(
             "encrypt",
             f"encrypt/{self._key}",
-            {"plaintext": _b64(plaintext), **self._bind(context, "encrypt")},
+            {"plaintext": b64(plaintext), **self._bind(context, "encrypt")},
         )["data"]
         return WrappedKey(self.provider_id, self.key_id, data["ciphertext"].encode())
 
@@ -415,79 +390,6 @@ class VaultTransit:
             return self.wrap(plaintext, context)
         finally:
             plaintext[:] = bytes(len(plaintext))
-
-    def _batch(
-        self, operation: str, path: str, items: list[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Sends ``items`` as ``batch_input`` in requests of at most ``MAX_BATCH`` items
-        (OpenBao refuses JSON bodies with too many strings)."""
-        results: list[dict[str, Any]] = []
-        for start in range(0, len(items), MAX_BATCH):
-            chunk = items[start : start + MAX_BATCH]
-            try:
-                data = self._post(operation, path, {"batch_input": chunk})["data"]
-            except (KmsError, DecryptionError) as exc:
-                # Transit answers 400 with per-item results when some item fails.
-                body = getattr(exc.__context__, "json", None)
-                if not (isinstance(body, dict) and "batch_results" in (body.get("data") or {})):
-                    raise
-                data = body["data"]
-            got = list(data["batch_results"])
-            if len(got) != len(chunk):
-                raise KmsError(f"Vault answered {len(got)} results for {len(chunk)} batch items")
-            results += got
-        return results
-
-    def unwrap_many(
-        self, wrapped: Sequence[WrappedKey], context: Context
-    ) -> list[bytearray | DecryptionError]:
-        """Unwraps many data keys in one ``batch_input`` request (same context for all).
-
-        Returns:
-            Per item, the data key or the DecryptionError for that item.
-
-        Raises:
-            KeyUnavailableError: an item names another key.
-            DecryptionError: an item's ciphertext is malformed (before any request).
-            KmsError: as :meth:`unwrap`.
-        """
-        bind = self._bind(context, "decrypt")
-        items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
-        out: list[bytearray | DecryptionError] = []
-        for r in self._batch("decrypt", f"decrypt/{self._key}", items):
-            if r.get("error"):
-                out.append(DecryptionError())
-            else:
-                out.append(bytearray(base64.b64decode(r["plaintext"])))
-        return out
-
-    def rewrap_many(
-        self, wrapped: Sequence[WrappedKey], context: Context
-    ) -> list[WrappedKey | DecryptionError]:
-        """Rewraps many data keys in one request (derived keys; others one by one).
-
-        Raises:
-            KeyUnavailableError: as :meth:`unwrap_many`.
-            DecryptionError: as :meth:`unwrap_many`.
-            KmsError: as :meth:`unwrap_many`.
-        """
-        bind = self._bind(context, "rewrap")
-        if "context" not in bind:
-            results: list[WrappedKey | DecryptionError] = []
-            for w in wrapped:
-                try:
-                    results.append(self.rewrap(w, context))
-                except DecryptionError as exc:
-                    results.append(exc)
-            return results
-        items = [{"ciphertext": self._check_slot(w), **bind} for w in wrapped]
-        out: list[WrappedKey | DecryptionError] = []
-        for r in self._batch("rewrap", f"rewrap/{self._key}", items):
-            if r.get("error"):
-                out.append(DecryptionError())
-            else:
-                out.append(WrappedKey(self.provider_id, self.key_id, r["ciphertext"].encode()))
-        return out
 
     def health(self) -> None:
         """Checks the server is reachable and unsealed, the login works, and the key exists.
