@@ -27,6 +27,19 @@ def test_the_checks_see_a_stray_plaintext_temp_and_a_damaged_message(tmp_path: P
     assert world.check(finished=False) == ["out.txt is partial or wrong (1000 bytes)"]
 
 
+def test_a_complete_replace_temporary_is_stale_not_a_problem(tmp_path: Path) -> None:
+    """A kill between linking the finished file to its hidden name and renaming it over
+    the target leaves that complete file (docs/threat-model.md); the rerun removes it."""
+    world = Rewrap(tmp_path / "w")
+    victim = world.sealed[3]
+    temp = victim.parent / f".{victim.name}.0123456789ab.tmp"
+    temp.write_bytes(victim.read_bytes())
+    assert world.check(finished=False) == [] and world.stale_hidden() == 1
+    temp.write_bytes(victim.read_bytes()[:-10])  # partial: a problem
+    assert world.check(finished=False) == [f"unexpected file msgs/{temp.name}"]
+    assert world.stale_hidden() == 0
+
+
 def test_the_checks_see_a_lost_original(tmp_path: Path) -> None:
     world = Rewrap(tmp_path / "w")
     victim = world.sealed[3]

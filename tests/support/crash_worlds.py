@@ -6,12 +6,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from envelope import ClusterSecret, Envelope, LocalKms
 from envelope.keystore import FileKeyStore
+
+#: The hidden name an atomic replace gives the finished file just before renaming it over
+#: the target (envelope._atomic): a kill between the two calls leaves it, complete, until
+#: the next write into the directory removes it (docs/threat-model.md, "SIGKILL").
+REPLACE_TEMP = re.compile(r"^(?P<dir>(?:.*/)?)\.(?P<name>.+)\.[0-9a-f]{12}\.tmp$")
 
 __all__ = ["SCENARIOS", "World"]
 
@@ -73,9 +79,11 @@ class World:
             if got != plain:
                 problems.append(f"{path.relative_to(self.root)} decrypts to other bytes")
         for rel in self.files():
-            if not self.is_allowed(rel):
+            target = self.replace_target(rel)
+            shown = target if target is not None else rel  # a temp holds what its target may
+            if target is None and not self.is_allowed(rel):
                 problems.append(f"unexpected file {rel}")
-            elif rel not in self.plaintext_ok and self.marker in (self.root / rel).read_bytes():
+            elif shown not in self.plaintext_ok and self.marker in (self.root / rel).read_bytes():
                 problems.append(f"plaintext in {rel}")
         return problems + self.check_outputs(finished=finished)
 
@@ -99,8 +107,28 @@ class World:
     def check_outputs(self, *, finished: bool) -> list[str]:
         return []
 
+    def replace_target(self, rel: str) -> str | None:
+        """The allowed file that ``rel`` is a *complete* replace temporary of, else None
+        (a partial one is what a kill must never leave)."""
+        match = REPLACE_TEMP.match(rel)
+        if match is None or not self.is_allowed(target := match["dir"] + match["name"]):
+            return None
+        return target if self.complete_output(target, (self.root / rel).read_bytes()) else None
+
+    def complete_output(self, target: str, data: bytes) -> bool:
+        """True if ``data`` is a finished version of ``target``: a message that still
+        decrypts to its original plaintext."""
+        plain = self.originals.get(self.root / target)
+        if plain is None:
+            return False
+        try:
+            return self.envelope().decrypt(data, CONTEXT) == plain
+        except Exception:
+            return False
+
     def stale_hidden(self) -> int:
-        return 0
+        """Replace temporaries a kill left (each must be gone after the rerun)."""
+        return sum(1 for rel in self.files() if self.replace_target(rel) is not None)
 
 
 class Encrypt(World):
@@ -139,6 +167,9 @@ class Decrypt(World):
         self.plaintext_ok = {"out.txt"}
         self.argv = ["decrypt", "sealed.env", "-o", "out.txt", "--cluster-secret", "cluster.key"]
         self.argv += ["-c", "service=crash"]
+
+    def complete_output(self, target: str, data: bytes) -> bool:
+        return target == "out.txt" and data == self.originals[self.sealed]
 
     def check_outputs(self, *, finished: bool) -> list[str]:
         out = self.root / "out.txt"
@@ -318,7 +349,7 @@ class InitPublish(World):
     def stale_hidden(self) -> int:
         current = os.readlink(self.out / "..data") if (self.out / "..data").is_symlink() else ""
         names = [e.name for e in self.out.iterdir() if e.name.startswith("..")]
-        return sum(1 for n in names if n not in ("..data", current))
+        return super().stale_hidden() + sum(1 for n in names if n not in ("..data", current))
 
 
 SCENARIOS: dict[str, Callable[[Path], World]] = {
