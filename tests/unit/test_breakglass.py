@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pickle
 import shlex
 import stat
 import sys
@@ -344,3 +345,11 @@ def test_decode_data_key_forms() -> None:
     assert decode_data_key(base64.b64encode(key) + b"\n", "x") == key
     with pytest.raises(ConfigError, match="file f"):
         decode_data_key(base64.b64encode(bytes(16)), "file f")  # 24 chars: 16 bytes
+
+
+def test_a_recovered_key_is_never_pickled() -> None:
+    key = bytes(range(32))
+    with pytest.raises(pickle.PicklingError):
+        pickle.dumps(RecoveredKey(key))
+    with pytest.raises(pickle.PicklingError):
+        pickle.dumps(RecoveredKey(shares={1: key, 2: key}))

@@ -15,9 +15,10 @@ import base64
 import binascii
 import itertools
 import os
+import pickle
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from envelope import _streams as streams
 from envelope import chunked
@@ -129,6 +130,14 @@ class RecoveredKey:
     def __repr__(self) -> str:
         held = "a data key" if self._key is not None else f"shares {sorted(self._shares)}"
         return f"RecoveredKey({held}, cluster_secret={self._cluster!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Refuses: a recovered data key is key material, never pickled.
+
+        Raises:
+            pickle.PicklingError: always.
+        """
+        raise pickle.PicklingError("a RecoveredKey holds a data key and is never pickled")
 
     def wipe(self) -> None:
         """Overwrites the key (or shares) with zeros."""
