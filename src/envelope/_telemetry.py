@@ -79,6 +79,12 @@ class _Otel:
     def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
         _otel_trace = importlib.import_module("opentelemetry.trace")
         _otel_metrics = importlib.import_module("opentelemetry.metrics")
+        self._metrics_api = _otel_metrics
+        self._given_meter = meter_provider is not None
+        proxy = getattr(
+            importlib.import_module("opentelemetry.metrics._internal"), "_ProxyMeterProvider", None
+        )
+        self._idle = tuple(t for t in (_otel_metrics.NoOpMeterProvider, proxy) if t is not None)
         tracer = (tracer_provider or _otel_trace.get_tracer_provider()).get_tracer(_SCOPE)
         meter = (meter_provider or _otel_metrics.get_meter_provider()).get_meter(_SCOPE)
         self.tracer = tracer
@@ -99,6 +105,13 @@ class _Otel:
         self.records = meter.create_counter(
             "envelope.records", "{record}", "Messages and batch records processed"
         )
+
+    def reports_metrics(self) -> bool:
+        """True unless the meter provider is the API's no-op default (no SDK set): then
+        a count that costs a pass over the records is not worth making."""
+        if self._given_meter:
+            return True
+        return not isinstance(self._metrics_api.get_meter_provider(), self._idle)
 
 
 _otel: _Otel | None = None  # made on first use (see _api_installed)
@@ -333,9 +346,11 @@ def cache_fill(side: str) -> _CacheFill:
 
 
 def measuring() -> bool:
-    """True when :func:`processed` reports anywhere (otel, or ``envelope.data`` at DEBUG):
-    callers whose byte count costs a pass over the records compute it only then."""
-    return enabled() or data_log.isEnabledFor(logging.DEBUG)
+    """True when :func:`processed` reports anywhere (an OpenTelemetry meter provider that
+    is not the API's no-op default, or ``envelope.data`` at DEBUG): callers whose byte
+    count costs a pass over the records compute it only then."""
+    otel = _current() if active else None
+    return (otel is not None and otel.reports_metrics()) or data_log.isEnabledFor(logging.DEBUG)
 
 
 def processed(operation: str, nbytes: int, records: int = 1) -> None:

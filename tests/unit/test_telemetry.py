@@ -373,3 +373,14 @@ def test_the_command_reports_to_opentelemetry_only_when_an_otel_variable_is_set(
         assert done.returncode == 0, done.stderr
     # The encrypt made a KMS call: with reporting on, that imported the API.
     assert done.stdout.split() == [str(reports), str(reports)]
+
+
+def test_record_byte_counts_are_skipped_while_only_the_no_op_api_listens() -> None:
+    _telemetry.configure()  # the global providers: the API's defaults in this process
+    assert _telemetry.enabled() and not _telemetry.measuring()
+
+
+def test_record_byte_counts_are_made_for_a_real_meter_provider(
+    otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
+) -> None:
+    assert _telemetry.measuring()
