@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import signal
 import sys
@@ -94,3 +95,17 @@ def test_no_process_by_that_name_is_reported(tmp_path: Path) -> None:
     actions = OnChange(signal=signal.SIGHUP, process_name="no-such-app-xyz")
     [(_, ok, detail)] = actions.run(tmp_path)
     assert not ok and "shareProcessNamespace" in detail
+
+
+def test_the_on_change_command_never_gets_key_material_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ENVELOPE_CLUSTER_SECRET", "cGFydA==")
+    monkeypatch.setenv("ENVELOPE_KEYRING_PASSPHRASE", "hunter2")
+    monkeypatch.setenv("APP_SETTING", "kept")
+    seen = tmp_path / "env.json"
+    dump = f"import json, os; open({str(seen)!r}, 'w').write(json.dumps(dict(os.environ)))"
+    [(_, ok, _)] = OnChange(command=shlex.join([sys.executable, "-c", dump])).run(tmp_path)
+    env = json.loads(seen.read_text())
+    assert ok and env["APP_SETTING"] == "kept" and env["ENVELOPE_OUTPUT_DIR"] == str(tmp_path)
+    assert "ENVELOPE_CLUSTER_SECRET" not in env and "ENVELOPE_KEYRING_PASSPHRASE" not in env

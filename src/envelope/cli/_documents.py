@@ -44,6 +44,7 @@ from envelope.errors import (
     KeyUnavailableError,
     KmsError,
 )
+from envelope.settings._env import child_environment
 
 __all__ = ["register"]
 
@@ -354,7 +355,7 @@ def cmd_exec_files(args: argparse.Namespace) -> int:
             for d in doc.parsed.docs:
                 flatten(to_plain(d), path, variables)
     if args.mount is None:
-        os.execvpe(command[0], command, {**os.environ, **variables})  # noqa: S606 - exec
+        os.execvpe(command[0], command, child_environment(os.environ, variables))  # noqa: S606
     target = _edit.memory_dir(Path(args.mount), allow_disk=args.allow_disk)
     written: list[Path] = []
     try:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from envelope.errors import ConfigError
+from envelope.settings._env import child_environment
 
 __all__ = ["OnChange", "find_processes", "parse_signal"]
 
@@ -105,7 +106,7 @@ class OnChange:
                 argv,
                 stdin=subprocess.DEVNULL,
                 timeout=self.timeout,
-                env={**os.environ, "ENVELOPE_OUTPUT_DIR": str(output_dir)},
+                env=child_environment(os.environ, {"ENVELOPE_OUTPUT_DIR": str(output_dir)}),
                 check=False,
             )
         except subprocess.TimeoutExpired:

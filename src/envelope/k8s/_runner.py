@@ -43,6 +43,7 @@ from envelope.k8s._refresh import Published, Refresh, digest, run_refresh
 from envelope.keystore._s3 import read_s3_object
 from envelope.kms._vault import VaultTransit
 from envelope.settings import build_keystore, build_kms, load_cluster_secret
+from envelope.settings._env import child_environment
 
 __all__ = ["Log", "Refresh", "run_exec", "run_init"]
 
@@ -317,7 +318,7 @@ def run_exec(
         return ExitCode.CONFIG
     log("info", "exec.start", command=os.path.basename(command[0]), variables=len(env))
     try:
-        os.execvpe(command[0], command, {**os.environ, **env})  # noqa: S606 - the point of exec
+        os.execvpe(command[0], command, child_environment(os.environ, env))  # noqa: S606 - exec
     except OSError as exc:
         log("error", "exec.failed", command=command[0], reason=exc.strerror or str(exc))
         return 127

@@ -8,7 +8,16 @@ from typing import Any
 
 from envelope.kms._vault_env import bao_variable
 
-__all__ = ["ENV_TABLE", "env_layer", "flag_hint", "merge", "split_patterns", "vault_address"]
+__all__ = [
+    "ENV_TABLE",
+    "SECRET_VARIABLES",
+    "child_environment",
+    "env_layer",
+    "flag_hint",
+    "merge",
+    "split_patterns",
+    "vault_address",
+]
 
 # (field path, environment variables - the first set one wins -, command-line flag)
 ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -73,7 +82,16 @@ ENV_TABLE: tuple[tuple[str, tuple[str, ...], str], ...] = (
 )
 VAULT_ADDRESS = ("ENVELOPE_KMS_ENDPOINT", "BAO_ADDR", "VAULT_ADDR")
 CLUSTER_SECRET_VALUE = "ENVELOPE_CLUSTER_SECRET"  # noqa: S105 - a variable name
+#: Variables that hold key material itself (a cluster-secret part, a keyring
+#: passphrase): envelope reads them and never hands them to a process it starts.
+SECRET_VARIABLES = (CLUSTER_SECRET_VALUE, "ENVELOPE_KEYRING_PASSPHRASE")
 _BY_PATH = {path: (names, flag) for path, names, flag in ENV_TABLE}
+
+
+def child_environment(environ: Mapping[str, str], extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a process envelope starts (``exec``, an on-change command):
+    ``environ`` without :data:`SECRET_VARIABLES`, plus ``extra``."""
+    return {k: v for k, v in environ.items() if k not in SECRET_VARIABLES} | dict(extra)
 
 
 def _put(tree: dict[str, Any], path: str, value: Any) -> None:
