@@ -21,6 +21,7 @@ Run from the repository root::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import subprocess
 import sys
@@ -53,11 +54,16 @@ class Crate:
     checksum: str | None
 
 
+@functools.cache
+def _licensing() -> Any:
+    """The SPDX licence index (loaded once: it is a large table)."""
+    return license_expression.get_spdx_licensing()
+
+
 def licence_allowed(expression: str, allowed: set[str]) -> bool:
     """True if the SPDX ``expression`` can be satisfied with ``allowed`` licences only
     (an OR needs one allowed branch, an AND every branch; ``A/B`` is the old OR)."""
-    licensing = license_expression.get_spdx_licensing()
-    tree = licensing.parse(expression.replace("/", " OR "), validate=False)
+    tree = _licensing().parse(expression.replace("/", " OR "), validate=False)
 
     def ok(node: Any) -> bool:
         if isinstance(node, license_expression.LicenseWithExceptionSymbol):
