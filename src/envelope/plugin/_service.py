@@ -230,13 +230,12 @@ class KmsService(api_pb2_grpc.KeyManagementServiceServicer):
             )
 
     def _status(self, timeout: float) -> Any:
-        if self.monitor.fresh() or self._inline:
+        if self.monitor.fresh():
             health: Health = self.monitor.current()
         else:
-            probe = self._kms_pool.submit(self.monitor.current)
             try:
-                health = probe.result(timeout)
-            except FutureTimeout:  # the probe goes on; later calls see its result
+                health = self._on_kms(self.monitor.current, timeout)
+            except _Abort:  # the probe outlasted the deadline: it goes on in the background
                 health = self.monitor.unanswered(timeout)
         return api_pb2.StatusResponse(
             version=API_VERSION, healthz=health.healthz, key_id=health.key_id
