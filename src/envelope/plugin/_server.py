@@ -196,7 +196,9 @@ class PluginServer:
         if self._stopped.is_set():
             return
         started = time.monotonic()
-        self._server.stop(self.grace if grace is None else grace).wait()
+        drained = self._server.stop(self.grace if grace is None else grace)
+        log.info("draining: new calls are refused")  # logged once that holds
+        drained.wait()
         with contextlib.suppress(OSError):
             if self._inode is not None and self.path.lstat().st_ino == self._inode:
                 self.path.unlink()
@@ -211,7 +213,7 @@ class PluginServer:
         """SIGTERM and SIGINT call :meth:`stop` (from a thread, so the handler returns)."""
 
         def handler(signum: int, frame: FrameType | None) -> None:
-            log.info("signal received, draining", extra={"fields": {"signal": signum}})
+            log.info("signal received, stopping", extra={"fields": {"signal": signum}})
             threading.Thread(target=self.stop, name="kms-plugin-stop").start()
 
         signal.signal(signal.SIGTERM, handler)
