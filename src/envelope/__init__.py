@@ -7,9 +7,10 @@
 b's3cr3t'
 """
 
-from envelope._batch import BatchHeader, BatchResult, EncryptedBatch
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from envelope._envelope import Envelope
-from envelope._format.inspect import MessageInfo, inspect
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret, ClusterSecretPart
 from envelope._version import __version__
@@ -22,6 +23,26 @@ from envelope.errors import (
     KmsError,
 )
 from envelope.kms import DataKey, KmsBackend, LocalKms, WrappedKey
+
+if TYPE_CHECKING:
+    from envelope._batch import BatchHeader, BatchResult, EncryptedBatch
+    from envelope._format.inspect import MessageInfo, inspect
+
+# The bulk path and the inspector are imported on first use (CLI start-up time).
+_LAZY = {
+    **dict.fromkeys(("BatchHeader", "BatchResult", "EncryptedBatch"), "_batch"),
+    **dict.fromkeys(("MessageInfo", "inspect"), "_format.inspect"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "BatchHeader",

@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from envelope import _batch as batch
 from envelope import _native, _telemetry, chunked
 from envelope import _streams as streams
-from envelope._batch import BatchHeader, EncryptedBatch
 from envelope._document_keys import DocumentKeys
 from envelope._file_methods import FileMethods
 from envelope._files import Progress
@@ -30,6 +28,7 @@ from envelope.kms import KmsBackend
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
+    from envelope._batch import BatchHeader, EncryptedBatch
     from envelope.settings import Settings
 
 __all__ = ["Envelope"]
@@ -310,6 +309,8 @@ class Envelope(DocumentKeys, FileMethods):
             TypeError, ValueError: an unsupported shape, bad offsets, or an ``aad``
                 whose length differs from ``records``.
         """
+        from envelope import _batch as batch  # noqa: PLC0415 - the bulk path, on first use
+
         return batch.encrypt(
             self._keys, records, aad, canonical_context(context), self._threads, key_ref=key_ref
         )
@@ -340,6 +341,8 @@ class Envelope(DocumentKeys, FileMethods):
                 context is wrong, or records were added or dropped.
             KmsError: the KMS could not be used.
         """
+        from envelope import _batch as batch  # noqa: PLC0415 - the bulk path, on first use
+
         return batch.decrypt(
             self._keys,
             encrypted,
@@ -362,6 +365,8 @@ class Envelope(DocumentKeys, FileMethods):
         Raises:
             DecryptionError, KmsError: as :meth:`decrypt`.
         """
+        from envelope import _batch as batch  # noqa: PLC0415 - the bulk path, on first use
+
         return batch.open_header(self._keys, header, _expected(context, any_context))
 
     # -- streams ----------------------------------------------------------------------

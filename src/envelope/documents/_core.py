@@ -8,10 +8,10 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import PurePath
 from typing import Any
 
 from envelope._envelope import Envelope
+from envelope._format.document_names import format_by_name
 from envelope._format.message import Header
 from envelope._keys.source import wipe
 from envelope.documents._dotenv import DotenvFormat
@@ -39,7 +39,6 @@ from envelope.errors import ConfigError, DecryptionError, FormatError
 __all__ = ["FORMATS", "Opened", "detect_format", "handler", "open_parsed", "parse", "seal"]
 
 FORMATS = ("yaml", "json", "dotenv", "secret")
-_EXTENSIONS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".env": "dotenv"}
 
 
 def handler(fmt: str) -> Format:
@@ -60,13 +59,8 @@ def handler(fmt: str) -> Format:
 def detect_format(name: str | None, text: str | None = None) -> str | None:
     """The format of a file by its extension, else by its content (None: not a
     structured document; such files stay whole-file messages)."""
-    if name:
-        p = PurePath(name)
-        for suffix in reversed(p.suffixes):
-            if suffix in _EXTENSIONS:
-                return _EXTENSIONS[suffix]
-        if p.name == ".env" or p.name.startswith(".env.") or p.name.endswith(".env"):
-            return "dotenv"
+    if name and (by_name := format_by_name(name)) is not None:
+        return by_name
     if text is None:
         return None
     head = text.lstrip()

@@ -7,8 +7,26 @@ instead of a key slot of its own; the store holds that version's wrapped data ke
 racing writers never lose an update.
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from envelope.keystore._base import KeyStore, StoredKey, VersionConflict
-from envelope.keystore._file import FileKeyStore
-from envelope.keystore._s3 import S3KeyStore
+
+if TYPE_CHECKING:
+    from envelope.keystore._file import FileKeyStore
+    from envelope.keystore._s3 import S3KeyStore
+
+# Imported on first use: a command without a key store pays for neither.
+_LAZY = {"FileKeyStore": "_file", "S3KeyStore": "_s3"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = ["FileKeyStore", "KeyStore", "S3KeyStore", "StoredKey", "VersionConflict"]

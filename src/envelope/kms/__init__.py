@@ -16,12 +16,44 @@ Error contract, for every backend:
 
 from __future__ import annotations
 
-from envelope.kms._aws import AwsKms
-from envelope.kms._local import KeyVersion, LocalKms, default_keyring_path
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from envelope.kms._protocol import KmsBackend
 from envelope.kms._types import DataKey, WrappedKey
-from envelope.kms._vault import VaultTransit
-from envelope.kms._vault_auth import AppRoleAuth, JwtAuth, KubernetesAuth, TokenAuth, VaultAuth
+
+if TYPE_CHECKING:
+    from envelope.kms._aws import AwsKms
+    from envelope.kms._local import KeyVersion, LocalKms, default_keyring_path
+    from envelope.kms._vault import VaultTransit
+    from envelope.kms._vault_auth import (
+        AppRoleAuth,
+        JwtAuth,
+        KubernetesAuth,
+        TokenAuth,
+        VaultAuth,
+    )
+
+# Each backend's module is imported on first use: a command that uses the local keyring
+# does not pay for the AWS and Vault modules (start-up time, docs/benchmarks.md).
+_LAZY = {
+    "AwsKms": "_aws",
+    **dict.fromkeys(("KeyVersion", "LocalKms", "default_keyring_path"), "_local"),
+    "VaultTransit": "_vault",
+    **dict.fromkeys(
+        ("AppRoleAuth", "JwtAuth", "KubernetesAuth", "TokenAuth", "VaultAuth"), "_vault_auth"
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AppRoleAuth",

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from envelope import _sdk
+from envelope import _sdk, keystore
 from envelope._keys.cluster import ClusterSecret
 from envelope.errors import ConfigError
-from envelope.keystore import FileKeyStore, KeyStore, S3KeyStore
+from envelope.keystore import KeyStore
 from envelope.kms import KmsBackend
 from envelope.settings._env import VAULT_ADDRESS, flag_hint, vault_address
 
@@ -151,10 +151,12 @@ def build_keystore(settings: KeyStoreSettings) -> KeyStore:
     uri = settings.uri
     if uri.startswith("s3://"):
         bucket, _, prefix = uri[len("s3://") :].partition("/")
-        return S3KeyStore(bucket, prefix, endpoint_url=settings.endpoint, region=settings.region)
+        return keystore.S3KeyStore(
+            bucket, prefix, endpoint_url=settings.endpoint, region=settings.region
+        )
     if uri.startswith("file://"):
-        return FileKeyStore(uri[len("file://") :])
-    return FileKeyStore(Path(uri))
+        return keystore.FileKeyStore(uri[len("file://") :])
+    return keystore.FileKeyStore(Path(uri))
 
 
 def load_cluster_secret(settings: ClusterSecretSettings) -> ClusterSecret:

@@ -1,0 +1,81 @@
+"""What a command imports: start-up time is most of a short command's time (and a fixed
+cost of a long one, docs/benchmarks.md), so each command loads only what it uses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+#: Modules a whole-file encrypt or decrypt with the local keyring has no use for.
+UNUSED_BY_WHOLE_FILE = (
+    "envelope._batch",
+    "envelope._keys.breakglass",
+    "envelope.documents",
+    "envelope.kms._aws",
+    "envelope.kms._vault",
+    "envelope.keystore._s3",
+)
+
+_PROBE = """
+import json, sys
+from envelope.cli import run
+code = run(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _modules_after(args: list[str], env: dict[str, str], cwd: Path) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        check=False,
+    )
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["code"] == 0, done.stderr
+    return set(report["modules"])
+
+
+@pytest.fixture
+def keyring_env(tmp_path: Path) -> dict[str, str]:
+    import os
+
+    env = {**os.environ, "ENVELOPE_KEYRING": str(tmp_path / "keyring.json")}
+    subprocess.run(
+        [sys.executable, "-m", "envelope", "keyring", "init"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    return env
+
+
+def test_whole_file_commands_skip_the_modules_they_do_not_use(
+    tmp_path: Path, keyring_env: dict[str, str]
+) -> None:
+    (tmp_path / "data.bin").write_bytes(b"\x00payload")
+    enc = _modules_after(
+        ["encrypt", "--no-split", "data.bin", "-o", "data.env"], keyring_env, tmp_path
+    )
+    dec = _modules_after(["decrypt", "data.env", "-o", "data.out"], keyring_env, tmp_path)
+    assert (tmp_path / "data.out").read_bytes() == b"\x00payload"
+    for loaded in (enc, dec):
+        assert not {m for m in loaded for unused in UNUSED_BY_WHOLE_FILE if m == unused}
+
+
+def test_a_document_still_goes_to_the_document_commands(
+    tmp_path: Path, keyring_env: dict[str, str]
+) -> None:
+    (tmp_path / "app.yaml").write_text("db:\n  password: hunter2\n")
+    loaded = _modules_after(
+        ["encrypt", "--no-split", "app.yaml", "-o", "app.enc.yaml"], keyring_env, tmp_path
+    )
+    assert "envelope.documents" in loaded
+    text = (tmp_path / "app.enc.yaml").read_text()
+    assert "db:" in text and "hunter2" not in text  # value-level: keys stay readable
