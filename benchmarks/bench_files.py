@@ -118,16 +118,74 @@ def run(quick: bool) -> Suite:
                 ratio = floors[floor] / secs
                 table.rows.append([size >> 20, label, secs, size / secs / 1e9, ratio, rss])
                 plot.series.setdefault(label, []).append((size, size / secs / 1e9))
+            for label, direction in _IN_PROCESS:
+                secs = _in_process(direction, plain, enc, out, env, repeat)
+                ratio = floors["cp"] / secs
+                table.rows.append([size >> 20, label, secs, size / secs / 1e9, ratio, float("nan")])
             if not quick:
                 _check_same(plain, enc, env, envelope, out)
+        startup = Table(
+            "Start-up: the fixed cost in every command above (best of the repetitions)",
+            ["command", "seconds", "peak RSS MiB"],
+        )
+        tiny = work / "tiny"
+        tiny.write_bytes(b"x")
+        for label, cmd in (
+            ("python -c pass (the interpreter)", f"{shlex_quote(sys.executable)} -c pass"),
+            ("envelope --version (imports, parser)", f"{envelope} --version"),
+            ("envelope encrypt of a 1-byte file", f"{envelope} encrypt --no-split {tiny} -o {out}"),
+        ):
+            secs, rss = _best(cmd, env, max(repeat, 5), [out])
+            startup.rows.append([label, secs, rss])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     suite.tables.append(table)
+    suite.tables.append(startup)
     suite.plots.append(plot)
     suite.notes.append(
         "x cp/cat = speed relative to `cp` (file rows) or `cat` (pipe rows) of the same size in this run."
     )
+    suite.notes.append(
+        "In-process rows: `Envelope.encrypt_file` / `decrypt_file` timed inside one Python "
+        "process (its start-up excluded), against the same `cp` row: the data path alone."
+    )
     return suite
+
+
+_IN_PROCESS = (
+    ("Envelope.encrypt_file, in-process", "encrypt"),
+    ("Envelope.decrypt_file, in-process", "decrypt"),
+)
+
+_TIMED = """
+import sys, time
+from envelope import Envelope, LocalKms
+direction, src, dst, keyring = sys.argv[1:]
+env = Envelope(LocalKms.open(keyring), None, accept_unsplit=True)
+env.decrypt(env.encrypt(b"warm-up"))  # first-use imports (telemetry) are start-up too
+t = time.perf_counter()
+(env.encrypt_file if direction == "encrypt" else env.decrypt_file)(src, dst)
+print(time.perf_counter() - t)
+"""
+
+
+def _in_process(
+    direction: str, plain: Path, enc: Path, out: Path, env: dict[str, str], repeat: int
+) -> float:
+    """Best seconds of one file method inside a Python process (start-up not counted)."""
+    src = plain if direction == "encrypt" else enc
+    best = float("inf")
+    for _ in range(repeat):
+        out.unlink(missing_ok=True)
+        done = subprocess.run(
+            [sys.executable, "-c", _TIMED, direction, str(src), str(out), env["ENVELOPE_KEYRING"]],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        best = min(best, float(done.stdout.strip().splitlines()[-1]))
+    return best
 
 
 def _check_same(plain: Path, enc: Path, env: dict[str, str], envelope: str, out: Path) -> None:
