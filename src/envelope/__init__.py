@@ -7,12 +7,12 @@
 b's3cr3t'
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from envelope._envelope import Envelope
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret, ClusterSecretPart
+from envelope._lazy import lazy_getattr
 from envelope._version import __version__
 from envelope.errors import (
     ConfigError,
@@ -34,14 +34,7 @@ _LAZY = {
     **dict.fromkeys(("MessageInfo", "inspect"), "_format.inspect"),
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [

@@ -7,9 +7,9 @@ instead of a key slot of its own; the store holds that version's wrapped data ke
 racing writers never lose an update.
 """
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from envelope._lazy import lazy_getattr
 from envelope.keystore._base import KeyStore, StoredKey, VersionConflict
 
 if TYPE_CHECKING:
@@ -19,14 +19,7 @@ if TYPE_CHECKING:
 # Imported on first use: a command without a key store pays for neither.
 _LAZY = {"FileKeyStore": "_file", "S3KeyStore": "_s3"}
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = ["FileKeyStore", "KeyStore", "S3KeyStore", "StoredKey", "VersionConflict"]

@@ -76,9 +76,9 @@ chain.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from envelope._lazy import lazy_getattr
 from envelope.settings._env import ENV_TABLE
 from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS
 
@@ -128,14 +128,7 @@ _LAZY = {
     ),
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
 
 __all__ = [
