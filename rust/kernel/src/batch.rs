@@ -11,9 +11,13 @@
 //! Each record carries its index, so one record decrypts alone; whole-batch decryption
 //! also checks that record i sits at position i.
 
+use std::mem::MaybeUninit;
+
+use aws_lc_rs::constant_time::verify_slices_are_equal;
 use rayon::prelude::*;
 
 use crate::aead::TAG_LEN;
+use crate::gcm::{GcmContext, GcmTemplate};
 use crate::kdf::{KeySchedule, Label, COMMITMENT_LEN};
 use crate::parallel;
 use crate::Error;
@@ -25,10 +29,13 @@ pub const RECORD_OVERHEAD: usize = INDEX_LEN + TAG_LEN;
 /// Records one batch can hold (the index is a u32).
 pub const MAX_RECORDS: u64 = 1 << 32;
 
-/// Records per parallel task.
-const TASK: usize = 4096;
+/// Records per parallel task: each task seals a contiguous range of records into a
+/// contiguous range of the output, with one GCM context per worker.
+const TASK: usize = 8192;
 /// Batches smaller than this stay on the calling thread.
 const PARALLEL_MIN: usize = 2 * TASK;
+/// Bytes of one output offset (a native-endian i64).
+const OFFSET_LEN: usize = 8;
 
 /// Read access to a sequence of byte strings.
 pub trait Records: Sync {
@@ -36,12 +43,17 @@ pub trait Records: Sync {
     fn count(&self) -> usize;
     /// Record `i` (`i < count()`).
     fn get(&self, i: usize) -> &[u8];
+    /// Bytes of records `0..i` together (`i <= count()`).
+    fn start(&self, i: usize) -> usize;
+    /// The length of the shortest record (`usize::MAX` if there are none).
+    fn min_len(&self) -> usize;
 }
 
 /// Records laid out as in Arrow's binary arrays: one buffer and `count + 1` offsets.
 pub struct Contiguous<'a> {
     data: &'a [u8],
     offsets: &'a [i64],
+    min_len: usize,
 }
 
 impl<'a> Contiguous<'a> {
@@ -54,14 +66,26 @@ impl<'a> Contiguous<'a> {
         if first < 0 {
             return Err(Error::InvalidOffsets);
         }
-        if offsets.windows(2).any(|w| w[1] < w[0]) {
+        // One pass for the order and the shortest record (once the order holds from a
+        // non-negative first offset, no difference overflows).
+        let mut min_len = u64::MAX;
+        let mut decreasing = false;
+        for w in offsets.windows(2) {
+            decreasing |= w[1] < w[0];
+            min_len = min_len.min(w[1].wrapping_sub(w[0]) as u64);
+        }
+        if decreasing {
             return Err(Error::InvalidOffsets);
         }
         let last = offsets[offsets.len() - 1];
         if usize::try_from(last).map_or(true, |l| l > data.len()) {
             return Err(Error::InvalidOffsets);
         }
-        Ok(Self { data, offsets })
+        Ok(Self {
+            data,
+            offsets,
+            min_len: usize::try_from(min_len).unwrap_or(usize::MAX),
+        })
     }
 }
 
@@ -75,25 +99,72 @@ impl Records for Contiguous<'_> {
         // Offsets were validated as in-bounds and non-decreasing in `new`.
         &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
     }
+
+    #[inline]
+    fn start(&self, i: usize) -> usize {
+        (self.offsets[i] - self.offsets[0]) as usize
+    }
+
+    fn min_len(&self) -> usize {
+        self.min_len
+    }
 }
 
 /// Records given as separate slices.
-pub struct Slices<'a>(pub Vec<&'a [u8]>);
+pub struct Slices<'a> {
+    items: Vec<&'a [u8]>,
+    starts: Vec<usize>,
+    min_len: usize,
+}
+
+impl<'a> Slices<'a> {
+    /// Records `items`, in order.
+    pub fn new(items: Vec<&'a [u8]>) -> Self {
+        let mut starts = Vec::with_capacity(items.len() + 1);
+        let mut total = 0usize;
+        let mut min_len = usize::MAX;
+        starts.push(0);
+        for item in &items {
+            // Slices of real memory: their lengths cannot add up past usize::MAX.
+            total = total.saturating_add(item.len());
+            min_len = min_len.min(item.len());
+            starts.push(total);
+        }
+        Self {
+            items,
+            starts,
+            min_len,
+        }
+    }
+}
 
 impl Records for Slices<'_> {
     fn count(&self) -> usize {
-        self.0.len()
+        self.items.len()
     }
 
     #[inline]
     fn get(&self, i: usize) -> &[u8] {
-        self.0[i]
+        self.items[i]
+    }
+
+    #[inline]
+    fn start(&self, i: usize) -> usize {
+        self.starts[i]
+    }
+
+    fn min_len(&self) -> usize {
+        self.min_len
     }
 }
 
 /// The key schedule of one batch (derived under the record-batch label, so it can
-/// only seal and open records, never message chunks).
-pub struct BatchKeys(KeySchedule);
+/// only seal and open records, never message chunks), and the same key expanded once
+/// more for the per-thread GCM contexts of whole-batch calls.
+pub struct BatchKeys {
+    keys: KeySchedule,
+    template: GcmTemplate,
+}
 
 impl BatchKeys {
     /// Derives a batch's keys and commitment from its input key, salt and context.
@@ -105,8 +176,14 @@ impl BatchKeys {
         salt: &[u8],
         context: &[u8],
     ) -> Result<(Self, [u8; COMMITMENT_LEN]), Error> {
-        let (keys, commitment) = KeySchedule::derive(Label::RecordBatch, input_key, salt, context)?;
-        Ok((Self(keys), commitment))
+        let (keys, commitment, template) = KeySchedule::derive_with(
+            Label::RecordBatch,
+            input_key,
+            salt,
+            context,
+            GcmTemplate::new,
+        )?;
+        Ok((Self { keys, template }, commitment))
     }
 
     /// Derives the keys and checks the commitment in constant time.
@@ -119,8 +196,10 @@ impl BatchKeys {
         commitment: &[u8],
         context: &[u8],
     ) -> Result<Self, Error> {
-        KeySchedule::derive_and_verify(Label::RecordBatch, input_key, salt, commitment, context)
-            .map(Self)
+        let (keys, expected) =
+            Self::derive(input_key, salt, context).map_err(|_| Error::Decrypt)?;
+        verify_slices_are_equal(commitment, &expected).map_err(|_| Error::Decrypt)?;
+        Ok(keys)
     }
 
     /// Seals one record into `out` (`plaintext.len() + RECORD_OVERHEAD` bytes).
@@ -144,7 +223,8 @@ impl BatchKeys {
         let (head, rest) = out.split_at_mut(INDEX_LEN);
         head.copy_from_slice(&index.to_be_bytes());
         let (body, tag) = rest.split_at_mut(plaintext.len());
-        self.0.seal_to(u64::from(index), aad, plaintext, body, tag)
+        self.keys
+            .seal_to(u64::from(index), aad, plaintext, body, tag)
     }
 
     /// Opens one record into `out` (`record.len() - RECORD_OVERHEAD` bytes) and returns
@@ -157,186 +237,280 @@ impl BatchKeys {
             out.fill(0);
             return Err(Error::Decrypt);
         }
-        let (head, rest) = record.split_at(INDEX_LEN);
-        let index = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-        let (ct, tag) = rest.split_at(rest.len() - TAG_LEN);
-        self.0.open_to(u64::from(index), aad, ct, tag, out)?;
+        let index = record_index(record);
+        let (ct, tag) = record[INDEX_LEN..].split_at(record.len() - RECORD_OVERHEAD);
+        self.keys.open_to(u64::from(index), aad, ct, tag, out)?;
         Ok(index)
     }
 }
 
-/// Fills `out_offsets` (`count + 1` entries, from 0) with where each sealed record goes,
-/// and returns the total sealed length.
-///
-/// # Errors
-/// [`Error::TooManyRecords`] beyond 2^32 records; [`Error::OutputLength`] for a
-/// wrong-sized `out_offsets`; [`Error::MessageTooLong`] if the total overflows.
-pub fn sealed_offsets(records: &dyn Records, out_offsets: &mut [i64]) -> Result<usize, Error> {
-    layout(records, out_offsets, |len| Some(len + RECORD_OVERHEAD))
+fn record_index(record: &[u8]) -> u32 {
+    u32::from_be_bytes([record[0], record[1], record[2], record[3]])
 }
 
-/// Like [`sealed_offsets`] for opening: each output is `len - RECORD_OVERHEAD` bytes
-/// (0 for a record too short to be valid; opening it fails).
+/// The total sealed length of `records`, for the output of [`seal_batch`].
 ///
 /// # Errors
-/// As [`sealed_offsets`].
-pub fn opened_offsets(records: &dyn Records, out_offsets: &mut [i64]) -> Result<usize, Error> {
-    layout(records, out_offsets, |len| {
-        Some(len.saturating_sub(RECORD_OVERHEAD))
-    })
-}
-
-fn layout(
-    records: &dyn Records,
-    out_offsets: &mut [i64],
-    size: impl Fn(usize) -> Option<usize>,
-) -> Result<usize, Error> {
+/// [`Error::TooManyRecords`] beyond 2^32 records; [`Error::MessageTooLong`] if the total
+/// does not fit an i64.
+pub fn sealed_len(records: &dyn Records) -> Result<usize, Error> {
     let n = records.count();
     if n as u64 > MAX_RECORDS {
         return Err(Error::TooManyRecords);
     }
-    if out_offsets.len() != n + 1 {
+    n.checked_mul(RECORD_OVERHEAD)
+        .and_then(|o| o.checked_add(records.start(n)))
+        .filter(|&t| t <= i64::MAX as usize)
+        .ok_or(Error::MessageTooLong)
+}
+
+/// The total opened length of `records`, for the output of [`open_batch`]: each output
+/// is `len - RECORD_OVERHEAD` bytes (0 for a record too short to be valid; opening it
+/// fails).
+pub fn opened_len(records: &dyn Records) -> usize {
+    let n = records.count();
+    if n == 0 || records.min_len() >= RECORD_OVERHEAD {
+        return records.start(n) - n * RECORD_OVERHEAD;
+    }
+    (0..n)
+        .map(|i| records.get(i).len().saturating_sub(RECORD_OVERHEAD))
+        .sum()
+}
+
+/// Where each output record starts, from the input layout alone.
+enum Layout {
+    /// Output record `i` starts at input start `i` plus (`true`) or minus `i * RECORD_OVERHEAD`.
+    Shifted(bool),
+    /// Explicit starts (opening a batch with records too short to be valid).
+    Table(Vec<usize>),
+}
+
+impl Layout {
+    fn of_open(records: &dyn Records) -> Self {
+        let n = records.count();
+        if n == 0 || records.min_len() >= RECORD_OVERHEAD {
+            return Layout::Shifted(false);
+        }
+        let mut starts = Vec::with_capacity(n + 1);
+        let mut total = 0usize;
+        starts.push(0);
+        for i in 0..n {
+            total += records.get(i).len().saturating_sub(RECORD_OVERHEAD);
+            starts.push(total);
+        }
+        Layout::Table(starts)
+    }
+
+    #[inline]
+    fn start(&self, records: &dyn Records, i: usize) -> usize {
+        match self {
+            Layout::Shifted(true) => records.start(i) + i * RECORD_OVERHEAD,
+            Layout::Shifted(false) => records.start(i) - i * RECORD_OVERHEAD,
+            Layout::Table(t) => t[i],
+        }
+    }
+}
+
+/// One task's share of a batch: records `first..first + status.len()` (or as many
+/// offsets), their output bytes and their output offsets.
+struct Piece<'o> {
+    first: usize,
+    count: usize,
+    out: &'o mut [MaybeUninit<u8>],
+    offsets: &'o mut [MaybeUninit<u8>],
+    status: &'o mut [MaybeUninit<u8>],
+}
+
+/// Splits the outputs into consecutive groups of `TASK` records, and writes the final
+/// offset (the total). `status` may be empty (sealing).
+fn split<'o>(
+    records: &dyn Records,
+    layout: &Layout,
+    out: &'o mut [MaybeUninit<u8>],
+    offsets: &'o mut [MaybeUninit<u8>],
+    status: &'o mut [MaybeUninit<u8>],
+) -> Result<Vec<Piece<'o>>, Error> {
+    let n = records.count();
+    let total = layout.start(records, n);
+    if out.len() != total {
         return Err(Error::OutputLength {
-            expected: n + 1,
-            actual: out_offsets.len(),
+            expected: total,
+            actual: out.len(),
         });
     }
-    let mut total: usize = 0;
-    out_offsets[0] = 0;
-    for i in 0..n {
-        total = size(records.get(i).len())
-            .and_then(|s| total.checked_add(s))
-            .filter(|&t| t <= i64::MAX as usize)
-            .ok_or(Error::MessageTooLong)?;
-        out_offsets[i + 1] = total as i64;
+    if offsets.len() != (n + 1) * OFFSET_LEN {
+        return Err(Error::OutputLength {
+            expected: (n + 1) * OFFSET_LEN,
+            actual: offsets.len(),
+        });
     }
-    Ok(total)
-}
-
-/// Splits `out` into the byte ranges of consecutive groups of `TASK` records.
-fn split_output<'o>(out: &'o mut [u8], offsets: &[i64]) -> Vec<(usize, &'o mut [u8])> {
-    let n = offsets.len() - 1;
+    let (offsets, last) = offsets.split_at_mut(n * OFFSET_LEN);
+    write_offset(last, total);
     let mut pieces = Vec::with_capacity(n / TASK + 1);
-    let mut rest = out;
-    let mut start = 0;
-    while start < n {
-        let end = (start + TASK).min(n);
-        let len = (offsets[end] - offsets[start]) as usize;
-        let (head, tail) = rest.split_at_mut(len);
-        pieces.push((start, head));
-        rest = tail;
-        start = end;
+    let (mut out, mut offsets, mut status) = (out, offsets, status);
+    let mut first = 0;
+    while first < n {
+        let end = (first + TASK).min(n);
+        let len = layout.start(records, end) - layout.start(records, first);
+        let (o, o_rest) = out.split_at_mut(len);
+        let (f, f_rest) = offsets.split_at_mut((end - first) * OFFSET_LEN);
+        let (s, s_rest) = status.split_at_mut((end - first).min(status.len()));
+        pieces.push(Piece {
+            first,
+            count: end - first,
+            out: o,
+            offsets: f,
+            status: s,
+        });
+        (out, offsets, status) = (o_rest, f_rest, s_rest);
+        first = end;
     }
-    pieces
+    Ok(pieces)
 }
 
-fn check_layout(offsets: &[i64], n: usize, out_len: usize) -> Result<(), Error> {
-    if offsets.len() != n + 1 || offsets[0] != 0 || offsets[n] as usize != out_len {
-        return Err(Error::InvalidOffsets);
-    }
-    Ok(())
+#[inline]
+fn write_offset(dst: &mut [MaybeUninit<u8>], value: usize) {
+    dst.copy_from_slice(&(value as i64).to_ne_bytes().map(MaybeUninit::new));
 }
 
-fn check_aad(records: &dyn Records, aad: Option<&dyn Records>) -> Result<(), Error> {
+/// Runs `work` on every piece with a GCM context of `keys`, in parallel for large
+/// batches (one context per worker, not per record); sums what it returns.
+fn run_pieces(
+    keys: &BatchKeys,
+    pieces: Vec<Piece<'_>>,
+    n: usize,
+    threads: usize,
+    work: impl Fn(&mut GcmContext, Piece<'_>) -> Result<usize, Error> + Sync,
+) -> Result<usize, Error> {
+    if n >= PARALLEL_MIN && threads != 1 {
+        parallel::run(threads, || {
+            pieces
+                .into_par_iter()
+                .map_init(
+                    || keys.template.context(),
+                    |ctx, piece| match ctx {
+                        Ok(ctx) => work(ctx, piece),
+                        Err(e) => Err(*e),
+                    },
+                )
+                .try_reduce(|| 0, |a, b| Ok(a + b))
+        })
+    } else {
+        let mut ctx = keys.template.context()?;
+        pieces
+            .into_iter()
+            .try_fold(0, |acc, piece| Ok(acc + work(&mut ctx, piece)?))
+    }
+}
+
+fn check(records: &dyn Records, aad: Option<&dyn Records>) -> Result<(), Error> {
+    if records.count() as u64 > MAX_RECORDS {
+        return Err(Error::TooManyRecords);
+    }
     match aad {
         Some(a) if a.count() != records.count() => Err(Error::AadCount),
         _ => Ok(()),
     }
 }
 
-/// Seals every record into `out`, laid out by `out_offsets` from [`sealed_offsets`].
-/// Record `i` gets index `i`. `aad`, if given, has one entry per record.
+/// Seals every record into `out` ([`sealed_len`] bytes, laid out in order) and writes
+/// where each starts into `out_offsets` (`count + 1` native-endian i64 values, from 0).
+/// Record `i` gets index `i`. `aad`, if given, has one entry per record. On success
+/// every byte of both outputs is written.
 ///
 /// # Errors
-/// [`Error::AadCount`], [`Error::InvalidOffsets`], [`Error::TooManyRecords`].
+/// [`Error::AadCount`], [`Error::OutputLength`], [`Error::TooManyRecords`].
 pub fn seal_batch(
     keys: &BatchKeys,
     records: &dyn Records,
     aad: Option<&dyn Records>,
-    out: &mut [u8],
-    out_offsets: &[i64],
+    out: &mut [MaybeUninit<u8>],
+    out_offsets: &mut [MaybeUninit<u8>],
     threads: usize,
 ) -> Result<(), Error> {
-    let n = records.count();
-    if n as u64 > MAX_RECORDS {
-        return Err(Error::TooManyRecords);
-    }
-    check_aad(records, aad)?;
-    check_layout(out_offsets, n, out.len())?;
-    let seal_range = |(start, buf): (usize, &mut [u8])| -> Result<(), Error> {
-        let end = (start + TASK).min(n);
-        let base = out_offsets[start];
-        for i in start..end {
-            let a = (out_offsets[i] - base) as usize;
-            let b = (out_offsets[i + 1] - base) as usize;
+    check(records, aad)?;
+    let layout = Layout::Shifted(true);
+    let pieces = split(records, &layout, out, out_offsets, &mut [])?;
+    let seal = |ctx: &mut GcmContext, p: Piece<'_>| -> Result<usize, Error> {
+        let base = layout.start(records, p.first);
+        let mut at = 0;
+        for (k, off) in p.offsets.chunks_exact_mut(OFFSET_LEN).enumerate() {
+            let i = p.first + k;
+            write_offset(off, base + at);
+            let rec = records.get(i);
+            let dst = &mut p.out[at..at + rec.len() + RECORD_OVERHEAD];
+            at += dst.len();
+            let (head, rest) = dst.split_at_mut(INDEX_LEN);
+            head.copy_from_slice(&(i as u32).to_be_bytes().map(MaybeUninit::new));
+            let (body, tag) = rest.split_at_mut(rec.len());
             let ad = aad.map_or(&[][..], |x| x.get(i));
-            keys.seal_record(i as u32, records.get(i), ad, &mut buf[a..b])?;
+            ctx.seal(&keys.keys.nonce(i as u64), ad, rec, body, tag)?;
         }
-        Ok(())
+        debug_assert_eq!(at, p.out.len());
+        Ok(0)
     };
-    let pieces = split_output(out, out_offsets);
-    if n >= PARALLEL_MIN && threads != 1 {
-        parallel::run(threads, || pieces.into_par_iter().try_for_each(seal_range))
-    } else {
-        pieces.into_iter().try_for_each(seal_range)
-    }
+    run_pieces(keys, pieces, records.count(), threads, seal).map(|_| ())
 }
 
-/// Opens every record into `out`, laid out by `out_offsets` from [`opened_offsets`].
+/// Opens every record into `out` ([`opened_len`] bytes, laid out in order) and writes
+/// where each starts into `out_offsets` (`count + 1` native-endian i64 values, from 0).
 ///
-/// `status[i]` becomes 0 if record `i` authenticated and carries index
-/// `first_index + i`, and 1 otherwise (its output bytes are then zero). Returns the
-/// number of failed records.
+/// `status[i]` becomes 0 if record `i` authenticated and carries index `i`, and 1
+/// otherwise (its output bytes are then zero). Returns the number of failed records.
+/// On success every byte of the three outputs is written.
 ///
 /// # Errors
-/// [`Error::AadCount`], [`Error::InvalidOffsets`], [`Error::OutputLength`] (status size).
+/// [`Error::AadCount`], [`Error::OutputLength`], [`Error::TooManyRecords`].
 pub fn open_batch(
     keys: &BatchKeys,
     records: &dyn Records,
     aad: Option<&dyn Records>,
-    out: &mut [u8],
-    out_offsets: &[i64],
-    status: &mut [u8],
+    out: &mut [MaybeUninit<u8>],
+    out_offsets: &mut [MaybeUninit<u8>],
+    status: &mut [MaybeUninit<u8>],
     threads: usize,
 ) -> Result<usize, Error> {
+    check(records, aad)?;
     let n = records.count();
-    check_aad(records, aad)?;
-    check_layout(out_offsets, n, out.len())?;
     if status.len() != n {
         return Err(Error::OutputLength {
             expected: n,
             actual: status.len(),
         });
     }
-    let open_range = |((start, buf), st): ((usize, &mut [u8]), &mut [u8])| -> usize {
-        let base = out_offsets[start];
+    let layout = Layout::of_open(records);
+    let pieces = split(records, &layout, out, out_offsets, status)?;
+    let open = |ctx: &mut GcmContext, p: Piece<'_>| -> Result<usize, Error> {
+        let base = layout.start(records, p.first);
+        let mut at = 0;
         let mut failed = 0;
-        for (k, s) in st.iter_mut().enumerate() {
-            let i = start + k;
-            let a = (out_offsets[i] - base) as usize;
-            let b = (out_offsets[i + 1] - base) as usize;
-            let ad = aad.map_or(&[][..], |x| x.get(i));
-            let ok = matches!(
-                keys.open_record(records.get(i), ad, &mut buf[a..b]),
-                Ok(index) if index as usize == i
+        for k in 0..p.count {
+            let i = p.first + k;
+            write_offset(
+                &mut p.offsets[k * OFFSET_LEN..(k + 1) * OFFSET_LEN],
+                base + at,
             );
+            let rec = records.get(i);
+            let len = rec.len().saturating_sub(RECORD_OVERHEAD);
+            let dst = &mut p.out[at..at + len];
+            at += len;
+            let ok = rec.len() >= RECORD_OVERHEAD && record_index(rec) as usize == i && {
+                let (ct, tag) = rec[INDEX_LEN..].split_at(len);
+                let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
+                let ad = aad.map_or(&[][..], |x| x.get(i));
+                ctx.open(&keys.keys.nonce(i as u64), ad, ct, tag, dst)
+                    .is_ok()
+            };
             if !ok {
-                buf[a..b].fill(0);
+                dst.fill(MaybeUninit::new(0));
                 failed += 1;
             }
-            *s = u8::from(!ok);
+            p.status[k] = MaybeUninit::new(u8::from(!ok));
         }
-        failed
+        debug_assert_eq!(at, p.out.len());
+        Ok(failed)
     };
-    let pieces = split_output(out, out_offsets);
-    let work = pieces.into_iter().zip(status.chunks_mut(TASK));
-    let failed = if n >= PARALLEL_MIN && threads != 1 {
-        let work: Vec<_> = work.collect();
-        parallel::run(threads, || work.into_par_iter().map(open_range).sum())
-    } else {
-        work.map(open_range).sum()
-    };
-    Ok(failed)
+    run_pieces(keys, pieces, n, threads, open)
 }
 
 #[cfg(test)]
@@ -353,17 +527,29 @@ mod tests {
         (data, offsets)
     }
 
+    #[allow(unsafe_code)]
+    fn init(v: Vec<MaybeUninit<u8>>) -> Vec<u8> {
+        // SAFETY: test only: called on buffers the batch functions fully wrote.
+        v.into_iter().map(|b| unsafe { b.assume_init() }).collect()
+    }
+
+    fn offsets_of(raw: Vec<u8>) -> Vec<i64> {
+        raw.chunks_exact(8)
+            .map(|c| i64::from_ne_bytes(c.try_into().unwrap()))
+            .collect()
+    }
+
     fn seal_all(
         keys: &BatchKeys,
         recs: &dyn Records,
         aad: Option<&dyn Records>,
         threads: usize,
     ) -> (Vec<u8>, Vec<i64>) {
-        let mut offs = vec![0i64; recs.count() + 1];
-        let total = sealed_offsets(recs, &mut offs).unwrap();
-        let mut out = vec![0u8; total];
-        seal_batch(keys, recs, aad, &mut out, &offs, threads).unwrap();
-        (out, offs)
+        let total = sealed_len(recs).unwrap();
+        let mut out = vec![MaybeUninit::uninit(); total];
+        let mut offs = vec![MaybeUninit::uninit(); (recs.count() + 1) * 8];
+        seal_batch(keys, recs, aad, &mut out, &mut offs, threads).unwrap();
+        (init(out), offsets_of(init(offs)))
     }
 
     fn open_all(
@@ -372,12 +558,41 @@ mod tests {
         aad: Option<&dyn Records>,
         threads: usize,
     ) -> (Vec<u8>, Vec<i64>, Vec<u8>, usize) {
-        let mut offs = vec![0i64; recs.count() + 1];
-        let total = opened_offsets(recs, &mut offs).unwrap();
-        let mut out = vec![0u8; total];
-        let mut status = vec![9u8; recs.count()];
-        let failed = open_batch(keys, recs, aad, &mut out, &offs, &mut status, threads).unwrap();
-        (out, offs, status, failed)
+        let total = opened_len(recs);
+        let mut out = vec![MaybeUninit::uninit(); total];
+        let mut offs = vec![MaybeUninit::uninit(); (recs.count() + 1) * 8];
+        let mut status = vec![MaybeUninit::uninit(); recs.count()];
+        let failed =
+            open_batch(keys, recs, aad, &mut out, &mut offs, &mut status, threads).unwrap();
+        (init(out), offsets_of(init(offs)), init(status), failed)
+    }
+
+    #[test]
+    fn batch_records_are_single_records() {
+        // The batch path (aws-lc's EVP_CIPHER, one context per worker) and the one-record
+        // path (aws-lc-rs) produce the same bytes, and each opens the other's.
+        let (keys, _) = BatchKeys::derive(&[5u8; 32], &[6u8; 24], b"ctx").unwrap();
+        let (data, offsets) = batch(3 * TASK + 5);
+        let recs = Contiguous::new(&data, &offsets).unwrap();
+        let aad_items: Vec<Vec<u8>> = (0..recs.count())
+            .map(|i| format!("pk-{i}").into_bytes())
+            .collect();
+        let aad = Slices::new(aad_items.iter().map(Vec::as_slice).collect());
+        let (sealed, offs) = seal_all(&keys, &recs, Some(&aad), 0);
+        for i in [0, 1, 96, TASK, 2 * TASK + 1, recs.count() - 1] {
+            let rec = recs.get(i);
+            let mut one = vec![0u8; rec.len() + RECORD_OVERHEAD];
+            keys.seal_record(i as u32, rec, aad.get(i), &mut one)
+                .unwrap();
+            let got = &sealed[offs[i] as usize..offs[i + 1] as usize];
+            assert_eq!(got, &one[..]);
+            let mut back = vec![0u8; rec.len()];
+            assert_eq!(keys.open_record(got, aad.get(i), &mut back), Ok(i as u32));
+            assert_eq!(back, rec);
+        }
+        let s = Contiguous::new(&sealed, &offs).unwrap();
+        let (out, out_offs, _, failed) = open_all(&keys, &s, Some(&aad), 0);
+        assert_eq!((failed, out, out_offs), (0, data, offsets));
     }
 
     #[test]
@@ -420,7 +635,7 @@ mod tests {
                 &sealed[offs[j] as usize..offs[j + 1] as usize]
             })
             .collect();
-        let (_, _, status, failed) = open_all(&keys, &Slices(slices), None, 0);
+        let (_, _, status, failed) = open_all(&keys, &Slices::new(slices), None, 0);
         assert_eq!(status[3..5], [1, 1]);
         assert_eq!(failed, 3);
     }
@@ -430,15 +645,20 @@ mod tests {
         let (keys, _) = BatchKeys::derive(&[1u8; 32], &[2u8; 24], b"").unwrap();
         let rows: Vec<&[u8]> = vec![b"alice@example.com", b"bob@example.com"];
         let pks: Vec<&[u8]> = vec![b"pk-1", b"pk-2"];
-        let (sealed, offs) = seal_all(&keys, &Slices(rows.clone()), Some(&Slices(pks.clone())), 1);
+        let (sealed, offs) = seal_all(
+            &keys,
+            &Slices::new(rows.clone()),
+            Some(&Slices::new(pks.clone())),
+            1,
+        );
         let s = Contiguous::new(&sealed, &offs).unwrap();
-        let (out, _, _, failed) = open_all(&keys, &s, Some(&Slices(pks)), 1);
+        let (out, _, _, failed) = open_all(&keys, &s, Some(&Slices::new(pks)), 1);
         assert_eq!(
             (failed, out),
             (0, b"alice@example.combob@example.com".to_vec())
         );
         let swapped: Vec<&[u8]> = vec![b"pk-2", b"pk-1"];
-        let (_, _, status, _) = open_all(&keys, &s, Some(&Slices(swapped)), 1);
+        let (_, _, status, _) = open_all(&keys, &s, Some(&Slices::new(swapped)), 1);
         assert_eq!(status, [1, 1]);
     }
 
@@ -446,8 +666,23 @@ mod tests {
     fn short_records_and_bad_offsets() {
         let (keys, _) = BatchKeys::derive(&[1u8; 32], &[2u8; 24], b"").unwrap();
         let short: Vec<&[u8]> = vec![b"", b"0123456789012345678"];
-        let (out, _, status, failed) = open_all(&keys, &Slices(short), None, 1);
+        let (out, _, status, failed) = open_all(&keys, &Slices::new(short), None, 1);
         assert_eq!((out.len(), status, failed), (0, vec![1, 1], 2));
+        // Short records among good ones: the good ones still land where they belong.
+        let plain: Vec<&[u8]> = vec![b"first", b"second!", b"third"];
+        let (sealed, offs) = seal_all(&keys, &Slices::new(plain), None, 1);
+        let rec = |i: usize| &sealed[offs[i] as usize..offs[i + 1] as usize];
+        let mixed: Vec<&[u8]> = vec![rec(0), b"short", rec(2)];
+        let (out, out_offs, status, failed) = open_all(&keys, &Slices::new(mixed), None, 1);
+        assert_eq!((status, failed), (vec![0, 1, 0], 1));
+        assert_eq!((out, out_offs), (b"firstthird".to_vec(), vec![0, 5, 5, 10]));
+        let offs_of: Vec<i64> = vec![0, 5, 5];
+        assert_eq!(
+            Contiguous::new(b"abcde", &offs_of)
+                .map(|c| c.min_len())
+                .ok(),
+            Some(0)
+        );
         assert_eq!(
             Contiguous::new(b"abc", &[0, 2, 1]).err(),
             Some(Error::InvalidOffsets)
@@ -469,7 +704,7 @@ mod tests {
     #[test]
     fn nonce_xors_index() {
         let (keys, _) = BatchKeys::derive(&[0u8; 32], &[0u8; 24], b"").unwrap();
-        let (a, b) = (keys.0.nonce(0), keys.0.nonce(0x0102_0304));
+        let (a, b) = (keys.keys.nonce(0), keys.keys.nonce(0x0102_0304));
         assert_eq!(a[..8], b[..8]);
         assert_eq!([a[8] ^ b[8], a[11] ^ b[11]], [1, 4]);
     }

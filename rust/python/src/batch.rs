@@ -4,6 +4,8 @@
 //! offsets array (the Arrow binary layout). Outputs keep the shape: a list of `bytes`, or
 //! `(data: bytes, offsets: bytes)` holding native int64 offsets from 0.
 
+use std::mem::MaybeUninit;
+
 use envelope_kernel::batch::{self, BatchKeys, Contiguous, Records, Slices};
 use envelope_kernel::Error;
 use pyo3::buffer::PyBuffer;
@@ -12,7 +14,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::buffers::{ReadBuffer, ReadI64Buffer};
 use crate::errors::{to_py, Invalid};
-use crate::fresh;
+use crate::fresh::{Uninit, DETACH_MIN};
 
 /// Keeps each list item's bytes alive and readable while the GIL is released.
 enum Held<'py> {
@@ -79,7 +81,9 @@ impl<'py> Input<'py> {
     /// The kernel's view of these records.
     fn view(&self) -> Result<View<'_>, Error> {
         Ok(match self {
-            Input::List(held) => View::Slices(Slices(held.iter().map(Held::as_slice).collect())),
+            Input::List(held) => {
+                View::Slices(Slices::new(held.iter().map(Held::as_slice).collect()))
+            }
             Input::Contiguous(data, offsets) => {
                 View::Contiguous(Contiguous::new(data.as_slice(), offsets.as_slice())?)
             }
@@ -101,34 +105,73 @@ impl View<'_> {
     }
 }
 
-fn offsets_bytes<'py>(py: Python<'py>, offsets: &[i64]) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, offsets.len() * 8, |b| {
-        for (dst, v) in b.chunks_exact_mut(8).zip(offsets) {
-            dst.copy_from_slice(&v.to_ne_bytes());
-        }
-        Ok(())
-    })
+fn read_offsets(raw: &[u8]) -> Vec<i64> {
+    raw.chunks_exact(8)
+        .map(|c| i64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect()
 }
 
-/// Builds the output in the input's shape: a list of bytes, or (data, offsets).
-fn shaped<'py>(
-    py: Python<'py>,
-    as_list: bool,
-    data: Bound<'py, PyBytes>,
-    offsets: &[i64],
-) -> PyResult<Bound<'py, PyAny>> {
-    if as_list {
-        let bytes = data.as_bytes();
-        let items = offsets
-            .windows(2)
-            .map(|w| PyBytes::new(py, &bytes[w[0] as usize..w[1] as usize]));
-        return Ok(PyList::new(py, items)?.into_any());
+/// The output offsets of a batch: a `bytes` handed back as is (buffer shape), or a
+/// buffer read here to cut the output into a list.
+enum Offsets<'py> {
+    Bytes(Uninit<'py>),
+    Local(Vec<MaybeUninit<u8>>),
+}
+
+impl<'py> Offsets<'py> {
+    fn new(py: Python<'py>, count: usize, as_list: bool) -> PyResult<Self> {
+        let len = (count + 1) * 8;
+        Ok(if as_list {
+            Offsets::Local(vec![MaybeUninit::uninit(); len])
+        } else {
+            Offsets::Bytes(Uninit::new(py, len)?)
+        })
     }
-    Ok(PyTuple::new(
-        py,
-        [data.into_any(), offsets_bytes(py, offsets)?.into_any()],
-    )?
-    .into_any())
+
+    fn as_uninit(&mut self) -> &mut [MaybeUninit<u8>] {
+        match self {
+            Offsets::Bytes(b) => b.as_uninit(),
+            Offsets::Local(v) => v,
+        }
+    }
+
+    /// Builds the output in the input's shape: a list of bytes, or (data, offsets).
+    ///
+    /// # Safety
+    /// Every byte of `self.as_uninit()` must have been written.
+    unsafe fn shaped(
+        self,
+        py: Python<'py>,
+        data: Bound<'py, PyBytes>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match self {
+            Offsets::Bytes(b) => {
+                // SAFETY: the caller guarantees the offsets were written.
+                let offsets = unsafe { b.assume_init() };
+                Ok(PyTuple::new(py, [data.into_any(), offsets.into_any()])?.into_any())
+            }
+            Offsets::Local(v) => {
+                // SAFETY: the caller guarantees every byte of `v` was written.
+                let raw: &[u8] =
+                    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) };
+                let offsets = read_offsets(raw);
+                let bytes = data.as_bytes();
+                let items = offsets
+                    .windows(2)
+                    .map(|w| PyBytes::new(py, &bytes[w[0] as usize..w[1] as usize]));
+                Ok(PyList::new(py, items)?.into_any())
+            }
+        }
+    }
+}
+
+/// Runs `f` with the GIL released if the batch is large enough to be worth it.
+fn maybe_detach<T: Send>(py: Python<'_>, bytes: usize, f: impl FnOnce() -> T + Send) -> T {
+    if bytes >= DETACH_MIN {
+        py.detach(f)
+    } else {
+        f()
+    }
 }
 
 /// Takes the records (and AAD) from Python and hands the kernel's views of them to `f`,
@@ -154,19 +197,6 @@ fn with_views<'py, R>(
         aad_view.as_ref().map(View::records),
         input.is_list(),
     )
-}
-
-/// The output offsets of a batch and its total length, from `layout` (GIL released).
-fn plan(
-    py: Python<'_>,
-    recs: &dyn Records,
-    layout: fn(&dyn Records, &mut [i64]) -> Result<usize, Error>,
-) -> PyResult<(Vec<i64>, usize)> {
-    let mut offsets = vec![0i64; recs.count() + 1];
-    let total = py
-        .detach(|| layout(recs, &mut offsets))
-        .map_err(|e| to_py(py, e))?;
-    Ok((offsets, total))
 }
 
 /// The key and base nonce of one record batch.
@@ -222,12 +252,17 @@ impl BatchCipher {
             aad,
             aad_offsets,
             |recs, aad, is_list| {
-                let (layout, total) = plan(py, recs, batch::sealed_offsets)?;
+                let total = batch::sealed_len(recs).map_err(|e| to_py(py, e))?;
+                let mut data = Uninit::new(py, total)?;
+                let mut offsets = Offsets::new(py, recs.count(), is_list)?;
+                let (out, offs) = (data.as_uninit(), offsets.as_uninit());
                 let keys = &self.keys;
-                let data = fresh::new_bytes(py, b"", total, threads, |out| {
-                    batch::seal_batch(keys, recs, aad, out, &layout, threads)
-                })?;
-                shaped(py, is_list, data, &layout)
+                maybe_detach(py, total, || {
+                    batch::seal_batch(keys, recs, aad, out, offs, threads)
+                })
+                .map_err(|e| to_py(py, e))?;
+                // SAFETY: seal_batch succeeded, so it wrote every byte of both outputs.
+                unsafe { offsets.shaped(py, data.assume_init()) }
             },
         )
     }
@@ -251,18 +286,24 @@ impl BatchCipher {
             aad,
             aad_offsets,
             |recs, aad, is_list| {
-                let (layout, total) = plan(py, recs, batch::opened_offsets)?;
-                let mut status = vec![0u8; recs.count()];
-                let mut failed = 0usize;
+                let total = batch::opened_len(recs);
+                let mut data = Uninit::new(py, total)?;
+                let mut offsets = Offsets::new(py, recs.count(), is_list)?;
+                let mut status = Uninit::new(py, recs.count())?;
+                let (out, offs, st) = (data.as_uninit(), offsets.as_uninit(), status.as_uninit());
                 let keys = &self.keys;
-                let (status_out, failed_out) = (&mut status, &mut failed);
-                let data = fresh::new_bytes(py, b"", total, threads, |out| {
-                    *failed_out =
-                        batch::open_batch(keys, recs, aad, out, &layout, status_out, threads)?;
-                    Ok(())
-                })?;
-                let shaped_out = shaped(py, is_list, data, &layout)?;
-                Ok((shaped_out, PyBytes::new(py, &status), failed))
+                let failed = maybe_detach(py, total, || {
+                    batch::open_batch(keys, recs, aad, out, offs, st, threads)
+                })
+                .map_err(|e| to_py(py, e))?;
+                // SAFETY: open_batch succeeded, so it wrote every byte of the three outputs.
+                let (records, status) = unsafe {
+                    (
+                        offsets.shaped(py, data.assume_init())?,
+                        status.assume_init(),
+                    )
+                };
+                Ok((records, status, failed))
             },
         )
     }
