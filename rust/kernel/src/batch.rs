@@ -34,8 +34,16 @@ pub const MAX_RECORDS: u64 = 1 << 32;
 const TASK: usize = 8192;
 /// Batches smaller than this stay on the calling thread.
 const PARALLEL_MIN: usize = 2 * TASK;
-/// Bytes of one output offset (a native-endian i64).
-const OFFSET_LEN: usize = 8;
+/// Bytes per output offset for an output of `total` bytes: 4 (native-endian i32, Arrow's
+/// binary) if `narrow` and the total fits, else 8 (i64, large_binary). [`seal_batch`] and
+/// [`open_batch`] take the width from the size of their offsets output.
+pub fn offsets_width(total: usize, narrow: bool) -> usize {
+    if narrow && total <= i32::MAX as usize {
+        4
+    } else {
+        8
+    }
+}
 
 /// Read access to a sequence of byte strings.
 pub trait Records: Sync {
@@ -49,20 +57,44 @@ pub trait Records: Sync {
     fn min_len(&self) -> usize;
 }
 
+/// An offset type of Arrow's binary layouts: i32 (binary) or i64 (large_binary).
+pub trait Offset: Copy + Sync + 'static {
+    /// Bytes of one offset.
+    const WIDTH: usize;
+    /// The value, widened.
+    fn widen(self) -> i64;
+}
+
+impl Offset for i32 {
+    const WIDTH: usize = 4;
+    #[inline]
+    fn widen(self) -> i64 {
+        i64::from(self)
+    }
+}
+
+impl Offset for i64 {
+    const WIDTH: usize = 8;
+    #[inline]
+    fn widen(self) -> i64 {
+        self
+    }
+}
+
 /// Records laid out as in Arrow's binary arrays: one buffer and `count + 1` offsets.
-pub struct Contiguous<'a> {
+pub struct Contiguous<'a, O: Offset = i64> {
     data: &'a [u8],
-    offsets: &'a [i64],
+    offsets: &'a [O],
     min_len: usize,
 }
 
-impl<'a> Contiguous<'a> {
+impl<'a, O: Offset> Contiguous<'a, O> {
     /// Checks that the offsets are non-negative, non-decreasing and inside `data`.
     ///
     /// # Errors
     /// [`Error::InvalidOffsets`] otherwise (including an empty offsets array).
-    pub fn new(data: &'a [u8], offsets: &'a [i64]) -> Result<Self, Error> {
-        let first = *offsets.first().ok_or(Error::InvalidOffsets)?;
+    pub fn new(data: &'a [u8], offsets: &'a [O]) -> Result<Self, Error> {
+        let first = offsets.first().ok_or(Error::InvalidOffsets)?.widen();
         if first < 0 {
             return Err(Error::InvalidOffsets);
         }
@@ -71,13 +103,14 @@ impl<'a> Contiguous<'a> {
         let mut min_len = u64::MAX;
         let mut decreasing = false;
         for w in offsets.windows(2) {
-            decreasing |= w[1] < w[0];
-            min_len = min_len.min(w[1].wrapping_sub(w[0]) as u64);
+            let (a, b) = (w[0].widen(), w[1].widen());
+            decreasing |= b < a;
+            min_len = min_len.min(b.wrapping_sub(a) as u64);
         }
         if decreasing {
             return Err(Error::InvalidOffsets);
         }
-        let last = offsets[offsets.len() - 1];
+        let last = offsets[offsets.len() - 1].widen();
         if usize::try_from(last).map_or(true, |l| l > data.len()) {
             return Err(Error::InvalidOffsets);
         }
@@ -89,7 +122,7 @@ impl<'a> Contiguous<'a> {
     }
 }
 
-impl Records for Contiguous<'_> {
+impl<O: Offset> Records for Contiguous<'_, O> {
     fn count(&self) -> usize {
         self.offsets.len() - 1
     }
@@ -97,12 +130,12 @@ impl Records for Contiguous<'_> {
     #[inline]
     fn get(&self, i: usize) -> &[u8] {
         // Offsets were validated as in-bounds and non-decreasing in `new`.
-        &self.data[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        &self.data[self.offsets[i].widen() as usize..self.offsets[i + 1].widen() as usize]
     }
 
     #[inline]
     fn start(&self, i: usize) -> usize {
-        (self.offsets[i] - self.offsets[0]) as usize
+        (self.offsets[i].widen() - self.offsets[0].widen()) as usize
     }
 
     fn min_len(&self) -> usize {
@@ -338,13 +371,17 @@ fn split<'o>(
             actual: out.len(),
         });
     }
-    if offsets.len() != (n + 1) * OFFSET_LEN {
+    let width = offsets.len() / (n + 1);
+    if offsets.len() % (n + 1) != 0
+        || (width != 8 && width != 4)
+        || width < offsets_width(total, true)
+    {
         return Err(Error::OutputLength {
-            expected: (n + 1) * OFFSET_LEN,
+            expected: (n + 1) * offsets_width(total, true),
             actual: offsets.len(),
         });
     }
-    let (offsets, last) = offsets.split_at_mut(n * OFFSET_LEN);
+    let (offsets, last) = offsets.split_at_mut(n * width);
     write_offset(last, total);
     let mut pieces = Vec::with_capacity(n / TASK + 1);
     let (mut out, mut offsets, mut status) = (out, offsets, status);
@@ -353,7 +390,7 @@ fn split<'o>(
         let end = (first + TASK).min(n);
         let len = layout.start(records, end) - layout.start(records, first);
         let (o, o_rest) = out.split_at_mut(len);
-        let (f, f_rest) = offsets.split_at_mut((end - first) * OFFSET_LEN);
+        let (f, f_rest) = offsets.split_at_mut((end - first) * width);
         let (s, s_rest) = status.split_at_mut((end - first).min(status.len()));
         pieces.push(Piece {
             first,
@@ -368,9 +405,14 @@ fn split<'o>(
     Ok(pieces)
 }
 
+/// Writes `value` as a native-endian i32 or i64, as wide as `dst` (checked in `split`).
 #[inline]
 fn write_offset(dst: &mut [MaybeUninit<u8>], value: usize) {
-    dst.copy_from_slice(&(value as i64).to_ne_bytes().map(MaybeUninit::new));
+    if dst.len() == 4 {
+        dst.copy_from_slice(&(value as i32).to_ne_bytes().map(MaybeUninit::new));
+    } else {
+        dst.copy_from_slice(&(value as i64).to_ne_bytes().map(MaybeUninit::new));
+    }
 }
 
 /// Runs `work` on every piece with a GCM context of `keys`, in parallel for large
@@ -434,7 +476,8 @@ pub fn seal_batch(
     let seal = |ctx: &mut GcmContext, p: Piece<'_>| -> Result<usize, Error> {
         let base = layout.start(records, p.first);
         let mut at = 0;
-        for (k, off) in p.offsets.chunks_exact_mut(OFFSET_LEN).enumerate() {
+        let width = p.offsets.len() / p.count;
+        for (k, off) in p.offsets.chunks_exact_mut(width).enumerate() {
             let i = p.first + k;
             write_offset(off, base + at);
             let rec = records.get(i);
@@ -484,12 +527,10 @@ pub fn open_batch(
         let base = layout.start(records, p.first);
         let mut at = 0;
         let mut failed = 0;
+        let width = p.offsets.len() / p.count;
         for k in 0..p.count {
             let i = p.first + k;
-            write_offset(
-                &mut p.offsets[k * OFFSET_LEN..(k + 1) * OFFSET_LEN],
-                base + at,
-            );
+            write_offset(&mut p.offsets[k * width..(k + 1) * width], base + at);
             let rec = records.get(i);
             let len = rec.len().saturating_sub(RECORD_OVERHEAD);
             let dst = &mut p.out[at..at + len];
@@ -613,6 +654,38 @@ mod tests {
     }
 
     #[test]
+    fn narrow_offsets_in_and_out() {
+        // Arrow's binary layout: i32 offsets in, i32 offsets out, same bytes as i64.
+        let (keys, _) = BatchKeys::derive(&[1u8; 32], &[2u8; 24], b"").unwrap();
+        let (data, offsets) = batch(3 * TASK);
+        let narrow: Vec<i32> = offsets.iter().map(|&o| o as i32).collect();
+        let wide = Contiguous::new(&data, &offsets).unwrap();
+        let recs = Contiguous::new(&data, &narrow).unwrap();
+        let (expected, expected_offs) = seal_all(&keys, &wide, None, 0);
+        let total = sealed_len(&recs).unwrap();
+        assert_eq!(
+            (offsets_width(total, true), offsets_width(total, false)),
+            (4, 8)
+        );
+        let mut out = vec![MaybeUninit::uninit(); total];
+        let mut offs = vec![MaybeUninit::uninit(); (recs.count() + 1) * 4];
+        seal_batch(&keys, &recs, None, &mut out, &mut offs, 0).unwrap();
+        let offs: Vec<i64> = init(offs)
+            .chunks_exact(4)
+            .map(|c| i64::from(i32::from_ne_bytes(c.try_into().unwrap())))
+            .collect();
+        assert_eq!((init(out), offs), (expected, expected_offs));
+        assert_eq!(offsets_width(i32::MAX as usize + 1, true), 8);
+        // An offsets output of neither width is refused before anything is written.
+        let mut out = vec![MaybeUninit::uninit(); total];
+        let mut offs = vec![MaybeUninit::uninit(); (recs.count() + 1) * 5];
+        assert!(matches!(
+            seal_batch(&keys, &recs, None, &mut out, &mut offs, 0),
+            Err(Error::OutputLength { .. })
+        ));
+    }
+
+    #[test]
     fn tampered_and_moved_records_fail_alone() {
         let (keys, _) = BatchKeys::derive(&[1u8; 32], &[2u8; 24], b"").unwrap();
         let (data, offsets) = batch(10_000);
@@ -696,7 +769,7 @@ mod tests {
             Some(Error::InvalidOffsets)
         );
         assert_eq!(
-            Contiguous::new(b"abc", &[]).err(),
+            Contiguous::<i64>::new(b"abc", &[]).err(),
             Some(Error::InvalidOffsets)
         );
     }

@@ -1,8 +1,10 @@
 //! Record batches for Python: one call seals or opens a whole batch with the GIL released.
 //!
 //! Records arrive either as a list of bytes-like objects, or as one buffer plus an int64
-//! offsets array (the Arrow binary layout). Outputs keep the shape: a list of `bytes`, or
-//! `(data: bytes, offsets: bytes)` holding native int64 offsets from 0.
+//! or int32 offsets array (Arrow's large_binary and binary layouts). Outputs keep the
+//! shape: a list of `bytes`, or `(data: bytes, offsets: bytes)` holding native offsets
+//! from 0: int64, or int32 for int32 input offsets when the output fits (else int64:
+//! the caller tells them apart by length).
 
 use std::mem::MaybeUninit;
 
@@ -12,7 +14,7 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::buffers::{ReadBuffer, ReadI64Buffer};
+use crate::buffers::{ReadBuffer, ReadI64Buffer, ReadOffsetBuffer};
 use crate::errors::{to_py, Invalid};
 use crate::fresh::{Uninit, DETACH_MIN};
 
@@ -39,19 +41,36 @@ impl Held<'_> {
     }
 }
 
+/// The shape of a batch's output: the input's.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A list of bytes.
+    List,
+    /// `(data, offsets)` with int64 offsets.
+    Wide,
+    /// `(data, offsets)` with int32 offsets where the output fits, else int64.
+    Narrow,
+}
+
 /// Records as given by Python, holding whatever keeps their memory valid.
 enum Input<'py> {
     List(Vec<Held<'py>>),
     Contiguous(ReadBuffer, ReadI64Buffer),
+    /// int32 offsets (Arrow's binary): the outputs get int32 offsets too where they fit.
+    Narrow(ReadBuffer, ReadOffsetBuffer<i32>),
 }
 
 impl<'py> Input<'py> {
     fn get(records: &Bound<'py, PyAny>, offsets: Option<&Bound<'py, PyAny>>) -> PyResult<Self> {
         if let Some(offsets) = offsets {
-            return Ok(Input::Contiguous(
-                ReadBuffer::get(records)?,
-                ReadI64Buffer::get(offsets)?,
-            ));
+            let data = ReadBuffer::get(records)?;
+            return Ok(match ReadI64Buffer::get(offsets) {
+                Ok(wide) => Input::Contiguous(data, wide),
+                Err(e) => match ReadOffsetBuffer::<i32>::get(offsets) {
+                    Ok(narrow) => Input::Narrow(data, narrow),
+                    Err(_) => return Err(e),
+                },
+            });
         }
         let list = records
             .cast::<PyList>()
@@ -74,8 +93,12 @@ impl<'py> Input<'py> {
         Ok(Input::List(held))
     }
 
-    fn is_list(&self) -> bool {
-        matches!(self, Input::List(_))
+    fn shape(&self) -> Shape {
+        match self {
+            Input::List(_) => Shape::List,
+            Input::Contiguous(..) => Shape::Wide,
+            Input::Narrow(..) => Shape::Narrow,
+        }
     }
 
     /// The kernel's view of these records.
@@ -87,6 +110,9 @@ impl<'py> Input<'py> {
             Input::Contiguous(data, offsets) => {
                 View::Contiguous(Contiguous::new(data.as_slice(), offsets.as_slice())?)
             }
+            Input::Narrow(data, offsets) => {
+                View::Narrow(Contiguous::new(data.as_slice(), offsets.as_slice())?)
+            }
         })
     }
 }
@@ -94,6 +120,7 @@ impl<'py> Input<'py> {
 enum View<'a> {
     Slices(Slices<'a>),
     Contiguous(Contiguous<'a>),
+    Narrow(Contiguous<'a, i32>),
 }
 
 impl View<'_> {
@@ -101,6 +128,7 @@ impl View<'_> {
         match self {
             View::Slices(s) => s,
             View::Contiguous(c) => c,
+            View::Narrow(c) => c,
         }
     }
 }
@@ -119,12 +147,13 @@ enum Offsets<'py> {
 }
 
 impl<'py> Offsets<'py> {
-    fn new(py: Python<'py>, count: usize, as_list: bool) -> PyResult<Self> {
-        let len = (count + 1) * 8;
-        Ok(if as_list {
-            Offsets::Local(vec![MaybeUninit::uninit(); len])
-        } else {
-            Offsets::Bytes(Uninit::new(py, len)?)
+    /// Offsets for `count` records and an output of `total` bytes.
+    fn new(py: Python<'py>, count: usize, total: usize, shape: Shape) -> PyResult<Self> {
+        let width = batch::offsets_width(total, matches!(shape, Shape::Narrow));
+        let len = (count + 1) * width;
+        Ok(match shape {
+            Shape::List => Offsets::Local(vec![MaybeUninit::uninit(); len]),
+            Shape::Wide | Shape::Narrow => Offsets::Bytes(Uninit::new(py, len)?),
         })
     }
 
@@ -182,7 +211,7 @@ fn with_views<'py, R>(
     offsets: Option<&Bound<'py, PyAny>>,
     aad: Option<&Bound<'py, PyAny>>,
     aad_offsets: Option<&Bound<'py, PyAny>>,
-    f: impl FnOnce(&dyn Records, Option<&dyn Records>, bool) -> PyResult<R>,
+    f: impl FnOnce(&dyn Records, Option<&dyn Records>, Shape) -> PyResult<R>,
 ) -> PyResult<R> {
     let input = Input::get(records, offsets)?;
     let aad_input = aad.map(|a| Input::get(a, aad_offsets)).transpose()?;
@@ -195,7 +224,7 @@ fn with_views<'py, R>(
     f(
         view.records(),
         aad_view.as_ref().map(View::records),
-        input.is_list(),
+        input.shape(),
     )
 }
 
@@ -251,10 +280,10 @@ impl BatchCipher {
             offsets,
             aad,
             aad_offsets,
-            |recs, aad, is_list| {
+            |recs, aad, shape| {
                 let total = batch::sealed_len(recs).map_err(|e| to_py(py, e))?;
                 let mut data = Uninit::new(py, total)?;
-                let mut offsets = Offsets::new(py, recs.count(), is_list)?;
+                let mut offsets = Offsets::new(py, recs.count(), total, shape)?;
                 let (out, offs) = (data.as_uninit(), offsets.as_uninit());
                 let keys = &self.keys;
                 maybe_detach(py, total, || {
@@ -285,10 +314,10 @@ impl BatchCipher {
             offsets,
             aad,
             aad_offsets,
-            |recs, aad, is_list| {
+            |recs, aad, shape| {
                 let total = batch::opened_len(recs);
                 let mut data = Uninit::new(py, total)?;
-                let mut offsets = Offsets::new(py, recs.count(), is_list)?;
+                let mut offsets = Offsets::new(py, recs.count(), total, shape)?;
                 let mut status = Uninit::new(py, recs.count())?;
                 let (out, offs, st) = (data.as_uninit(), offsets.as_uninit(), status.as_uninit());
                 let keys = &self.keys;
