@@ -417,12 +417,12 @@ fn write_offset(dst: &mut [MaybeUninit<u8>], value: usize) {
 
 /// Runs `work` on every piece with a GCM context of `keys`, in parallel for large
 /// batches (one context per worker, not per record); sums what it returns.
-fn run_pieces(
+fn run_pieces<P: Send>(
     keys: &BatchKeys,
-    pieces: Vec<Piece<'_>>,
+    pieces: Vec<P>,
     n: usize,
     threads: usize,
-    work: impl Fn(&mut GcmContext, Piece<'_>) -> Result<usize, Error> + Sync,
+    work: impl Fn(&mut GcmContext, P) -> Result<usize, Error> + Sync,
 ) -> Result<usize, Error> {
     if n >= PARALLEL_MIN && threads != 1 {
         parallel::run(threads, || {
@@ -455,6 +455,147 @@ fn check(records: &dyn Records, aad: Option<&dyn Records>) -> Result<(), Error> 
     }
 }
 
+/// Seals record `i` into `dst` (exactly `rec.len() + RECORD_OVERHEAD` bytes, checked by
+/// the callers), writing every byte.
+#[inline]
+fn seal_one(
+    keys: &BatchKeys,
+    ctx: &mut GcmContext,
+    i: usize,
+    rec: &[u8],
+    aad: &[u8],
+    dst: &mut [MaybeUninit<u8>],
+) -> Result<(), Error> {
+    let (head, rest) = dst.split_at_mut(INDEX_LEN);
+    head.copy_from_slice(&(i as u32).to_be_bytes().map(MaybeUninit::new));
+    let (body, tag) = rest.split_at_mut(rec.len());
+    ctx.seal(&keys.keys.nonce(i as u64), aad, rec, body, tag)
+}
+
+/// Opens record `i` into `dst` (`rec.len() - RECORD_OVERHEAD` bytes, or 0 for a record
+/// too short to be valid): true if it authenticated and carries index `i`. Every byte
+/// of `dst` is written (zeros on failure).
+#[inline]
+fn open_one(
+    keys: &BatchKeys,
+    ctx: &mut GcmContext,
+    i: usize,
+    rec: &[u8],
+    aad: &[u8],
+    dst: &mut [MaybeUninit<u8>],
+) -> bool {
+    let ok = rec.len() >= RECORD_OVERHEAD && record_index(rec) as usize == i && {
+        let (ct, tag) = rec[INDEX_LEN..].split_at(rec.len() - RECORD_OVERHEAD);
+        match <&[u8; TAG_LEN]>::try_from(tag) {
+            Ok(tag) => ctx
+                .open(&keys.keys.nonce(i as u64), aad, ct, tag, dst)
+                .is_ok(),
+            Err(_) => false,
+        }
+    };
+    if !ok {
+        dst.fill(MaybeUninit::new(0));
+    }
+    ok
+}
+
+/// One task's share of [`seal_each`] or [`open_each`]: its first record's task number
+/// and its outputs.
+type Each<'o, 'b> = (usize, &'o mut [&'b mut [MaybeUninit<u8>]]);
+
+/// Like [`seal_batch`], each record into its own output (`outs[i]`: exactly
+/// `len + RECORD_OVERHEAD` bytes), e.g. the Python `bytes` objects a list becomes.
+/// On success every byte of every output is written.
+///
+/// # Errors
+/// [`Error::AadCount`], [`Error::TooManyRecords`], [`Error::OutputLength`] for a
+/// wrong count or a wrong-sized output.
+pub fn seal_each(
+    keys: &BatchKeys,
+    records: &dyn Records,
+    aad: Option<&dyn Records>,
+    outs: &mut [&mut [MaybeUninit<u8>]],
+    threads: usize,
+) -> Result<(), Error> {
+    check(records, aad)?;
+    check_each(records, outs.len(), |i| {
+        (outs[i].len(), records.get(i).len() + RECORD_OVERHEAD)
+    })?;
+    let pieces: Vec<Each<'_, '_>> = outs.chunks_mut(TASK).enumerate().collect();
+    let seal = |ctx: &mut GcmContext, (t, chunk): Each<'_, '_>| -> Result<usize, Error> {
+        for (k, dst) in chunk.iter_mut().enumerate() {
+            let i = t * TASK + k;
+            let ad = aad.map_or(&[][..], |x| x.get(i));
+            seal_one(keys, ctx, i, records.get(i), ad, dst)?;
+        }
+        Ok(0)
+    };
+    run_pieces(keys, pieces, records.count(), threads, seal).map(|_| ())
+}
+
+/// Like [`open_batch`], each record into its own output (`outs[i]`: exactly
+/// `len - RECORD_OVERHEAD` bytes, 0 for a record too short to be valid). Returns the
+/// number of failed records. On success every byte of every output and of `status` is
+/// written.
+///
+/// # Errors
+/// [`Error::AadCount`], [`Error::TooManyRecords`], [`Error::OutputLength`] for a
+/// wrong count or a wrong-sized output.
+pub fn open_each(
+    keys: &BatchKeys,
+    records: &dyn Records,
+    aad: Option<&dyn Records>,
+    outs: &mut [&mut [MaybeUninit<u8>]],
+    status: &mut [MaybeUninit<u8>],
+    threads: usize,
+) -> Result<usize, Error> {
+    check(records, aad)?;
+    check_each(records, outs.len(), |i| {
+        let expected = records.get(i).len().saturating_sub(RECORD_OVERHEAD);
+        (outs[i].len(), expected)
+    })?;
+    check_each(records, status.len(), |_| (0, 0))?;
+    let pieces: Vec<(Each<'_, '_>, &mut [MaybeUninit<u8>])> = outs
+        .chunks_mut(TASK)
+        .enumerate()
+        .zip(status.chunks_mut(TASK))
+        .collect();
+    let open = |ctx: &mut GcmContext, ((t, chunk), st): (Each<'_, '_>, &mut [MaybeUninit<u8>])| {
+        let mut failed = 0;
+        for (k, (dst, s)) in chunk.iter_mut().zip(st.iter_mut()).enumerate() {
+            let i = t * TASK + k;
+            let ad = aad.map_or(&[][..], |x| x.get(i));
+            let ok = open_one(keys, ctx, i, records.get(i), ad, dst);
+            failed += usize::from(!ok);
+            *s = MaybeUninit::new(u8::from(!ok));
+        }
+        Ok(failed)
+    };
+    run_pieces(keys, pieces, records.count(), threads, open)
+}
+
+/// Checks that there are as many outputs as records and that each has the size it
+/// must have (`sizes(i)` = (actual, expected)).
+fn check_each(
+    records: &dyn Records,
+    count: usize,
+    sizes: impl Fn(usize) -> (usize, usize),
+) -> Result<(), Error> {
+    if count != records.count() {
+        return Err(Error::OutputLength {
+            expected: records.count(),
+            actual: count,
+        });
+    }
+    for i in 0..count {
+        let (actual, expected) = sizes(i);
+        if actual != expected {
+            return Err(Error::OutputLength { expected, actual });
+        }
+    }
+    Ok(())
+}
+
 /// Seals every record into `out` ([`sealed_len`] bytes, laid out in order) and writes
 /// where each starts into `out_offsets` (`count + 1` native-endian i64 values, from 0).
 /// Record `i` gets index `i`. `aad`, if given, has one entry per record. On success
@@ -483,11 +624,7 @@ pub fn seal_batch(
             let rec = records.get(i);
             let dst = &mut p.out[at..at + rec.len() + RECORD_OVERHEAD];
             at += dst.len();
-            let (head, rest) = dst.split_at_mut(INDEX_LEN);
-            head.copy_from_slice(&(i as u32).to_be_bytes().map(MaybeUninit::new));
-            let (body, tag) = rest.split_at_mut(rec.len());
-            let ad = aad.map_or(&[][..], |x| x.get(i));
-            ctx.seal(&keys.keys.nonce(i as u64), ad, rec, body, tag)?;
+            seal_one(keys, ctx, i, rec, aad.map_or(&[][..], |x| x.get(i)), dst)?;
         }
         debug_assert_eq!(at, p.out.len());
         Ok(0)
@@ -535,17 +672,8 @@ pub fn open_batch(
             let len = rec.len().saturating_sub(RECORD_OVERHEAD);
             let dst = &mut p.out[at..at + len];
             at += len;
-            let ok = rec.len() >= RECORD_OVERHEAD && record_index(rec) as usize == i && {
-                let (ct, tag) = rec[INDEX_LEN..].split_at(len);
-                let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
-                let ad = aad.map_or(&[][..], |x| x.get(i));
-                ctx.open(&keys.keys.nonce(i as u64), ad, ct, tag, dst)
-                    .is_ok()
-            };
-            if !ok {
-                dst.fill(MaybeUninit::new(0));
-                failed += 1;
-            }
+            let ok = open_one(keys, ctx, i, rec, aad.map_or(&[][..], |x| x.get(i)), dst);
+            failed += usize::from(!ok);
             p.status[k] = MaybeUninit::new(u8::from(!ok));
         }
         debug_assert_eq!(at, p.out.len());
@@ -651,6 +779,53 @@ mod tests {
             assert!(status.iter().all(|&s| s == 0));
             assert_eq!(out, data);
         }
+    }
+
+    #[test]
+    fn each_record_into_its_own_output() {
+        let (keys, _) = BatchKeys::derive(&[1u8; 32], &[2u8; 24], b"").unwrap();
+        let (data, offsets) = batch(2 * TASK + 3);
+        let recs = Contiguous::new(&data, &offsets).unwrap();
+        let (expected, offs) = seal_all(&keys, &recs, None, 0);
+        let n = recs.count();
+        let mut bufs: Vec<Vec<MaybeUninit<u8>>> = (0..n)
+            .map(|i| vec![MaybeUninit::uninit(); recs.get(i).len() + RECORD_OVERHEAD])
+            .collect();
+        let mut outs: Vec<&mut [MaybeUninit<u8>]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        seal_each(&keys, &recs, None, &mut outs, 0).unwrap();
+        let sealed: Vec<Vec<u8>> = bufs.into_iter().map(init).collect();
+        assert_eq!(sealed.concat(), expected);
+        assert_eq!(sealed[7], &expected[offs[7] as usize..offs[8] as usize]);
+        // Open, with record 5 tampered: it alone fails and comes out as zeros.
+        let mut items: Vec<Vec<u8>> = sealed;
+        items[5][RECORD_OVERHEAD] ^= 1;
+        let s = Slices::new(items.iter().map(Vec::as_slice).collect());
+        let mut bufs: Vec<Vec<MaybeUninit<u8>>> = (0..n)
+            .map(|i| vec![MaybeUninit::uninit(); recs.get(i).len()])
+            .collect();
+        let mut outs: Vec<&mut [MaybeUninit<u8>]> = bufs.iter_mut().map(|b| &mut b[..]).collect();
+        let mut status = vec![MaybeUninit::uninit(); n];
+        assert_eq!(open_each(&keys, &s, None, &mut outs, &mut status, 0), Ok(1));
+        let status = init(status);
+        let opened: Vec<Vec<u8>> = bufs.into_iter().map(init).collect();
+        assert_eq!(
+            (
+                status[5],
+                status.iter().map(|&b| usize::from(b)).sum::<usize>()
+            ),
+            (1, 1)
+        );
+        assert!(opened[5].iter().all(|&b| b == 0));
+        assert_eq!(opened[6], recs.get(6));
+        assert_eq!(opened.concat().len(), data.len());
+        // A wrong-sized output is refused.
+        let mut short = [MaybeUninit::uninit(); 3];
+        let mut outs: Vec<&mut [MaybeUninit<u8>]> = vec![&mut short[..]];
+        let one = Slices::new(vec![b"abcd"]);
+        assert!(matches!(
+            seal_each(&keys, &one, None, &mut outs, 1),
+            Err(Error::OutputLength { .. })
+        ));
     }
 
     #[test]

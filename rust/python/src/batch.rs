@@ -133,64 +133,54 @@ impl View<'_> {
     }
 }
 
-fn read_offsets(raw: &[u8]) -> Vec<i64> {
-    raw.chunks_exact(8)
-        .map(|c| i64::from_ne_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-        .collect()
+/// The output offsets of a `(data, offsets)` batch: a `bytes` handed back as is.
+fn new_offsets<'py>(
+    py: Python<'py>,
+    count: usize,
+    total: usize,
+    shape: Shape,
+) -> PyResult<Uninit<'py>> {
+    let width = batch::offsets_width(total, matches!(shape, Shape::Narrow));
+    Uninit::new(py, (count + 1) * width)
 }
 
-/// The output offsets of a batch: a `bytes` handed back as is (buffer shape), or a
-/// buffer read here to cut the output into a list.
-enum Offsets<'py> {
-    Bytes(Uninit<'py>),
-    Local(Vec<MaybeUninit<u8>>),
+/// `(data, offsets)` from two written outputs.
+///
+/// # Safety
+/// Every byte of both must have been written.
+unsafe fn pair<'py>(
+    py: Python<'py>,
+    data: Uninit<'py>,
+    offsets: Uninit<'py>,
+) -> PyResult<Bound<'py, PyAny>> {
+    // SAFETY: the caller guarantees both were written.
+    let (data, offsets) = unsafe { (data.assume_init(), offsets.assume_init()) };
+    Ok(PyTuple::new(py, [data.into_any(), offsets.into_any()])?.into_any())
 }
 
-impl<'py> Offsets<'py> {
-    /// Offsets for `count` records and an output of `total` bytes.
-    fn new(py: Python<'py>, count: usize, total: usize, shape: Shape) -> PyResult<Self> {
-        let width = batch::offsets_width(total, matches!(shape, Shape::Narrow));
-        let len = (count + 1) * width;
-        Ok(match shape {
-            Shape::List => Offsets::Local(vec![MaybeUninit::uninit(); len]),
-            Shape::Wide | Shape::Narrow => Offsets::Bytes(Uninit::new(py, len)?),
-        })
+/// One new `bytes` per record (a list's output), written in place by the kernel.
+struct Items<'py>(Vec<Uninit<'py>>);
+
+impl<'py> Items<'py> {
+    fn new(py: Python<'py>, count: usize, size: impl Fn(usize) -> usize) -> PyResult<Self> {
+        (0..count)
+            .map(|i| Uninit::new(py, size(i)))
+            .collect::<PyResult<_>>()
+            .map(Self)
     }
 
-    fn as_uninit(&mut self) -> &mut [MaybeUninit<u8>] {
-        match self {
-            Offsets::Bytes(b) => b.as_uninit(),
-            Offsets::Local(v) => v,
-        }
+    fn outs(&mut self) -> Vec<&mut [MaybeUninit<u8>]> {
+        self.0.iter_mut().map(Uninit::as_uninit).collect()
     }
 
-    /// Builds the output in the input's shape: a list of bytes, or (data, offsets).
+    /// The list of finished items.
     ///
     /// # Safety
-    /// Every byte of `self.as_uninit()` must have been written.
-    unsafe fn shaped(
-        self,
-        py: Python<'py>,
-        data: Bound<'py, PyBytes>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        match self {
-            Offsets::Bytes(b) => {
-                // SAFETY: the caller guarantees the offsets were written.
-                let offsets = unsafe { b.assume_init() };
-                Ok(PyTuple::new(py, [data.into_any(), offsets.into_any()])?.into_any())
-            }
-            Offsets::Local(v) => {
-                // SAFETY: the caller guarantees every byte of `v` was written.
-                let raw: &[u8] =
-                    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), v.len()) };
-                let offsets = read_offsets(raw);
-                let bytes = data.as_bytes();
-                let items = offsets
-                    .windows(2)
-                    .map(|w| PyBytes::new(py, &bytes[w[0] as usize..w[1] as usize]));
-                Ok(PyList::new(py, items)?.into_any())
-            }
-        }
+    /// Every byte of every item must have been written.
+    unsafe fn into_list(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: the caller guarantees every item was written.
+        let items = self.0.into_iter().map(|u| unsafe { u.assume_init() });
+        Ok(PyList::new(py, items)?.into_any())
     }
 }
 
@@ -282,16 +272,29 @@ impl BatchCipher {
             aad_offsets,
             |recs, aad, shape| {
                 let total = batch::sealed_len(recs).map_err(|e| to_py(py, e))?;
-                let mut data = Uninit::new(py, total)?;
-                let mut offsets = Offsets::new(py, recs.count(), total, shape)?;
-                let (out, offs) = (data.as_uninit(), offsets.as_uninit());
                 let keys = &self.keys;
+                if let Shape::List = shape {
+                    let mut items = Items::new(py, recs.count(), |i| {
+                        recs.get(i).len() + batch::RECORD_OVERHEAD
+                    })?;
+                    let mut outs = items.outs();
+                    maybe_detach(py, total, || {
+                        batch::seal_each(keys, recs, aad, &mut outs, threads)
+                    })
+                    .map_err(|e| to_py(py, e))?;
+                    drop(outs);
+                    // SAFETY: seal_each succeeded, so it wrote every byte of every item.
+                    return unsafe { items.into_list(py) };
+                }
+                let mut data = Uninit::new(py, total)?;
+                let mut offsets = new_offsets(py, recs.count(), total, shape)?;
+                let (out, offs) = (data.as_uninit(), offsets.as_uninit());
                 maybe_detach(py, total, || {
                     batch::seal_batch(keys, recs, aad, out, offs, threads)
                 })
                 .map_err(|e| to_py(py, e))?;
                 // SAFETY: seal_batch succeeded, so it wrote every byte of both outputs.
-                unsafe { offsets.shaped(py, data.assume_init()) }
+                unsafe { pair(py, data, offsets) }
             },
         )
     }
@@ -316,22 +319,32 @@ impl BatchCipher {
             aad_offsets,
             |recs, aad, shape| {
                 let total = batch::opened_len(recs);
-                let mut data = Uninit::new(py, total)?;
-                let mut offsets = Offsets::new(py, recs.count(), total, shape)?;
-                let mut status = Uninit::new(py, recs.count())?;
-                let (out, offs, st) = (data.as_uninit(), offsets.as_uninit(), status.as_uninit());
                 let keys = &self.keys;
+                let mut status = Uninit::new(py, recs.count())?;
+                if let Shape::List = shape {
+                    let mut items = Items::new(py, recs.count(), |i| {
+                        recs.get(i).len().saturating_sub(batch::RECORD_OVERHEAD)
+                    })?;
+                    let (mut outs, st) = (items.outs(), status.as_uninit());
+                    let failed = maybe_detach(py, total, || {
+                        batch::open_each(keys, recs, aad, &mut outs, st, threads)
+                    })
+                    .map_err(|e| to_py(py, e))?;
+                    drop(outs);
+                    // SAFETY: open_each succeeded, so it wrote every byte of every item
+                    // and of the status.
+                    let (records, status) = unsafe { (items.into_list(py)?, status.assume_init()) };
+                    return Ok((records, status, failed));
+                }
+                let mut data = Uninit::new(py, total)?;
+                let mut offsets = new_offsets(py, recs.count(), total, shape)?;
+                let (out, offs, st) = (data.as_uninit(), offsets.as_uninit(), status.as_uninit());
                 let failed = maybe_detach(py, total, || {
                     batch::open_batch(keys, recs, aad, out, offs, st, threads)
                 })
                 .map_err(|e| to_py(py, e))?;
                 // SAFETY: open_batch succeeded, so it wrote every byte of the three outputs.
-                let (records, status) = unsafe {
-                    (
-                        offsets.shaped(py, data.assume_init())?,
-                        status.assume_init(),
-                    )
-                };
+                let (records, status) = unsafe { (pair(py, data, offsets)?, status.assume_init()) };
                 Ok((records, status, failed))
             },
         )
