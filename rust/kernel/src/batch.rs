@@ -29,11 +29,20 @@ pub const RECORD_OVERHEAD: usize = INDEX_LEN + TAG_LEN;
 /// Records one batch can hold (the index is a u32).
 pub const MAX_RECORDS: u64 = 1 << 32;
 
-/// Records per parallel task: each task seals a contiguous range of records into a
-/// contiguous range of the output, with one GCM context per worker.
+/// Most records per parallel task: each task seals a contiguous range of records into
+/// a contiguous range of the output, with one GCM context per worker.
 const TASK: usize = 8192;
-/// Batches smaller than this stay on the calling thread.
-const PARALLEL_MIN: usize = 2 * TASK;
+/// Fewest records per task, and the output bytes a task aims at (large records get
+/// fewer per task, so a batch of a few big records still spreads over the cores).
+const TASK_MIN: usize = 64;
+const TASK_BYTES: usize = 1 << 20;
+
+/// Records per task for `records`; a batch of one task stays on the calling thread.
+fn task_len(records: &dyn Records) -> usize {
+    let n = records.count().max(1);
+    let average = records.start(records.count()) / n + RECORD_OVERHEAD;
+    (TASK_BYTES / average).clamp(TASK_MIN, TASK)
+}
 /// Bytes per output offset for an output of `total` bytes: 4 (native-endian i32, Arrow's
 /// binary) if `narrow` and the total fits, else 8 (i64, large_binary). [`seal_batch`] and
 /// [`open_batch`] take the width from the size of their offsets output.
@@ -383,11 +392,12 @@ fn split<'o>(
     }
     let (offsets, last) = offsets.split_at_mut(n * width);
     write_offset(last, total);
-    let mut pieces = Vec::with_capacity(n / TASK + 1);
+    let task = task_len(records);
+    let mut pieces = Vec::with_capacity(n / task + 1);
     let (mut out, mut offsets, mut status) = (out, offsets, status);
     let mut first = 0;
     while first < n {
-        let end = (first + TASK).min(n);
+        let end = (first + task).min(n);
         let len = layout.start(records, end) - layout.start(records, first);
         let (o, o_rest) = out.split_at_mut(len);
         let (f, f_rest) = offsets.split_at_mut((end - first) * width);
@@ -420,11 +430,10 @@ fn write_offset(dst: &mut [MaybeUninit<u8>], value: usize) {
 fn run_pieces<P: Send>(
     keys: &BatchKeys,
     pieces: Vec<P>,
-    n: usize,
     threads: usize,
     work: impl Fn(&mut GcmContext, P) -> Result<usize, Error> + Sync,
 ) -> Result<usize, Error> {
-    if n >= PARALLEL_MIN && threads != 1 {
+    if pieces.len() > 1 && threads != 1 {
         parallel::run(threads, || {
             pieces
                 .into_par_iter()
@@ -521,16 +530,17 @@ pub fn seal_each(
     check_each(records, outs.len(), |i| {
         (outs[i].len(), records.get(i).len() + RECORD_OVERHEAD)
     })?;
-    let pieces: Vec<Each<'_, '_>> = outs.chunks_mut(TASK).enumerate().collect();
+    let task = task_len(records);
+    let pieces: Vec<Each<'_, '_>> = outs.chunks_mut(task).enumerate().collect();
     let seal = |ctx: &mut GcmContext, (t, chunk): Each<'_, '_>| -> Result<usize, Error> {
         for (k, dst) in chunk.iter_mut().enumerate() {
-            let i = t * TASK + k;
+            let i = t * task + k;
             let ad = aad.map_or(&[][..], |x| x.get(i));
             seal_one(keys, ctx, i, records.get(i), ad, dst)?;
         }
         Ok(0)
     };
-    run_pieces(keys, pieces, records.count(), threads, seal).map(|_| ())
+    run_pieces(keys, pieces, threads, seal).map(|_| ())
 }
 
 /// Like [`open_batch`], each record into its own output (`outs[i]`: exactly
@@ -555,15 +565,16 @@ pub fn open_each(
         (outs[i].len(), expected)
     })?;
     check_each(records, status.len(), |_| (0, 0))?;
+    let task = task_len(records);
     let pieces: Vec<(Each<'_, '_>, &mut [MaybeUninit<u8>])> = outs
-        .chunks_mut(TASK)
+        .chunks_mut(task)
         .enumerate()
-        .zip(status.chunks_mut(TASK))
+        .zip(status.chunks_mut(task))
         .collect();
     let open = |ctx: &mut GcmContext, ((t, chunk), st): (Each<'_, '_>, &mut [MaybeUninit<u8>])| {
         let mut failed = 0;
         for (k, (dst, s)) in chunk.iter_mut().zip(st.iter_mut()).enumerate() {
-            let i = t * TASK + k;
+            let i = t * task + k;
             let ad = aad.map_or(&[][..], |x| x.get(i));
             let ok = open_one(keys, ctx, i, records.get(i), ad, dst);
             failed += usize::from(!ok);
@@ -571,7 +582,7 @@ pub fn open_each(
         }
         Ok(failed)
     };
-    run_pieces(keys, pieces, records.count(), threads, open)
+    run_pieces(keys, pieces, threads, open)
 }
 
 /// Checks that there are as many outputs as records and that each has the size it
@@ -629,7 +640,7 @@ pub fn seal_batch(
         debug_assert_eq!(at, p.out.len());
         Ok(0)
     };
-    run_pieces(keys, pieces, records.count(), threads, seal).map(|_| ())
+    run_pieces(keys, pieces, threads, seal).map(|_| ())
 }
 
 /// Opens every record into `out` ([`opened_len`] bytes, laid out in order) and writes
@@ -679,7 +690,7 @@ pub fn open_batch(
         debug_assert_eq!(at, p.out.len());
         Ok(failed)
     };
-    run_pieces(keys, pieces, n, threads, open)
+    run_pieces(keys, pieces, threads, open)
 }
 
 #[cfg(test)]
@@ -826,6 +837,22 @@ mod tests {
             seal_each(&keys, &one, None, &mut outs, 1),
             Err(Error::OutputLength { .. })
         ));
+    }
+
+    #[test]
+    fn big_records_spread_over_tasks() {
+        // 300 records of 20 KB: 64 per task, so five tasks, in parallel or not alike.
+        let (keys, _) = BatchKeys::derive(&[1u8; 32], &[2u8; 24], b"").unwrap();
+        let data: Vec<u8> = (0..300 * 20_000).map(|i| (i % 251) as u8).collect();
+        let offsets: Vec<i64> = (0..=300).map(|i| i * 20_000).collect();
+        let recs = Contiguous::new(&data, &offsets).unwrap();
+        assert_eq!(task_len(&recs), TASK_MIN);
+        let (one, offs) = seal_all(&keys, &recs, None, 1);
+        let (two, _) = seal_all(&keys, &recs, None, 2);
+        assert_eq!(one, two);
+        let sealed = Contiguous::new(&one, &offs).unwrap();
+        let (out, out_offs, _, failed) = open_all(&keys, &sealed, None, 2);
+        assert_eq!((failed, out, out_offs), (0, data, offsets));
     }
 
     #[test]
