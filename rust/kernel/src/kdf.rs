@@ -76,6 +76,18 @@ impl KeySchedule {
         salt: &[u8],
         context: &[u8],
     ) -> Result<(Self, [u8; COMMITMENT_LEN]), Error> {
+        Self::derive_with(label, input_key, salt, context, |_| Ok(())).map(|(s, c, ())| (s, c))
+    }
+
+    /// As [`KeySchedule::derive`], also handing the AES key to `also` (for a second
+    /// expansion of the same key; the bytes are wiped when this returns).
+    pub(crate) fn derive_with<T>(
+        label: Label,
+        input_key: &[u8],
+        salt: &[u8],
+        context: &[u8],
+        also: impl FnOnce(&[u8; KEY_LEN]) -> Result<T, Error>,
+    ) -> Result<(Self, [u8; COMMITMENT_LEN], T), Error> {
         if input_key.len() != KEY_LEN {
             return Err(Error::InvalidKeySize);
         }
@@ -89,11 +101,14 @@ impl KeySchedule {
             .and_then(|o| o.fill(&mut okm[..]))
             .map_err(|_| Error::Internal)?;
         let cipher = Aes256Gcm::new(&okm[..KEY_LEN])?;
+        let mut key = Zeroizing::new([0u8; KEY_LEN]);
+        key.copy_from_slice(&okm[..KEY_LEN]);
+        let extra = also(&key)?;
         let mut base_nonce = [0u8; NONCE_LEN];
         base_nonce.copy_from_slice(&okm[KEY_LEN..KEY_LEN + NONCE_LEN]);
         let mut commitment = [0u8; COMMITMENT_LEN];
         commitment.copy_from_slice(&okm[KEY_LEN + NONCE_LEN..]);
-        Ok((Self { cipher, base_nonce }, commitment))
+        Ok((Self { cipher, base_nonce }, commitment, extra))
     }
 
     /// Derives the schedule for decryption and checks `commitment` in constant time.

@@ -1,8 +1,12 @@
 //! Record batches for Python: one call seals or opens a whole batch with the GIL released.
 //!
 //! Records arrive either as a list of bytes-like objects, or as one buffer plus an int64
-//! offsets array (the Arrow binary layout). Outputs keep the shape: a list of `bytes`, or
-//! `(data: bytes, offsets: bytes)` holding native int64 offsets from 0.
+//! or int32 offsets array (Arrow's large_binary and binary layouts). Outputs keep the
+//! shape: a list of `bytes`, or `(data: bytes, offsets: bytes)` holding native offsets
+//! from 0: int64, or int32 for int32 input offsets when the output fits (else int64:
+//! the caller tells them apart by length).
+
+use std::mem::MaybeUninit;
 
 use envelope_kernel::batch::{self, BatchKeys, Contiguous, Records, Slices};
 use envelope_kernel::Error;
@@ -10,9 +14,9 @@ use pyo3::buffer::PyBuffer;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
-use crate::buffers::{ReadBuffer, ReadI64Buffer};
+use crate::buffers::{ReadBuffer, ReadI64Buffer, ReadOffsetBuffer};
 use crate::errors::{to_py, Invalid};
-use crate::fresh;
+use crate::fresh::{Uninit, DETACH_MIN};
 
 /// Keeps each list item's bytes alive and readable while the GIL is released.
 enum Held<'py> {
@@ -37,19 +41,36 @@ impl Held<'_> {
     }
 }
 
+/// The shape of a batch's output: the input's.
+#[derive(Clone, Copy)]
+enum Shape {
+    /// A list of bytes.
+    List,
+    /// `(data, offsets)` with int64 offsets.
+    Wide,
+    /// `(data, offsets)` with int32 offsets where the output fits, else int64.
+    Narrow,
+}
+
 /// Records as given by Python, holding whatever keeps their memory valid.
 enum Input<'py> {
     List(Vec<Held<'py>>),
     Contiguous(ReadBuffer, ReadI64Buffer),
+    /// int32 offsets (Arrow's binary): the outputs get int32 offsets too where they fit.
+    Narrow(ReadBuffer, ReadOffsetBuffer<i32>),
 }
 
 impl<'py> Input<'py> {
     fn get(records: &Bound<'py, PyAny>, offsets: Option<&Bound<'py, PyAny>>) -> PyResult<Self> {
         if let Some(offsets) = offsets {
-            return Ok(Input::Contiguous(
-                ReadBuffer::get(records)?,
-                ReadI64Buffer::get(offsets)?,
-            ));
+            let data = ReadBuffer::get(records)?;
+            return Ok(match ReadI64Buffer::get(offsets) {
+                Ok(wide) => Input::Contiguous(data, wide),
+                Err(e) => match ReadOffsetBuffer::<i32>::get(offsets) {
+                    Ok(narrow) => Input::Narrow(data, narrow),
+                    Err(_) => return Err(e),
+                },
+            });
         }
         let list = records
             .cast::<PyList>()
@@ -72,16 +93,25 @@ impl<'py> Input<'py> {
         Ok(Input::List(held))
     }
 
-    fn is_list(&self) -> bool {
-        matches!(self, Input::List(_))
+    fn shape(&self) -> Shape {
+        match self {
+            Input::List(_) => Shape::List,
+            Input::Contiguous(..) => Shape::Wide,
+            Input::Narrow(..) => Shape::Narrow,
+        }
     }
 
     /// The kernel's view of these records.
     fn view(&self) -> Result<View<'_>, Error> {
         Ok(match self {
-            Input::List(held) => View::Slices(Slices(held.iter().map(Held::as_slice).collect())),
+            Input::List(held) => {
+                View::Slices(Slices::new(held.iter().map(Held::as_slice).collect()))
+            }
             Input::Contiguous(data, offsets) => {
                 View::Contiguous(Contiguous::new(data.as_slice(), offsets.as_slice())?)
+            }
+            Input::Narrow(data, offsets) => {
+                View::Narrow(Contiguous::new(data.as_slice(), offsets.as_slice())?)
             }
         })
     }
@@ -90,6 +120,7 @@ impl<'py> Input<'py> {
 enum View<'a> {
     Slices(Slices<'a>),
     Contiguous(Contiguous<'a>),
+    Narrow(Contiguous<'a, i32>),
 }
 
 impl View<'_> {
@@ -97,38 +128,69 @@ impl View<'_> {
         match self {
             View::Slices(s) => s,
             View::Contiguous(c) => c,
+            View::Narrow(c) => c,
         }
     }
 }
 
-fn offsets_bytes<'py>(py: Python<'py>, offsets: &[i64]) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, offsets.len() * 8, |b| {
-        for (dst, v) in b.chunks_exact_mut(8).zip(offsets) {
-            dst.copy_from_slice(&v.to_ne_bytes());
-        }
-        Ok(())
-    })
-}
-
-/// Builds the output in the input's shape: a list of bytes, or (data, offsets).
-fn shaped<'py>(
+/// The output offsets of a `(data, offsets)` batch: a `bytes` handed back as is.
+fn new_offsets<'py>(
     py: Python<'py>,
-    as_list: bool,
-    data: Bound<'py, PyBytes>,
-    offsets: &[i64],
+    count: usize,
+    total: usize,
+    shape: Shape,
+) -> PyResult<Uninit<'py>> {
+    let width = batch::offsets_width(total, matches!(shape, Shape::Narrow));
+    Uninit::new(py, (count + 1) * width)
+}
+
+/// `(data, offsets)` from two written outputs.
+///
+/// # Safety
+/// Every byte of both must have been written.
+unsafe fn pair<'py>(
+    py: Python<'py>,
+    data: Uninit<'py>,
+    offsets: Uninit<'py>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    if as_list {
-        let bytes = data.as_bytes();
-        let items = offsets
-            .windows(2)
-            .map(|w| PyBytes::new(py, &bytes[w[0] as usize..w[1] as usize]));
-        return Ok(PyList::new(py, items)?.into_any());
+    // SAFETY: the caller guarantees both were written.
+    let (data, offsets) = unsafe { (data.assume_init(), offsets.assume_init()) };
+    Ok(PyTuple::new(py, [data.into_any(), offsets.into_any()])?.into_any())
+}
+
+/// One new `bytes` per record (a list's output), written in place by the kernel.
+struct Items<'py>(Vec<Uninit<'py>>);
+
+impl<'py> Items<'py> {
+    fn new(py: Python<'py>, count: usize, size: impl Fn(usize) -> usize) -> PyResult<Self> {
+        (0..count)
+            .map(|i| Uninit::new(py, size(i)))
+            .collect::<PyResult<_>>()
+            .map(Self)
     }
-    Ok(PyTuple::new(
-        py,
-        [data.into_any(), offsets_bytes(py, offsets)?.into_any()],
-    )?
-    .into_any())
+
+    fn outs(&mut self) -> Vec<&mut [MaybeUninit<u8>]> {
+        self.0.iter_mut().map(Uninit::as_uninit).collect()
+    }
+
+    /// The list of finished items.
+    ///
+    /// # Safety
+    /// Every byte of every item must have been written.
+    unsafe fn into_list(self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: the caller guarantees every item was written.
+        let items = self.0.into_iter().map(|u| unsafe { u.assume_init() });
+        Ok(PyList::new(py, items)?.into_any())
+    }
+}
+
+/// Runs `f` with the GIL released if the batch is large enough to be worth it.
+fn maybe_detach<T: Send>(py: Python<'_>, bytes: usize, f: impl FnOnce() -> T + Send) -> T {
+    if bytes >= DETACH_MIN {
+        py.detach(f)
+    } else {
+        f()
+    }
 }
 
 /// Takes the records (and AAD) from Python and hands the kernel's views of them to `f`,
@@ -139,7 +201,7 @@ fn with_views<'py, R>(
     offsets: Option<&Bound<'py, PyAny>>,
     aad: Option<&Bound<'py, PyAny>>,
     aad_offsets: Option<&Bound<'py, PyAny>>,
-    f: impl FnOnce(&dyn Records, Option<&dyn Records>, bool) -> PyResult<R>,
+    f: impl FnOnce(&dyn Records, Option<&dyn Records>, Shape) -> PyResult<R>,
 ) -> PyResult<R> {
     let input = Input::get(records, offsets)?;
     let aad_input = aad.map(|a| Input::get(a, aad_offsets)).transpose()?;
@@ -152,21 +214,8 @@ fn with_views<'py, R>(
     f(
         view.records(),
         aad_view.as_ref().map(View::records),
-        input.is_list(),
+        input.shape(),
     )
-}
-
-/// The output offsets of a batch and its total length, from `layout` (GIL released).
-fn plan(
-    py: Python<'_>,
-    recs: &dyn Records,
-    layout: fn(&dyn Records, &mut [i64]) -> Result<usize, Error>,
-) -> PyResult<(Vec<i64>, usize)> {
-    let mut offsets = vec![0i64; recs.count() + 1];
-    let total = py
-        .detach(|| layout(recs, &mut offsets))
-        .map_err(|e| to_py(py, e))?;
-    Ok((offsets, total))
 }
 
 /// The key and base nonce of one record batch.
@@ -221,13 +270,31 @@ impl BatchCipher {
             offsets,
             aad,
             aad_offsets,
-            |recs, aad, is_list| {
-                let (layout, total) = plan(py, recs, batch::sealed_offsets)?;
+            |recs, aad, shape| {
+                let total = batch::sealed_len(recs).map_err(|e| to_py(py, e))?;
                 let keys = &self.keys;
-                let data = fresh::new_bytes(py, b"", total, threads, |out| {
-                    batch::seal_batch(keys, recs, aad, out, &layout, threads)
-                })?;
-                shaped(py, is_list, data, &layout)
+                if let Shape::List = shape {
+                    let mut items = Items::new(py, recs.count(), |i| {
+                        recs.get(i).len() + batch::RECORD_OVERHEAD
+                    })?;
+                    let mut outs = items.outs();
+                    maybe_detach(py, total, || {
+                        batch::seal_each(keys, recs, aad, &mut outs, threads)
+                    })
+                    .map_err(|e| to_py(py, e))?;
+                    drop(outs);
+                    // SAFETY: seal_each succeeded, so it wrote every byte of every item.
+                    return unsafe { items.into_list(py) };
+                }
+                let mut data = Uninit::new(py, total)?;
+                let mut offsets = new_offsets(py, recs.count(), total, shape)?;
+                let (out, offs) = (data.as_uninit(), offsets.as_uninit());
+                maybe_detach(py, total, || {
+                    batch::seal_batch(keys, recs, aad, out, offs, threads)
+                })
+                .map_err(|e| to_py(py, e))?;
+                // SAFETY: seal_batch succeeded, so it wrote every byte of both outputs.
+                unsafe { pair(py, data, offsets) }
             },
         )
     }
@@ -250,19 +317,35 @@ impl BatchCipher {
             offsets,
             aad,
             aad_offsets,
-            |recs, aad, is_list| {
-                let (layout, total) = plan(py, recs, batch::opened_offsets)?;
-                let mut status = vec![0u8; recs.count()];
-                let mut failed = 0usize;
+            |recs, aad, shape| {
+                let total = batch::opened_len(recs);
                 let keys = &self.keys;
-                let (status_out, failed_out) = (&mut status, &mut failed);
-                let data = fresh::new_bytes(py, b"", total, threads, |out| {
-                    *failed_out =
-                        batch::open_batch(keys, recs, aad, out, &layout, status_out, threads)?;
-                    Ok(())
-                })?;
-                let shaped_out = shaped(py, is_list, data, &layout)?;
-                Ok((shaped_out, PyBytes::new(py, &status), failed))
+                let mut status = Uninit::new(py, recs.count())?;
+                if let Shape::List = shape {
+                    let mut items = Items::new(py, recs.count(), |i| {
+                        recs.get(i).len().saturating_sub(batch::RECORD_OVERHEAD)
+                    })?;
+                    let (mut outs, st) = (items.outs(), status.as_uninit());
+                    let failed = maybe_detach(py, total, || {
+                        batch::open_each(keys, recs, aad, &mut outs, st, threads)
+                    })
+                    .map_err(|e| to_py(py, e))?;
+                    drop(outs);
+                    // SAFETY: open_each succeeded, so it wrote every byte of every item
+                    // and of the status.
+                    let (records, status) = unsafe { (items.into_list(py)?, status.assume_init()) };
+                    return Ok((records, status, failed));
+                }
+                let mut data = Uninit::new(py, total)?;
+                let mut offsets = new_offsets(py, recs.count(), total, shape)?;
+                let (out, offs, st) = (data.as_uninit(), offsets.as_uninit(), status.as_uninit());
+                let failed = maybe_detach(py, total, || {
+                    batch::open_batch(keys, recs, aad, out, offs, st, threads)
+                })
+                .map_err(|e| to_py(py, e))?;
+                // SAFETY: open_batch succeeded, so it wrote every byte of the three outputs.
+                let (records, status) = unsafe { (pair(py, data, offsets)?, status.assume_init()) };
+                Ok((records, status, failed))
             },
         )
     }

@@ -1,6 +1,6 @@
 //! Zero-copy views of Python buffer-protocol objects.
 
-use pyo3::buffer::PyBuffer;
+use pyo3::buffer::{Element, PyBuffer};
 use pyo3::prelude::*;
 
 use crate::errors::Invalid;
@@ -71,32 +71,36 @@ impl WriteBuffer {
     }
 }
 
-/// A C-contiguous, aligned buffer of native-endian int64 values (record offsets).
-pub(crate) struct ReadI64Buffer {
-    buf: PyBuffer<i64>,
+/// A C-contiguous, aligned buffer of native-endian int64 or int32 values (record
+/// offsets: Arrow's large_binary and binary layouts).
+pub(crate) struct ReadOffsetBuffer<T: Element> {
+    buf: PyBuffer<T>,
 }
 
-impl ReadI64Buffer {
+/// The int64 offsets of a `(data, offsets)` batch or a large_binary array.
+pub(crate) type ReadI64Buffer = ReadOffsetBuffer<i64>;
+
+impl<T: Element> ReadOffsetBuffer<T> {
     pub(crate) fn get(obj: &Bound<'_, PyAny>) -> PyResult<Self> {
-        let buf = PyBuffer::<i64>::get(obj).map_err(|_| Invalid::OffsetsNotInt64)?;
+        let buf = PyBuffer::<T>::get(obj).map_err(|_| Invalid::OffsetsNotInt64)?;
         if !buf.is_c_contiguous() {
             return Err(Invalid::OffsetsNotContiguous.into());
         }
-        if (buf.buf_ptr() as usize) % std::mem::align_of::<i64>() != 0 {
+        if (buf.buf_ptr() as usize) % std::mem::align_of::<T>() != 0 {
             return Err(Invalid::OffsetsMisaligned.into());
         }
         Ok(Self { buf })
     }
 
-    pub(crate) fn as_slice(&self) -> &[i64] {
+    pub(crate) fn as_slice(&self) -> &[T] {
         let n = self.buf.item_count();
         if n == 0 {
             return &[];
         }
-        // SAFETY: PyBuffer::<i64>::get checked the item format and size; the buffer is
-        // C-contiguous with `n` items and its pointer is 8-byte aligned (checked in `get`);
+        // SAFETY: PyBuffer::<T>::get checked the item format and size; the buffer is
+        // C-contiguous with `n` items and its pointer is aligned for T (checked in `get`);
         // the export pins the memory for as long as `self.buf` lives.
-        unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const i64, n) }
+        unsafe { std::slice::from_raw_parts(self.buf.buf_ptr() as *const T, n) }
     }
 }
 

@@ -64,7 +64,7 @@ impl Invalid {
             Invalid::OutNotWritable => "out must be a writable buffer",
             Invalid::OutOverlapsInput => "out must not overlap the input buffer",
             Invalid::OutNotContiguous => "out must be C-contiguous",
-            Invalid::OffsetsNotInt64 => "offsets must be a buffer of int64 values",
+            Invalid::OffsetsNotInt64 => "offsets must be a buffer of int64 (or int32) values",
             Invalid::OffsetsNotContiguous => "offsets must be C-contiguous",
             Invalid::OffsetsMisaligned => "offsets must be 8-byte aligned",
             Invalid::RecordsNotList => "records must be a list, or a buffer with offsets",

@@ -77,7 +77,10 @@ def _encrypt_one(
     group: tuple[bytes, int, int],
 ) -> tuple[BatchHeader, Any]:
     shape = shape_of(records, "records")
-    nbytes = payload_bytes(shape)
+    # For a list this is a Python pass over every record: only when something uses it
+    # (the encryption cache's byte limit, or a real meter provider).
+    counted = shape.kind != "list" or keys.cache is not None or _telemetry.measuring()
+    nbytes = payload_bytes(shape) if counted else None
     slots, split, input_key = keys.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
     try:
         sealed = seal_one(

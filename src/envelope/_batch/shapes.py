@@ -141,16 +141,9 @@ def _arrow_shape(arr: Any, what: str) -> Shaped:
     _, offsets_buf, data_buf = arr.buffers()
     if data_buf is None:
         data_buf = pa.py_buffer(b"")
+    # The kernel reads int32 (binary) and int64 (large_binary) offsets in place.
     width = 8 if large else 4
-    raw = pa.Array.from_buffers(
-        pa.int64() if large else pa.int32(), n + 1, [None, offsets_buf], offset=arr.offset
-    )
-    if large:
-        offsets = memoryview(offsets_buf).cast("B")[
-            arr.offset * width : (arr.offset + n + 1) * width
-        ]
-    else:
-        offsets = memoryview(raw.cast(pa.int64()).buffers()[1]).cast("B")[: (n + 1) * 8]
+    offsets = memoryview(offsets_buf).cast("B")[arr.offset * width : (arr.offset + n + 1) * width]
     validity = pc.is_valid(arr).buffers()[1] if arr.null_count else None
     # Arrow exports its buffers as signed bytes: view them as what they hold.
     data = memoryview(data_buf).cast("B")
@@ -158,7 +151,7 @@ def _arrow_shape(arr: Any, what: str) -> Shaped:
         "arrow",
         n,
         data,
-        offsets.cast("q"),
+        offsets.cast("q" if large else "i"),
         arrow_large=large,
         validity=validity,
         chunked=chunked,
@@ -203,16 +196,12 @@ def restore(shape: Shaped, out: Any, width_delta: int, failed: Sequence[int] = (
             current = pa.Array.from_buffers(pa.bool_(), shape.count, [None, validity])
             bad = pc.and_(bad, current)
         validity = bad.buffers()[1]
-    offsets_buf = pa.py_buffer(offsets)
-    typ = pa.large_binary()
-    if not shape.arrow_large:
-        as64 = pa.Array.from_buffers(pa.int64(), shape.count + 1, [None, offsets_buf])
-        try:
-            offsets_buf = as64.cast(pa.int32()).buffers()[1]
-            typ = pa.binary()
-        except pa.ArrowInvalid:
-            typ = pa.large_binary()  # outputs past 2 GiB need 64-bit offsets
-    arr = pa.Array.from_buffers(typ, shape.count, [validity, offsets_buf, pa.py_buffer(data)])
+    # int32 offsets came back as int32 unless the output passed 2 GiB (then int64).
+    narrow = len(offsets) == 4 * (shape.count + 1)
+    typ = pa.binary() if narrow else pa.large_binary()
+    arr = pa.Array.from_buffers(
+        typ, shape.count, [validity, pa.py_buffer(offsets), pa.py_buffer(data)]
+    )
     return pa.chunked_array([arr]) if shape.chunked else arr
 
 
