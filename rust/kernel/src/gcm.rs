@@ -239,6 +239,44 @@ impl GcmContext {
     }
 }
 
+/// One record through a fresh batch context, with the signature of [`crate::aead::seal`]
+/// (`ciphertext || tag`): how the Wycheproof and NIST vectors reach this module's path.
+///
+/// # Errors
+/// [`Error::Internal`] for a key or nonce of the wrong length, or if aws-lc refuses.
+pub fn seal_one(key: &[u8], nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error> {
+    let key: &[u8; KEY_LEN] = key.try_into().map_err(|_| Error::Internal)?;
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Internal)?;
+    let mut ctx = GcmTemplate::new(key)?.context()?;
+    let mut out = vec![MaybeUninit::uninit(); plaintext.len()];
+    let mut tag = [MaybeUninit::uninit(); TAG_LEN];
+    ctx.seal(nonce, aad, plaintext, &mut out, &mut tag)?;
+    // SAFETY: `seal` succeeded, so it wrote every byte of `out` and `tag`.
+    Ok(out
+        .iter()
+        .chain(tag.iter())
+        .map(|b| unsafe { b.assume_init() })
+        .collect())
+}
+
+/// The inverse of [`seal_one`], with the signature of [`crate::aead::open`].
+///
+/// # Errors
+/// [`Error::Decrypt`] if `sealed` does not authenticate (or is shorter than a tag);
+/// [`Error::Internal`] for a key or nonce of the wrong length.
+pub fn open_one(key: &[u8], nonce: &[u8], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, Error> {
+    let key: &[u8; KEY_LEN] = key.try_into().map_err(|_| Error::Internal)?;
+    let nonce: &[u8; NONCE_LEN] = nonce.try_into().map_err(|_| Error::Internal)?;
+    let split = sealed.len().checked_sub(TAG_LEN).ok_or(Error::Decrypt)?;
+    let (ciphertext, tag) = sealed.split_at(split);
+    let tag: &[u8; TAG_LEN] = tag.try_into().map_err(|_| Error::Internal)?;
+    let mut ctx = GcmTemplate::new(key)?.context()?;
+    let mut out = vec![MaybeUninit::uninit(); ciphertext.len()];
+    ctx.open(nonce, aad, ciphertext, tag, &mut out)?;
+    // SAFETY: `open` writes every byte of `out` (the plaintext, or zeros on failure).
+    Ok(out.iter().map(|b| unsafe { b.assume_init() }).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
