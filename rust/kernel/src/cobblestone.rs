@@ -17,7 +17,7 @@ use crate::kdf::{KeySchedule, Label};
 use crate::parallel;
 use crate::Error;
 
-pub use crate::kdf::{COMMITMENT_LEN, SALT_LEN};
+pub use crate::kdf::{InputKey, COMMITMENT_LEN, SALT_LEN};
 
 /// Bytes before the first chunk: salt and commitment.
 pub const PREFIX_LEN: usize = SALT_LEN + COMMITMENT_LEN;
@@ -201,6 +201,28 @@ pub fn seal_into(
     out: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
+    seal_into_with(
+        &InputKey::new(input_key)?,
+        salt,
+        context,
+        plaintext,
+        out,
+        threads,
+    )
+}
+
+/// As [`seal_into`] under a prepared input key (many messages under one input key).
+///
+/// # Errors
+/// As [`seal_into`].
+pub fn seal_into_with(
+    input_key: &InputKey,
+    salt: &[u8],
+    context: &[u8],
+    plaintext: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
     let expected = sealed_len(plaintext.len())?;
     if out.len() != expected {
         return Err(Error::OutputLength {
@@ -208,7 +230,8 @@ pub fn seal_into(
             actual: out.len(),
         });
     }
-    let (keys, commitment) = derive(input_key, salt, context)?;
+    let (keys, commitment) =
+        KeySchedule::derive_prepared(Label::Cobblestone, input_key, salt, context)?;
     out[..SALT_LEN].copy_from_slice(salt);
     out[SALT_LEN..PREFIX_LEN].copy_from_slice(&commitment);
 
@@ -251,13 +274,28 @@ pub fn open_into(
     out: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
-    let expected = opened_len(ciphertext.len())?;
-    if out.len() != expected {
-        return Err(Error::OutputLength {
-            expected,
-            actual: out.len(),
-        });
+    check_open_len(ciphertext, out)?;
+    let result = InputKey::new(input_key)
+        .map_err(|_| Error::Decrypt)
+        .and_then(|key| open_checked(&key, ciphertext, context, out, threads));
+    if result.is_err() {
+        out.fill(0);
     }
+    result
+}
+
+/// As [`open_into`] under a prepared input key (many messages under one input key).
+///
+/// # Errors
+/// As [`open_into`].
+pub fn open_into_with(
+    input_key: &InputKey,
+    ciphertext: &[u8],
+    context: &[u8],
+    out: &mut [u8],
+    threads: usize,
+) -> Result<(), Error> {
+    check_open_len(ciphertext, out)?;
     let result = open_checked(input_key, ciphertext, context, out, threads);
     if result.is_err() {
         out.fill(0);
@@ -265,14 +303,35 @@ pub fn open_into(
     result
 }
 
+fn check_open_len(ciphertext: &[u8], out: &[u8]) -> Result<(), Error> {
+    let expected = opened_len(ciphertext.len())?;
+    if out.len() != expected {
+        return Err(Error::OutputLength {
+            expected,
+            actual: out.len(),
+        });
+    }
+    Ok(())
+}
+
 fn open_checked(
-    input_key: &[u8],
+    input_key: &InputKey,
     ciphertext: &[u8],
     context: &[u8],
     out: &mut [u8],
     threads: usize,
 ) -> Result<(), Error> {
-    let keys = derive_and_verify(input_key, ciphertext, context)?;
+    let (salt, commitment) = ciphertext
+        .get(..PREFIX_LEN)
+        .ok_or(Error::Decrypt)?
+        .split_at(SALT_LEN);
+    let keys = KeySchedule::derive_and_verify_prepared(
+        Label::Cobblestone,
+        input_key,
+        salt,
+        commitment,
+        context,
+    )?;
     let full = out.len() / CHUNK_LEN;
     let (ct_full, ct_last) = ciphertext[PREFIX_LEN..].split_at(full * SEALED_CHUNK_LEN);
     let (out_full, out_last) = out.split_at_mut(full * CHUNK_LEN);
