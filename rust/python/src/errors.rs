@@ -5,7 +5,7 @@
 //! converting arguments or exporting buffers pass through unchanged.)
 
 use envelope_kernel::Error;
-use pyo3::exceptions::{PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyType;
 
@@ -17,6 +17,11 @@ pub(crate) fn to_py(py: Python<'_>, err: Error) -> PyErr {
         Error::Internal => PyRuntimeError::new_err(err.to_string()),
         _ => PyValueError::new_err(err.to_string()),
     }
+}
+
+/// `OSError` when the operating system's random generator fails (as `os.urandom`).
+pub(crate) fn random_error(err: getrandom::Error) -> PyErr {
+    PyOSError::new_err(format!("the OS random generator failed: {err}"))
 }
 
 fn decryption_error(py: Python<'_>) -> PyErr {
