@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
 from envelope import _native, _telemetry, chunked
@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from envelope.settings import Settings
 
 __all__ = ["Envelope"]
+
+_NO_MEMO = object()  # equals no context
 
 
 def _expected(context: Mapping[str, str] | None, any_context: bool) -> Context | None:
@@ -79,7 +81,7 @@ class Envelope(DocumentKeys, FileMethods):
         ValueError: negative ``threads``, or a bad ``threshold`` (range, overlap).
     """
 
-    __slots__ = ("_keys", "_threads")
+    __slots__ = ("_keys", "_memo", "_threads")
 
     def __init__(
         self,
@@ -99,6 +101,30 @@ class Envelope(DocumentKeys, FileMethods):
             backends, cluster_secret, keystore, cache, threshold, accept_unsplit=accept_unsplit
         )
         self._threads = threads
+        #: The last context mapping seen (a copy, or None), its canonical form and
+        #: message-cache key: a caller that passes an equal plain dict (or None) again
+        #: skips canonicalisation and the key's construction. Replaced whole, so
+        #: threads always read a consistent triple.
+        self._memo: tuple[object, Context, Hashable | None] = (_NO_MEMO, (), None)
+
+    def _context(self, context: Mapping[str, str] | None) -> tuple[Context, Hashable | None]:
+        """The canonical form of ``context`` and, with a cache, the message-cache key of
+        new messages under it (see ``_memo``).
+
+        Raises:
+            ValueError, TypeError: as ``canonical_context``.
+            KmsError: as :meth:`KeySource.seal_key`.
+        """
+        memo = self._memo
+        # Only a plain dict (or None) is compared: a dict compares by items, without
+        # calling code of the caller's (a custom mapping's __eq__).
+        if (context is None or type(context) is dict) and memo[0] == context:
+            return memo[1], memo[2]
+        ctx = canonical_context(context)
+        key = self._keys.seal_key(ctx) if self._keys.cache is not None else None
+        if context is None or type(context) is dict:
+            self._memo = (None if context is None else dict(context), ctx, key)
+        return ctx, key
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> Envelope:
@@ -182,13 +208,26 @@ class Envelope(DocumentKeys, FileMethods):
             KeyUnavailableError: ``key_ref`` names no stored key.
             ValueError, TypeError: the context is invalid (see ``canonical_context``).
         """
-        ctx, size = canonical_context(context), memoryview(data).nbytes
-        if self._keys.cache is not None and key_ref is None:
-            sealed = self._keys.cached_sealer(ctx, size).seal(
-                data, chunked.new_salt(), self._threads
-            )
+        memo = self._memo
+        if key_ref is None and (context is None or type(context) is dict) and memo[0] == context:
+            ctx, key = memo[1], memo[2]  # as self._context(context), inlined: the hot path
+        else:
+            ctx, key = self._context(context)
+        size = len(data) if type(data) is bytes else memoryview(data).nbytes
+        if key is not None and key_ref is None:
+            keys, cache = self._keys, self._keys.cache
+            fast = cache is not None and keys.cluster is None  # else check the part first
+            sealer = cache.hit_for_encryption(key, size) if cache is not None and fast else None
+            hit = sealer is not None
+            if sealer is None:  # a miss, or a cluster part to check: the full path
+                sealer = keys.cached_sealer(ctx, size, key)  # reports its hit or fill
+            # The salt is drawn from the OS inside the native call.
+            sealed = cast(_native.MessageSealer, sealer).seal(data, None, self._threads)
             if _telemetry.active:
-                _telemetry.processed("encrypt", size)
+                if hit:
+                    _telemetry.cached_message("encrypt", size)
+                else:
+                    _telemetry.processed("encrypt", size)
             return sealed
         header_bytes, digest, input_key = self._keys.new_message(ctx, size, key_ref)
         try:
@@ -231,14 +270,25 @@ class Envelope(DocumentKeys, FileMethods):
             ValueError, TypeError: ``context`` is invalid (see ``canonical_context``), or
                 given with ``any_context``.
         """
-        expected = _expected(context, any_context)
-        view = memoryview(blob).cast("B")
+        memo = self._memo
+        if any_context:
+            expected = _expected(context, any_context)
+        elif (context is None or type(context) is dict) and memo[0] == context:
+            expected = memo[1]  # as self._context(context), inlined: the hot path
+        else:
+            expected = self._context(context)[0]
         if self._keys.cache is not None:
-            offset, opener = self._keys.cached_opener(view, expected)
-            plain = opener.open(view, offset, self._threads)
+            # bytes as they are (no view to make); anything else as a byte view
+            message = blob if type(blob) is bytes else memoryview(blob).cast("B")
+            offset, opener, hit = self._keys.cached_opener(message, expected)
+            plain = opener.open(message, offset, self._threads)
             if _telemetry.active:
-                _telemetry.processed("decrypt", len(plain))
+                if hit:
+                    _telemetry.cached_message("decrypt", len(plain))
+                else:
+                    _telemetry.processed("decrypt", len(plain))
             return plain
+        view = memoryview(blob).cast("B")
         offset, digest, input_key = self._keys.open_message(view, expected)
         try:
             out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)

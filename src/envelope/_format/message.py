@@ -191,6 +191,9 @@ def body_context(h: Header) -> bytes:
     return hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + h.bound_bytes).digest()
 
 
+_PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length
+
+
 def preamble_length(preamble: bytes, magic: bytes = MAGIC, what: str = "envelope message") -> int:
     """Checks magic and version of a 9-byte preamble; returns the header length.
 
@@ -333,7 +336,11 @@ def header_end(message: bytes | bytearray | memoryview) -> int:
     Raises:
         FormatError: as :func:`preamble_length`.
     """
-    return PREAMBLE_LEN + preamble_length(bytes(message[:PREAMBLE_LEN]))
+    if len(message) >= PREAMBLE_LEN:  # the common case in one C call, no copy
+        magic, version, length = _PREAMBLE.unpack_from(message)
+        if magic == MAGIC and version == VERSION and length <= MAX_HEADER_BYTES:
+            return PREAMBLE_LEN + int(length)
+    return PREAMBLE_LEN + preamble_length(bytes(message[:PREAMBLE_LEN]))  # raises
 
 
 def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:

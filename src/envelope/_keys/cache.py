@@ -236,6 +236,52 @@ class DataKeyCache:
         calling the KMS or waiting (see :meth:`cached_for_encryption`)."""
         return self._cached(("decrypt", key), 0, counts=False)
 
+    def hit_for_encryption(self, key: Hashable, nbytes: int) -> object | None:
+        """The public value cached for ``key`` (as :meth:`for_encryption`'s) when it is
+        within its limits for one more message of ``nbytes`` bytes (the use is
+        counted), else None: no KMS call, no wait, and no copy of the key bytes (for
+        values that hold their own key, such as a native message sealer). A None
+        is followed by :meth:`for_encryption`, which counts the miss.
+
+        The fast path of a cached message: keep ``key`` cheap to hash. The caller
+        reports the hit to telemetry (``_telemetry.cached_message``, one hook with the
+        bytes processed).
+        """
+        full = ("encrypt", key)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(full)
+            if entry is None:
+                return None
+            if (
+                now - entry.created >= self.max_age
+                or entry.messages >= self.max_messages
+                or entry.bytes + nbytes > self.max_bytes
+            ):
+                self._evict(full)
+                return None
+            self._entries.move_to_end(full)
+            entry.messages += 1
+            entry.bytes += nbytes
+            self.stats.hits += 1
+        return entry.value
+
+    def hit_for_decryption(self, key: Hashable) -> object | None:
+        """As :meth:`hit_for_encryption` for :meth:`for_decryption_with` (no limit but
+        ``max_age``)."""
+        full = ("decrypt", key)
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(full)
+            if entry is None:
+                return None
+            if now - entry.created >= self.max_age:
+                self._evict(full)
+                return None
+            self._entries.move_to_end(full)
+            self.stats.hits += 1
+        return entry.value
+
     def _cached(self, key: Hashable, nbytes: int, counts: bool) -> tuple[object, bytearray] | None:
         with self._lock:
             entry = self._usable(key, nbytes, counts)

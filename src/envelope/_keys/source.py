@@ -18,7 +18,9 @@ error names every backend with its own reason.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+import threading
+import weakref
+from collections.abc import Hashable, Sequence
 from typing import cast
 
 from envelope import _native, _telemetry
@@ -55,6 +57,34 @@ from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 __all__ = ["KeySource", "wipe"]
 
 
+class _Interned:
+    """A message-cache key part as one object, the same for equal ``parts`` while it
+    lives, compared and hashed by id: a cache key made of it hashes in constant time
+    instead of re-hashing the identity (and context) on every message. It holds its
+    parts, hence the identity's backends, so neither it nor their ids can be reused
+    while a cache entry (or a source) holds it."""
+
+    __slots__ = ("__weakref__", "parts")
+
+    def __init__(self, parts: tuple[object, ...]) -> None:
+        self.parts = parts
+
+
+_interned: weakref.WeakValueDictionary[tuple[object, ...], _Interned] = (
+    weakref.WeakValueDictionary()
+)
+_interned_lock = threading.Lock()
+
+
+def _intern(parts: tuple[object, ...]) -> _Interned:
+    """The one live :class:`_Interned` of ``parts`` (made if there is none)."""
+    with _interned_lock:
+        token = _interned.get(parts)
+        if token is None:
+            token = _interned[parts] = _Interned(parts)
+        return token
+
+
 class KeySource(SlotOpener):
     """See the module docstring."""
 
@@ -88,6 +118,7 @@ class KeySource(SlotOpener):
             accept_unsplit,
         )
         self._identity: tuple[object, ...] | None = None
+        self._token: _Interned | None = None
 
     def identity(self) -> tuple[object, ...]:
         """What this source trusts and holds, and whose credentials it uses: part of
@@ -108,6 +139,22 @@ class KeySource(SlotOpener):
                 self.policy.accept_unsplit,
             )
         return self._identity
+
+    def _message_identity(self) -> _Interned:
+        """:meth:`identity` as a token for message-cache keys (see :class:`_Interned`)."""
+        token = self._token
+        if token is None:
+            token = self._token = _intern(self.identity())
+        return token
+
+    def seal_key(self, ctx: Context) -> Hashable:
+        """The message-cache key of new messages under ``ctx``, as one interned object
+        (for :meth:`cached_sealer`; callers may keep it for the same ``ctx``).
+
+        Raises:
+            KmsError: computing :meth:`identity` needed the KMS and it failed.
+        """
+        return _intern(("message", self._message_identity(), ctx))
 
     @property
     def primary(self) -> KmsBackend:
@@ -200,25 +247,36 @@ class KeySource(SlotOpener):
         header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
         return encode_header(header), body_context(header), input_key
 
-    def cached_sealer(self, ctx: Context, nbytes: int) -> _native.MessageSealer:
+    def cached_sealer(
+        self, ctx: Context, nbytes: int, key: Hashable | None = None
+    ) -> _native.MessageSealer:
         """The sealer of new messages under ``ctx`` for this cache window: header, body
         context and input key fixed, so a message is one native call. Each message
-        still draws its own salt, hence its own key and nonces (design.md).
+        still draws its own salt, hence its own key and nonces (design.md). ``key``:
+        :meth:`seal_key` of ``ctx``, if the caller kept it.
 
         Raises:
             ConfigError: no cache is configured, or the cluster secret was wiped.
             KmsError: as :meth:`new_message`.
         """
-        cache = self._cache_or_fail()
-        sealer, key_copy = cache.for_encryption(
-            ("message", self.identity(), ctx), nbytes, lambda: self._sealer(ctx)
-        )
+        cache = self.cache
+        if cache is None or self.cluster is not None:
+            cache = self._cache_or_fail()
+        if key is None:
+            key = self.seal_key(ctx)
+        sealer = cache.hit_for_encryption(key, nbytes)
+        if sealer is not None:
+            if _telemetry.active:
+                _telemetry.cache_hit("encrypt")
+            return cast(_native.MessageSealer, sealer)
+        made, key_copy = cache.for_encryption(key, nbytes, lambda: self._sealer(ctx))
         wipe(key_copy)  # the sealer holds its own copy
-        return sealer
+        return made
 
     def cached_sealer_now(self, ctx: Context, nbytes: int) -> _native.MessageSealer | None:
         """:meth:`cached_sealer` if the cache holds it already, else None: never a KMS
-        call nor a wait for one (envelope.aio runs cache hits on the event loop).
+        call nor a wait for one (envelope.aio runs cache hits on the event loop). The
+        caller reports the hit (``_telemetry.cached_message``).
 
         Raises:
             ConfigError: as :meth:`cached_sealer`.
@@ -226,18 +284,14 @@ class KeySource(SlotOpener):
         cache = self._cache_or_fail()
         if self._identity is None:  # computing it may call the KMS
             return None
-        found = cache.cached_for_encryption(("message", self._identity, ctx), nbytes)
-        if found is None:
-            return None
-        sealer, key_copy = found
-        wipe(key_copy)
-        return cast(_native.MessageSealer, sealer)
+        found = cache.hit_for_encryption(self.seal_key(ctx), nbytes)
+        return cast(_native.MessageSealer | None, found)
 
     def cached_opener_now(
         self, message: memoryview, expected: Context | None
     ) -> tuple[int, _native.MessageOpener] | None:
         """:meth:`cached_opener` if the cache holds it already, else None (see
-        :meth:`cached_sealer_now`).
+        :meth:`cached_sealer_now`; the caller reports the hit).
 
         Raises:
             As :meth:`cached_opener`.
@@ -246,12 +300,11 @@ class KeySource(SlotOpener):
         if self._identity is None:
             return None
         offset = header_end(message)
-        found = cache.cached_for_decryption(("message", self._identity, bytes(message[:offset])))
+        key = ("message", self._message_identity(), bytes(message[:offset]))
+        found = cache.hit_for_decryption(key)
         if found is None:
             return None
-        value, key_copy = found
-        wipe(key_copy)
-        ctx, opener = cast(tuple[Context, _native.MessageOpener], value)
+        ctx, opener = cast(tuple[Context, _native.MessageOpener], found)
         if expected is not None and expected != ctx:
             raise DecryptionError()
         return offset, opener
@@ -288,26 +341,35 @@ class KeySource(SlotOpener):
         return offset, digest, input_key
 
     def cached_opener(
-        self, message: memoryview, expected: Context | None
-    ) -> tuple[int, _native.MessageOpener]:
-        """Body offset and the opener of ``message``'s bodies, cached by its header's
-        bytes (one native call per message within a cache window).
+        self, message: bytes | memoryview, expected: Context | None
+    ) -> tuple[int, _native.MessageOpener, bool]:
+        """Body offset and the opener of ``message``'s bodies (bytes, or a byte-format
+        view), cached by its header's bytes (one native call per message within a
+        cache window), and whether it was a plain cache hit, which the caller reports
+        (``_telemetry.cached_message``, with the bytes; a fill reports itself).
 
         Raises:
             ConfigError: no cache is configured, or the cluster secret was wiped.
             DecryptionError, FormatError, KeyUnavailableError, KmsError: as
                 :meth:`open_message`.
         """
-        cache = self._cache_or_fail()
+        cache = self.cache
+        if cache is None or self.cluster is not None:
+            cache = self._cache_or_fail()
         offset = header_end(message)
         raw = bytes(message[:offset])
-        (ctx, opener), key_copy = cache.for_decryption_with(
-            ("message", self.identity(), raw), lambda: self._opener(raw, message[offset:])
-        )
-        wipe(key_copy)  # the opener holds its own copy
+        key = ("message", self._message_identity(), raw)
+        found = cache.hit_for_decryption(key)
+        hit = found is not None
+        if found is None:
+            found, key_copy = cache.for_decryption_with(
+                key, lambda: self._opener(raw, memoryview(message)[offset:])
+            )
+            wipe(key_copy)  # the opener holds its own copy
+        ctx, opener = cast(tuple[Context, _native.MessageOpener], found)
         if expected is not None and expected != ctx:
             raise DecryptionError()
-        return offset, opener
+        return offset, opener, hit
 
     def _opener(
         self, raw: bytes, body: memoryview

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from envelope import _telemetry, chunked
+from envelope import _telemetry
 from envelope._envelope import Envelope, _expected
 from envelope._format.context import canonical_context
 
@@ -40,9 +40,9 @@ def encrypt_if_cached(
     sealer = keys.cached_sealer_now(canonical_context(context), size)
     if sealer is None:
         return None
-    sealed = sealer.seal(data, chunked.new_salt(), 1)  # one thread: the loop's
+    sealed = sealer.seal(data, None, 1)  # one thread: the loop's; the salt drawn natively
     if _telemetry.active:
-        _telemetry.processed("encrypt", size)
+        _telemetry.cached_message("encrypt", size)
     return sealed
 
 
@@ -71,5 +71,5 @@ def decrypt_if_cached(
     offset, opener = found
     plain = opener.open(view, offset, 1)
     if _telemetry.active:
-        _telemetry.processed("decrypt", len(plain))
+        _telemetry.cached_message("decrypt", len(plain))
     return plain
