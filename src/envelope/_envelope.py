@@ -222,7 +222,7 @@ class Envelope(DocumentKeys, FileMethods):
             if sealer is None:  # a miss, or a cluster part to check: the full path
                 sealer = keys.cached_sealer(ctx, size, key)  # reports its hit or fill
             # The salt is drawn from the OS inside the native call.
-            sealed = cast(_native.MessageSealer, sealer).seal(data, None, self._threads)
+            sealed = sealer.seal(data, None, self._threads)
             if _telemetry.active:
                 if hit:
                     _telemetry.cached_message("encrypt", size)

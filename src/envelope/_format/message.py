@@ -339,7 +339,8 @@ def header_end(message: bytes | bytearray | memoryview) -> int:
     if len(message) >= PREAMBLE_LEN:  # the common case in one C call, no copy
         magic, version, length = _PREAMBLE.unpack_from(message)
         if magic == MAGIC and version == VERSION and length <= MAX_HEADER_BYTES:
-            return PREAMBLE_LEN + int(length)
+            end: int = PREAMBLE_LEN + length
+            return end
     return PREAMBLE_LEN + preamble_length(bytes(message[:PREAMBLE_LEN]))  # raises
 
 

@@ -21,7 +21,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from envelope import _telemetry
 
@@ -236,20 +236,22 @@ class DataKeyCache:
         calling the KMS or waiting (see :meth:`cached_for_encryption`)."""
         return self._cached(("decrypt", key), 0, counts=False)
 
-    def hit_for_encryption(self, key: Hashable, nbytes: int) -> object | None:
+    def hit_for_encryption(self, key: Hashable, nbytes: int) -> Any:
         """The public value cached for ``key`` (as :meth:`for_encryption`'s) when it is
         within its limits for one more message of ``nbytes`` bytes (the use is
         counted), else None: no KMS call, no wait, and no copy of the key bytes (for
         values that hold their own key, such as a native message sealer). A None
         is followed by :meth:`for_encryption`, which counts the miss.
 
-        The fast path of a cached message: keep ``key`` cheap to hash. The caller
+        The fast path of a cached message: keep ``key`` cheap to hash. Typed ``Any``
+        (the value or None) so that callers need no ``cast``, a call per message. The caller
         reports the hit to telemetry (``_telemetry.cached_message``, one hook with the
         bytes processed).
         """
         full = ("encrypt", key)
         now = self._clock()
-        with self._lock:
+        self._lock.acquire()  # not `with`: a third fewer instructions, same guarantee
+        try:
             entry = self._entries.get(full)
             if entry is None:
                 return None
@@ -264,14 +266,17 @@ class DataKeyCache:
             entry.messages += 1
             entry.bytes += nbytes
             self.stats.hits += 1
+        finally:
+            self._lock.release()
         return entry.value
 
-    def hit_for_decryption(self, key: Hashable) -> object | None:
+    def hit_for_decryption(self, key: Hashable) -> Any:
         """As :meth:`hit_for_encryption` for :meth:`for_decryption_with` (no limit but
         ``max_age``)."""
         full = ("decrypt", key)
         now = self._clock()
-        with self._lock:
+        self._lock.acquire()
+        try:
             entry = self._entries.get(full)
             if entry is None:
                 return None
@@ -280,6 +285,8 @@ class DataKeyCache:
                 return None
             self._entries.move_to_end(full)
             self.stats.hits += 1
+        finally:
+            self._lock.release()
         return entry.value
 
     def _cached(self, key: Hashable, nbytes: int, counts: bool) -> tuple[object, bytearray] | None:

@@ -119,6 +119,10 @@ class KeySource(SlotOpener):
         )
         self._identity: tuple[object, ...] | None = None
         self._token: _Interned | None = None
+        #: The last message header opened through the cache and its cache key: a
+        #: message that starts with the same bytes reuses both (no parse, no copy, and
+        #: a key the cache finds by identity). Replaced whole.
+        self._last_header: tuple[bytes, Hashable] | None = None
 
     def identity(self) -> tuple[object, ...]:
         """What this source trusts and holds, and whose credentials it uses: part of
@@ -268,7 +272,7 @@ class KeySource(SlotOpener):
         if sealer is not None:
             if _telemetry.active:
                 _telemetry.cache_hit("encrypt")
-            return cast(_native.MessageSealer, sealer)
+            return sealer  # type: ignore[no-any-return]
         made, key_copy = cache.for_encryption(key, nbytes, lambda: self._sealer(ctx))
         wipe(key_copy)  # the sealer holds its own copy
         return made
@@ -285,7 +289,7 @@ class KeySource(SlotOpener):
         if self._identity is None:  # computing it may call the KMS
             return None
         found = cache.hit_for_encryption(self.seal_key(ctx), nbytes)
-        return cast(_native.MessageSealer | None, found)
+        return found  # type: ignore[no-any-return]
 
     def cached_opener_now(
         self, message: memoryview, expected: Context | None
@@ -356,9 +360,16 @@ class KeySource(SlotOpener):
         cache = self.cache
         if cache is None or self.cluster is not None:
             cache = self._cache_or_fail()
-        offset = header_end(message)
-        raw = bytes(message[:offset])
-        key = ("message", self._message_identity(), raw)
+        last = self._last_header
+        if last is not None and type(message) is bytes and message.startswith(last[0]):
+            # Its preamble gives the header length, so the header is exactly this one.
+            raw, key = last
+            offset = len(raw)
+        else:
+            offset = header_end(message)
+            raw = bytes(message[:offset])
+            key = ("message", self._message_identity(), raw)
+            self._last_header = (raw, key)
         found = cache.hit_for_decryption(key)
         hit = found is not None
         if found is None:
@@ -366,7 +377,7 @@ class KeySource(SlotOpener):
                 key, lambda: self._opener(raw, memoryview(message)[offset:])
             )
             wipe(key_copy)  # the opener holds its own copy
-        ctx, opener = cast(tuple[Context, _native.MessageOpener], found)
+        ctx, opener = found  # (Context, MessageOpener); no cast: a call per message
         if expected is not None and expected != ctx:
             raise DecryptionError()
         return offset, opener, hit
