@@ -107,6 +107,33 @@ impl InputKey {
     }
 }
 
+/// HKDF-SHA512 (RFC 5869) with no salt (`HashLen` zero bytes): extracts `ikm` and
+/// expands it under `info` into `out` (at most 255 * 64 bytes). envelope derives a
+/// message's input key from its data key (and cluster part) with it.
+///
+/// # Errors
+/// [`Error::OutputLength`] for an empty or too long `out`.
+pub fn hkdf_sha512(ikm: &[u8], info: &[u8], out: &mut [u8]) -> Result<(), Error> {
+    use aws_lc_rs::hkdf::{KeyType, Salt, HKDF_SHA512};
+
+    struct Len(usize);
+    impl KeyType for Len {
+        fn len(&self) -> usize {
+            self.0
+        }
+    }
+    if out.is_empty() || out.len() > 255 * HASH_LEN {
+        return Err(Error::OutputLength {
+            expected: HASH_LEN,
+            actual: out.len(),
+        });
+    }
+    let prk = Salt::new(HKDF_SHA512, &[0u8; HASH_LEN]).extract(ikm);
+    prk.expand(&[info], Len(out.len()))
+        .and_then(|okm| okm.fill(out))
+        .map_err(|_| Error::Internal)
+}
+
 /// An AEAD key and its base nonce: everything needed to seal or open item `i`
 /// (a message chunk or a batch record) under nonce `base nonce XOR i`.
 pub(crate) struct KeySchedule {

@@ -28,6 +28,7 @@ pub mod gcm;
 mod kdf;
 mod parallel;
 
+pub use kdf::hkdf_sha512;
 pub use parallel::zero_fill;
 pub mod stream;
 

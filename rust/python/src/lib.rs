@@ -49,6 +49,24 @@ fn aes256gcm_open<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
+/// HKDF-SHA512 with no salt of `ikm` under `info`, written into the writable buffer
+/// `out` (its length is the output length): the input-key derivation, with the key
+/// only ever in buffers the caller can wipe.
+#[pyfunction]
+fn hkdf_sha512_into(
+    py: Python<'_>,
+    ikm: &Bound<'_, PyAny>,
+    info: &[u8],
+    out: &Bound<'_, PyAny>,
+) -> PyResult<()> {
+    let ikm = ReadBuffer::get(ikm)?;
+    let mut out = WriteBuffer::get(out)?;
+    if out.overlaps(ikm.as_slice()) {
+        return Err(Invalid::OutOverlapsInput.into());
+    }
+    envelope_kernel::hkdf_sha512(ikm.as_slice(), info, out.as_mut_slice()).map_err(|e| to_py(py, e))
+}
+
 /// Ciphertext length of a Cobblestone-256 message of `plaintext_len` bytes.
 #[pyfunction]
 fn cobblestone_sealed_len(py: Python<'_>, plaintext_len: usize) -> PyResult<usize> {
@@ -154,6 +172,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TAG_LEN", aead::TAG_LEN)?;
     m.add_function(wrap_pyfunction!(aes256gcm_seal, m)?)?;
     m.add_function(wrap_pyfunction!(aes256gcm_open, m)?)?;
+    m.add_function(wrap_pyfunction!(hkdf_sha512_into, m)?)?;
     m.add_function(wrap_pyfunction!(cobblestone_sealed_len, m)?)?;
     m.add_function(wrap_pyfunction!(cobblestone_opened_len, m)?)?;
     m.add_function(wrap_pyfunction!(cobblestone_seal, m)?)?;

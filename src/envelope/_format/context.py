@@ -77,7 +77,23 @@ def _canonicalize(context: Mapping[str, str] | None) -> Context:
 
 def encode_context(context: Context) -> bytes:
     """The canonical byte encoding of a canonical context (docs/format.md):
-    ``u16 count`` then, per pair, ``u16 len || key || u16 len || value`` in UTF-8."""
+    ``u16 count`` then, per pair, ``u16 len || key || u16 len || value`` in UTF-8.
+    Memoized: a message encodes its context up to three times (KMS AAD, header,
+    body digest), and a service uses a few contexts over and over."""
+    if not context:
+        return b"\x00\x00"
+    try:
+        return _encoded(context)
+    except TypeError:  # not hashable (a list of pairs): encode it as it is
+        return _encode(context)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded(context: Context) -> bytes:
+    return _encode(context)
+
+
+def _encode(context: Context) -> bytes:
     out = [len(context).to_bytes(2, "big")]
     for key, value in context:
         kb, vb = key.encode(), value.encode()

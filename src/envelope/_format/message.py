@@ -17,6 +17,7 @@ Every length is bounded and checked before anything is allocated.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import struct
 from dataclasses import dataclass
@@ -118,7 +119,23 @@ def _u16(n: int) -> bytes:
 
 
 def _encode_bound(h: Header) -> bytes:
-    return _u16(h.suite) + encode_context(h.context) + encode_split(h.split)
+    return _bound_of(h)[0]
+
+
+def _bound_of(h: Header) -> tuple[bytes, bytes]:
+    """The bound section of a header and its body context (the SHA-256 digest): they
+    depend on suite, context and split only, not on the key slots, so every message
+    under one context and split shares them (memoized)."""
+    try:
+        return _bound(h.suite, h.context, h.split)
+    except TypeError:  # an unhashable context (a list of pairs)
+        return _bound.__wrapped__(h.suite, h.context, h.split)
+
+
+@functools.lru_cache(maxsize=4096)
+def _bound(suite: int, context: Context, split: SplitDescriptor) -> tuple[bytes, bytes]:
+    bound = _u16(suite) + encode_context(context) + encode_split(split)
+    return bound, hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + bound).digest()
 
 
 def encode_split(split: SplitDescriptor) -> bytes:
@@ -188,7 +205,7 @@ def encode_header(h: Header) -> bytes:
 
 def body_context(h: Header) -> bytes:
     """The Cobblestone context of the body: SHA-256 over the version and bound section."""
-    return hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + h.bound_bytes).digest()
+    return _bound_of(h)[1]
 
 
 _PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from envelope import _native
 
 __all__ = ["derive_input_key"]
 
@@ -17,10 +16,18 @@ def derive_input_key(
     """HKDF-SHA512 (extract with an all-zero salt, then expand) to 32 bytes.
 
     With a cluster part the IKM is ``data_key || cluster_part``; without, ``data_key``.
-    The two cases use different labels, so they never yield the same key.
+    The two cases use different labels, so they never yield the same key. Computed
+    by aws-lc in the native module (the vectors in tests/vectors pin the bytes),
+    into buffers that are wiped here or by the caller.
     """
+    out = bytearray(32)
     if cluster_part is None:
-        ikm, info = bytes(data_key), _LABEL_KMS_ONLY
-    else:
-        ikm, info = bytes(data_key) + bytes(cluster_part), _LABEL_SPLIT
-    return bytearray(HKDF(algorithm=hashes.SHA512(), length=32, salt=None, info=info).derive(ikm))
+        _native.hkdf_sha512_into(data_key, _LABEL_KMS_ONLY, out)
+        return out
+    ikm = bytearray(data_key)
+    ikm += cluster_part
+    try:
+        _native.hkdf_sha512_into(ikm, _LABEL_SPLIT, out)
+    finally:
+        ikm[:] = bytes(len(ikm))
+    return out
