@@ -24,6 +24,7 @@ __all__ = [
     "cobblestone_opened_len",
     "cobblestone_seal",
     "cobblestone_sealed_len",
+    "hkdf_sha512_into",
 ]
 
 __version__: Final[str]
