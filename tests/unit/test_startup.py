@@ -85,6 +85,8 @@ def test_a_document_still_goes_to_the_document_commands(
 _PROGRAM = """
 import atexit, sys, threading
 atexit.register(lambda: print("exit handlers ran", file=sys.stderr))
+if sys.argv[1] == "profiled":
+    sys.setprofile(lambda *args: None)
 if sys.argv[1] == "with-worker":
     done = threading.Event()
     def work():
@@ -93,11 +95,14 @@ if sys.argv[1] == "with-worker":
     threading.Thread(target=work).start()
 from envelope.cli import main
 sys.argv = ["envelope", *sys.argv[2:]]
-main()
+try:
+    main()
+finally:  # the ordinary exit (SystemExit) passes here; os._exit does not
+    print("ordinary exit", file=sys.stderr)
 """
 
 
-@pytest.mark.parametrize("worker", ["alone", "with-worker"])
+@pytest.mark.parametrize("worker", ["alone", "with-worker", "profiled"])
 def test_the_program_runs_exit_handlers_and_flushes_its_output(
     tmp_path: Path, keyring_env: dict[str, str], worker: str
 ) -> None:
@@ -115,6 +120,9 @@ def test_the_program_runs_exit_handlers_and_flushes_its_output(
     assert b"exit handlers ran" in done.stderr
     if worker == "with-worker":  # a thread still running is waited for, as ever
         assert b"worker finished" in done.stderr
+    # Alone, the interpreter's teardown is skipped; with a thread to wait for or a
+    # profiler to report (python -m cProfile), the ordinary exit is taken.
+    assert (b"ordinary exit" in done.stderr) == (worker != "alone")
     (tmp_path / "msg").write_bytes(done.stdout)
     back = subprocess.run(
         [sys.executable, "-m", "envelope", "decrypt", "msg", "-o", "-"],

@@ -119,9 +119,11 @@ def _leave(code: int) -> NoReturn:
     tenth of a short command's time, docs/benchmarks.md): the exit handlers run (log and
     telemetry flushes), then stdout and stderr are flushed, then the process ends.
 
-    While a thread that is not a daemon still runs, the ordinary exit (which waits for
-    it) is taken instead.
+    While a thread that is not a daemon still runs, or a profiler or tracer watches
+    (``python -m cProfile -m envelope``, coverage), the ordinary exit is taken instead.
     """
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
         sys.exit(code)
     atexit._run_exitfuncs()
