@@ -24,8 +24,11 @@ def derive_input_key(
     if cluster_part is None:
         _native.hkdf_sha512_into(data_key, _LABEL_KMS_ONLY, out)
         return out
-    ikm = bytearray(data_key)
-    ikm += cluster_part
+    # Sized once: growing a bytearray can move it, leaving an unwiped copy behind.
+    n = len(data_key)
+    ikm = bytearray(n + len(cluster_part))
+    ikm[:n] = data_key
+    ikm[n:] = cluster_part
     try:
         _native.hkdf_sha512_into(ikm, _LABEL_SPLIT, out)
     finally:
