@@ -136,6 +136,7 @@ class ParsedBatchHeader:
         else:
             pos += 1
         (self.count,) = struct.unpack(">Q", h[pos : pos + 8])
+        assert self.count <= 1 << 32
         pos += 8
         self.group, self.part, self.parts = None, 0, 1
         if suite == 0x0102:

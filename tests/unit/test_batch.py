@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import array
+import dataclasses
 import os
+import struct
 
 import numpy as np
 import pyarrow as pa
@@ -22,7 +24,9 @@ from envelope import (
 )
 from envelope import _batch as batch
 from envelope._batch import cipher as batch_cipher
-from envelope._format.context import Context
+from envelope._format import batch as batch_format
+from envelope._format.context import Context, encode_context
+from envelope._format.message import PREAMBLE_LEN, encode_split
 from envelope.kms._types import DataKey
 
 RECORDS = [b"alice@example.com", b"", b"bob@example.org", os.urandom(1000), b"x"]
@@ -315,6 +319,28 @@ def test_header_parsing() -> None:
         BatchHeader.from_bytes(enc.header.to_bytes() + b"x")
     with pytest.raises(FormatError):
         BatchHeader.from_bytes(b"\x89ENV" + enc.header.to_bytes()[4:])
+
+
+def test_record_count_above_the_nonce_budget_is_malformed(env: Envelope) -> None:
+    # Found by the CI fuzz run: a count with its top bit set reached len() (OverflowError).
+    enc = env.encrypt_batch([b"r1", b"r2"], context=CTX)
+    raw = enc.header.to_bytes()
+    fields = batch_format.decode(raw)
+    at = PREAMBLE_LEN + 2 + len(encode_context(fields.context)) + len(encode_split(fields.split))
+    assert struct.unpack(">Q", raw[at : at + 8]) == (2,)
+
+    def with_count(n: int) -> bytes:
+        return raw[:at] + struct.pack(">Q", n) + raw[at + 8 :]
+
+    assert batch_format.decode(with_count(1 << 32)).record_count == 1 << 32
+    for n in ((1 << 32) + 1, (1 << 63) + 2, (1 << 64) - 1):
+        with pytest.raises(FormatError, match="record count"):
+            BatchHeader.from_bytes(with_count(n))
+        with pytest.raises(FormatError, match="record count"):
+            env.decrypt_batch(EncryptedBatch.from_parts(with_count(n), enc.records), context=CTX)
+    with pytest.raises(ValueError, match="record count"):
+        batch_format.encode(dataclasses.replace(fields, record_count=(1 << 32) + 1))
+    assert batch_format.MAX_RECORD_COUNT == batch_cipher.MAX_RECORDS_PER_BATCH
 
 
 def test_other_kms_is_named(env: Envelope) -> None:

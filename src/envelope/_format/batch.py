@@ -44,6 +44,7 @@ from envelope.errors import FormatError
 __all__ = [
     "BATCH_MAGIC",
     "GROUP_ID_LEN",
+    "MAX_RECORD_COUNT",
     "SALT_LEN",
     "SUITE_RECORD_BATCH",
     "SUITE_RECORD_BATCH_GROUPED",
@@ -60,6 +61,9 @@ SUITE_RECORD_BATCH = 0x0101
 #: The same, bound to a group of sub-batches (group id, part index, part count).
 SUITE_RECORD_BATCH_GROUPED = 0x0102
 GROUP_ID_LEN = 16
+#: The most records one batch header may count: the kernel's per-batch nonce budget
+#: (``_native.MAX_BATCH_RECORDS``); a bigger count is a malformed header, not a length.
+MAX_RECORD_COUNT = 1 << 32
 SALT_LEN = 24
 COMMITMENT_LEN = 32
 _DIGEST_LABEL = b"envelope.dev/v1 batch header\x00"
@@ -120,6 +124,8 @@ def encode(fields: BatchHeaderFields) -> bytes:
         len(fields.group) != GROUP_ID_LEN or not 0 <= fields.part < fields.parts < 1 << 32
     ):
         raise ValueError("group id must be 16 bytes and 0 <= part < parts < 2^32")
+    if not 0 <= fields.record_count <= MAX_RECORD_COUNT:
+        raise ValueError(f"record count must be between 0 and {MAX_RECORD_COUNT}")
     body = fields.bound_bytes() + fields.salt + fields.commitment + encode_slots(fields.slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"batch header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
@@ -143,6 +149,8 @@ def decode(blob: bytes | bytearray | memoryview) -> BatchHeaderFields:
     context = parse_context(r)
     split = parse_split(r)
     (count,) = struct.unpack(">Q", r.take(8, "record count"))
+    if count > MAX_RECORD_COUNT:
+        raise FormatError("malformed batch header: record count above 2^32")
     group, part, parts = None, 0, 1
     if suite == SUITE_RECORD_BATCH_GROUPED:
         group = r.take(GROUP_ID_LEN, "group id")
