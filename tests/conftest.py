@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 from tests.support.isolation import HomeSnapshot, isolate_home
 
@@ -29,9 +30,12 @@ REAL_HOME = pytest.StashKey[HomeSnapshot]()
 
 def pytest_configure(config: pytest.Config) -> None:
     """Before any test or server: HOME, XDG dirs and AWS/Vault ambient settings point at
-    a temp dir for the whole session, and the real HOME is snapshotted."""
+    a temp dir for the whole session, and the real HOME is snapshotted. Hypothesis keeps
+    its storage (constants, Unicode tables, patches of failing examples) there too, not
+    in a ``.hypothesis`` directory in the checkout."""
     config.stash[REAL_HOME] = HomeSnapshot.take()
-    isolate_home()
+    root = isolate_home()
+    set_hypothesis_home_dir(root / "hypothesis")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
