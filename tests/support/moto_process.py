@@ -4,32 +4,30 @@ moto servers share one state) that records every request it receives."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import IO
 
 import requests
 
 from tests.support.openbao import free_port
+from tests.support.server_process import ServerProcess
 
 __all__ = ["MotoProcess"]
 
 
-class MotoProcess:
+class MotoProcess(ServerProcess):
     """``python -m moto.server`` on a free loopback port, recording requests to a file.
 
     Use as a context manager; :meth:`requests_seen` counts the requests so far.
     """
 
     def __init__(self, workdir: Path) -> None:
+        super().__init__()
         self.workdir = workdir
         self.recording = workdir / "moto-requests.jsonl"
         self.port = 0
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -51,18 +49,15 @@ class MotoProcess:
             "MOTO_RECORDER_FILEPATH": str(self.recording),
         }
         self.recording.write_bytes(b"")  # the recorder appends to it
-        self._close_log()
-        self._log = open(self.workdir / "moto.log", "wb")  # noqa: SIM115 - closed on exit
-        self.proc = subprocess.Popen(
+        proc = self._spawn(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
+            self.workdir / "moto.log",
             cwd=self.workdir,
+            env=env,
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 return False  # the port was taken meanwhile: try another
             try:
                 # The recorder endpoint is not itself recorded.
@@ -74,7 +69,7 @@ class MotoProcess:
             except requests.ConnectionError:
                 pass
             time.sleep(0.1)
-        self._stop()
+        self.stop()
         raise RuntimeError("moto did not answer within 30 s")
 
     def requests_seen(self) -> int:
@@ -89,19 +84,4 @@ class MotoProcess:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._stop()
-
-    def _stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
+        self.stop()

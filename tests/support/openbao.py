@@ -17,12 +17,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import hvac
 import requests
 
 from tests.support.pki import TlsFiles
+from tests.support.server_process import ServerProcess
 
 
 def free_port() -> int:
@@ -58,13 +59,12 @@ def bao_binary() -> str:
     return found
 
 
-class OpenBao:
+class OpenBao(ServerProcess):
     def __init__(self, workdir: Path, tls: TlsFiles | None = None) -> None:
+        super().__init__()
         self.workdir = workdir
         self.tls = tls
         self.root_token = secrets.token_hex(16)
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._choose_ports()
 
     def _choose_ports(self) -> None:
@@ -111,14 +111,10 @@ class OpenBao:
             )
             cmd.append(f"-config={config}")
         log_path = self.workdir / "bao.log"
-        self._close_log()
-        self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()/kill()
-        self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=self.workdir
-        )
+        proc = self._spawn(cmd, log_path, cwd=self.workdir)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 output = log_path.read_text(errors="replace")
                 if "address already in use" in output:
                     self._close_log()
@@ -139,27 +135,6 @@ class OpenBao:
             time.sleep(0.1)
         self.stop()
         raise RuntimeError("OpenBao did not become healthy within 30 s")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._close_log()
-
-    def kill(self) -> None:
-        if self.proc:
-            self.proc.kill()
-            self.proc.wait()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     @property
     def admin(self) -> hvac.Client:
