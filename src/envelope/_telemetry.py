@@ -92,6 +92,8 @@ class _Otel:
             importlib.import_module("opentelemetry.metrics._internal"), "_ProxyMeterProvider", None
         )
         self._idle = tuple(t for t in (_otel_metrics.NoOpMeterProvider, proxy) if t is not None)
+        # Where the API keeps the global tracer provider (None: we were given one).
+        self._trace_state = None if tracer_provider is not None else _otel_trace
         tracer = (tracer_provider or _otel_trace.get_tracer_provider()).get_tracer(_SCOPE)
         meter = (meter_provider or _otel_metrics.get_meter_provider()).get_meter(_SCOPE)
         self.tracer = tracer
@@ -121,6 +123,14 @@ class _Otel:
         counts always."""
         state = self._global_state
         return state is None or getattr(state, "_METER_PROVIDER", state) is not None
+
+    def tracing(self) -> bool:
+        """False while no span can be received: our tracer came from the API's global
+        proxy and no tracer provider has been set since, so every span would be a
+        non-recording no-op (once one is set, this is True again). As
+        :meth:`counting`: one attribute read, for the per-KMS-call hook."""
+        state = self._trace_state
+        return state is None or getattr(state, "_TRACER_PROVIDER", state) is not None
 
     def reports_metrics(self) -> bool:
         """True unless the meter provider is the API's no-op default (no SDK set): then
@@ -213,7 +223,7 @@ class KmsCall:
 
     def __enter__(self) -> KmsCall:
         otel = _current()
-        if otel is not None:  # a leaf span: started, not made current (cheaper)
+        if otel is not None and otel.tracing():  # a leaf span, not made current (cheaper)
             self._span = otel.tracer.start_span(
                 f"envelope.kms.{self.operation}",
                 kind=otel.client,
@@ -249,6 +259,7 @@ class KmsCall:
             if error is not None:
                 span.set_status(otel.error, type(error).__name__)
             span.end()
+        if otel is not None and otel.counting():
             attrs = {
                 "envelope.kms.backend": self.backend,
                 "envelope.kms.operation": self.operation,
