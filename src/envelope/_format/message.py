@@ -263,7 +263,91 @@ class Reader:
             raise FormatError(f"malformed header: {what} is not valid text") from None
 
 
+_U16 = struct.Struct(">H").unpack_from
+
+
 def _parse_body(buf: memoryview) -> Header:
+    """The header in ``buf``: :func:`_parse_well_formed` for the common case, else
+    :func:`_parse_checked`, which says what is wrong (both accept exactly the same
+    headers; tests/unit/test_parser_robustness.py compares them)."""
+    header = _parse_well_formed(bytes(buf))
+    return header if header is not None else _parse_checked(buf)
+
+
+def _parse_well_formed(b: bytes) -> Header | None:
+    """The header in ``b`` when it is well formed, else None (no reason given): the
+    checks of :func:`_parse_checked` over one bytes object with inline offsets, without
+    a call per field (a message's header is parsed on every uncached decrypt)."""
+    end = len(b)
+    try:
+        suite, n = _U16(b, 0)[0], _U16(b, 2)[0]
+        if suite not in SUITES or n > MAX_CONTEXT_PAIRS:
+            return None
+        pos, prev = 4, b""  # every key is longer than b"", so the first is in order
+        pairs = []
+        for _ in range(n):
+            klen = _U16(b, pos)[0]
+            kb = b[pos + 2 : pos + 2 + klen]
+            pos += 2 + klen
+            if not 1 <= klen <= MAX_CONTEXT_KEY_BYTES or pos > end or kb <= prev:
+                return None
+            vlen = _U16(b, pos)[0]
+            value = b[pos + 2 : pos + 2 + vlen]
+            pos += 2 + vlen
+            if vlen > MAX_CONTEXT_VALUE_BYTES or pos > end:
+                return None
+            pairs.append((kb.decode("utf-8"), value.decode("utf-8")))
+            prev = kb
+        kind = b[pos]
+        pos += 1
+        if kind & ~(SPLIT_CLUSTER_SECRET | SPLIT_THRESHOLD):
+            return None
+        threshold = None
+        if kind & SPLIT_THRESHOLD:
+            k, m = b[pos], b[pos + 1]
+            pos += 2
+            if not 1 <= k <= m <= MAX_KEY_SLOTS:
+                return None
+            threshold = (k, m)
+        sid = None
+        if kind & SPLIT_CLUSTER_SECRET:
+            slen = b[pos]
+            raw = b[pos + 1 : pos + 1 + slen]
+            pos += 1 + slen
+            if not 1 <= slen <= MAX_SPLIT_ID_BYTES or pos > end:
+                return None
+            sid = raw.decode("ascii")
+        n = b[pos]
+        pos += 1
+        if not 1 <= n <= MAX_KEY_SLOTS:
+            return None
+        slots = []
+        for _ in range(n):
+            plen = b[pos]
+            provider = b[pos + 1 : pos + 1 + plen]
+            pos += 1 + plen
+            klen = _U16(b, pos)[0]
+            key_id = b[pos + 2 : pos + 2 + klen]
+            pos += 2 + klen
+            wlen = _U16(b, pos)[0]
+            wrapped = b[pos + 2 : pos + 2 + wlen]
+            pos += 2 + wlen
+            if (
+                not 1 <= plen <= MAX_PROVIDER_ID_BYTES
+                or not 1 <= klen <= MAX_KEY_ID_BYTES
+                or not 1 <= wlen <= MAX_WRAPPED_BYTES
+                or pos > end
+            ):
+                return None
+            slots.append(KeySlot(provider.decode("ascii"), key_id.decode("utf-8"), wrapped))
+    except (IndexError, struct.error, UnicodeDecodeError):
+        return None
+    if pos != end:
+        return None
+    return Header(suite, tuple(pairs), SplitDescriptor(sid, threshold), tuple(slots))
+
+
+def _parse_checked(buf: memoryview) -> Header:
     r = Reader(buf)
     suite = r.u16("suite")
     if suite not in SUITES:
