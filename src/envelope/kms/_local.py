@@ -106,6 +106,8 @@ class LocalKms:
         self._path = path
         self._passphrase = passphrase
         self._ciphers = {v: AESGCM(bytes(k)) for v, k in keys.items()}
+        #: The AAD of each version up to the context (label, keyring id, version).
+        self._aad_heads = {v: self._aad_head(v) for v in keys}
         # The settings tree this keyring pickles as (never its keys); None: not picklable.
         self._origin: dict[str, Any] | None = None
 
@@ -340,14 +342,14 @@ class LocalKms:
         """True for this keyring's id."""
         return key_id == self._id
 
+    def _aad_head(self, version: int) -> bytes:
+        return _WRAP_LABEL + self._id.encode() + b"\x00" + struct.pack(">I", version)
+
     def _aad(self, version: int, context: Context) -> bytes:
-        return (
-            _WRAP_LABEL
-            + self._id.encode()
-            + b"\x00"
-            + struct.pack(">I", version)
-            + encode_context(context)
-        )
+        head = self._aad_heads.get(version)
+        if head is None:  # a version added since (rotate)
+            head = self._aad_heads[version] = self._aad_head(version)
+        return head + encode_context(context)
 
     def wrap(self, plaintext: bytes | bytearray, context: Context) -> WrappedKey:
         """Wraps a 32-byte data key under the newest KEK version.
