@@ -222,7 +222,7 @@ class KmsCall:
         self._start = 0.0
 
     def __enter__(self) -> KmsCall:
-        otel = _current()
+        otel = _otel if _otel is not None else _current()
         if otel is not None and otel.tracing():  # a leaf span, not made current (cheaper)
             self._span = otel.tracer.start_span(
                 f"envelope.kms.{self.operation}",
@@ -237,7 +237,7 @@ class KmsCall:
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         seconds = time.perf_counter() - self._start
-        outcome = _outcome(error)
+        outcome = "ok" if error is None else _outcome(error)
         key = (self.backend, self.operation, outcome)
         with _counts_lock:
             entry = _counts.get(key)
@@ -251,7 +251,7 @@ class KmsCall:
         else:
             serious = not isinstance(error, (KmsError, DecryptionError))
             self._log(logging.ERROR if serious else logging.WARNING, outcome, seconds, error)
-        span, otel = self._span, _current()
+        span, otel = self._span, (_otel if _otel is not None else _current())
         if span is not None and otel is not None:
             span.set_attribute("envelope.kms.outcome", outcome)
             if self.key_id is not None:
@@ -396,7 +396,7 @@ def processed(operation: str, nbytes: int, records: int = 1) -> None:
     """``records`` messages or batch records of ``nbytes`` plaintext bytes in all went
     through ``operation`` (``encrypt``, ``decrypt``, ``encrypt_batch``,
     ``decrypt_batch``)."""
-    otel = _current()
+    otel = _otel if _otel is not None else _current()
     if otel is not None and otel.counting():
         attrs = _OPERATIONS[operation]
         otel.bytes.add(nbytes, attrs)
