@@ -44,6 +44,7 @@ __all__ = [
     "SplitDescriptor",
     "body_context",
     "encode_header",
+    "encode_message_header",
     "header_end",
     "parse_header",
     "read_header",
@@ -68,6 +69,7 @@ SPLIT_CLUSTER_SECRET = 1
 SPLIT_THRESHOLD = 2
 
 _DIGEST_LABEL = b"envelope.dev/v1 header\x00"
+_PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +128,18 @@ def _bound_of(h: Header) -> tuple[bytes, bytes]:
     """The bound section of a header and its body context (the SHA-256 digest): they
     depend on suite, context and split only, not on the key slots, so every message
     under one context and split shares them (memoized)."""
+    split = h.split  # keyed by its fields: a dataclass's hash and == are Python calls
     try:
-        return _bound(h.suite, h.context, h.split)
+        return _bound(h.suite, h.context, split.cluster_secret_id, split.threshold)
     except TypeError:  # an unhashable context (a list of pairs)
-        return _bound.__wrapped__(h.suite, h.context, h.split)
+        return _bound.__wrapped__(h.suite, h.context, split.cluster_secret_id, split.threshold)
 
 
 @functools.lru_cache(maxsize=4096)
-def _bound(suite: int, context: Context, split: SplitDescriptor) -> tuple[bytes, bytes]:
+def _bound(
+    suite: int, context: Context, sid: str | None, threshold: tuple[int, int] | None
+) -> tuple[bytes, bytes]:
+    split = SplitDescriptor(sid, threshold)
     bound = _u16(suite) + encode_context(context) + encode_split(split)
     return bound, hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + bound).digest()
 
@@ -157,8 +163,8 @@ def encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
     """The key slots' bytes (docs/format.md)."""
     out = [_u8(len(slots))]
     for s in slots:
-        p, k = s.provider.encode("ascii"), s.key_id.encode()
-        out += [_u8(len(p)), p, _u16(len(k)), k, _u16(len(s.wrapped)), s.wrapped]
+        p, k, w = s.provider.encode("ascii"), s.key_id.encode(), s.wrapped
+        out += [bytes((len(p),)), p, len(k).to_bytes(2, "big"), k, len(w).to_bytes(2, "big"), w]
     return b"".join(out)
 
 
@@ -200,15 +206,36 @@ def encode_header(h: Header) -> bytes:
     body = _encode_bound(h) + encode_slots(h.slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
-    return MAGIC + _u8(VERSION) + struct.pack(">I", len(body)) + body
+    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
+
+
+def encode_message_header(
+    context: Context, split: SplitDescriptor, slots: tuple[KeySlot, ...]
+) -> tuple[bytes, bytes]:
+    """:func:`encode_header` and :func:`body_context` of a new Cobblestone-256 message's
+    header, in one call (no :class:`Header` is built).
+
+    Raises:
+        ValueError: as :func:`encode_header`.
+    """
+    check_encodable(context, split, slots)
+    try:
+        bound, digest = _bound(
+            SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
+        )
+    except TypeError:  # an unhashable context (a list of pairs)
+        bound, digest = _bound.__wrapped__(
+            SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
+        )
+    body = bound + encode_slots(slots)
+    if len(body) > MAX_HEADER_BYTES:
+        raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
+    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body, digest
 
 
 def body_context(h: Header) -> bytes:
     """The Cobblestone context of the body: SHA-256 over the version and bound section."""
     return _bound_of(h)[1]
-
-
-_PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length
 
 
 def preamble_length(preamble: bytes, magic: bytes = MAGIC, what: str = "envelope message") -> int:
@@ -278,73 +305,106 @@ def _parse_well_formed(b: bytes) -> Header | None:
     """The header in ``b`` when it is well formed, else None (no reason given): the
     checks of :func:`_parse_checked` over one bytes object with inline offsets, without
     a call per field (a message's header is parsed on every uncached decrypt)."""
-    end = len(b)
     try:
-        suite, n = _U16(b, 0)[0], _U16(b, 2)[0]
-        if suite not in SUITES or n > MAX_CONTEXT_PAIRS:
-            return None
-        pos, prev = 4, b""  # every key is longer than b"", so the first is in order
-        pairs = []
-        for _ in range(n):
-            klen = _U16(b, pos)[0]
-            kb = b[pos + 2 : pos + 2 + klen]
-            pos += 2 + klen
-            if not 1 <= klen <= MAX_CONTEXT_KEY_BYTES or pos > end or kb <= prev:
+        last = _last_bound
+        if last is not None and b.startswith(last[0]):
+            # The bound section is self-delimiting: a header that starts with a whole
+            # well-formed one has exactly that one (the common case: one context).
+            bound, suite, context, split = last
+            pos = len(bound)
+        else:
+            found = _parse_bound(b)
+            if found is None:
                 return None
-            vlen = _U16(b, pos)[0]
-            value = b[pos + 2 : pos + 2 + vlen]
-            pos += 2 + vlen
-            if vlen > MAX_CONTEXT_VALUE_BYTES or pos > end:
-                return None
-            pairs.append((kb.decode("utf-8"), value.decode("utf-8")))
-            prev = kb
-        kind = b[pos]
-        pos += 1
-        if kind & ~(SPLIT_CLUSTER_SECRET | SPLIT_THRESHOLD):
-            return None
-        threshold = None
-        if kind & SPLIT_THRESHOLD:
-            k, m = b[pos], b[pos + 1]
-            pos += 2
-            if not 1 <= k <= m <= MAX_KEY_SLOTS:
-                return None
-            threshold = (k, m)
-        sid = None
-        if kind & SPLIT_CLUSTER_SECRET:
-            slen = b[pos]
-            raw = b[pos + 1 : pos + 1 + slen]
-            pos += 1 + slen
-            if not 1 <= slen <= MAX_SPLIT_ID_BYTES or pos > end:
-                return None
-            sid = raw.decode("ascii")
-        n = b[pos]
-        pos += 1
-        if not 1 <= n <= MAX_KEY_SLOTS:
-            return None
-        slots = []
-        for _ in range(n):
-            plen = b[pos]
-            provider = b[pos + 1 : pos + 1 + plen]
-            pos += 1 + plen
-            klen = _U16(b, pos)[0]
-            key_id = b[pos + 2 : pos + 2 + klen]
-            pos += 2 + klen
-            wlen = _U16(b, pos)[0]
-            wrapped = b[pos + 2 : pos + 2 + wlen]
-            pos += 2 + wlen
-            if (
-                not 1 <= plen <= MAX_PROVIDER_ID_BYTES
-                or not 1 <= klen <= MAX_KEY_ID_BYTES
-                or not 1 <= wlen <= MAX_WRAPPED_BYTES
-                or pos > end
-            ):
-                return None
-            slots.append(KeySlot(provider.decode("ascii"), key_id.decode("utf-8"), wrapped))
+            pos, suite, context, split = found
+            _remember_bound((b[:pos], suite, context, split))
+        slots = _parse_slots_well_formed(b, pos)
     except (IndexError, struct.error, UnicodeDecodeError):
         return None
-    if pos != end:
+    return None if slots is None else Header(suite, context, split, slots)
+
+
+#: The bound section last parsed, with its suite, context and split (replaced whole).
+_last_bound: tuple[bytes, int, Context, SplitDescriptor] | None = None
+
+
+def _remember_bound(found: tuple[bytes, int, Context, SplitDescriptor]) -> None:
+    global _last_bound  # noqa: PLW0603 - a one-entry memo, replaced whole
+    _last_bound = found
+
+
+def _parse_bound(b: bytes) -> tuple[int, int, Context, SplitDescriptor] | None:
+    """The end, suite, context and split of the well-formed bound section at the start
+    of ``b``, else None (or IndexError, struct.error, UnicodeDecodeError)."""
+    end = len(b)
+    suite, n = _U16(b, 0)[0], _U16(b, 2)[0]
+    if suite not in SUITES or n > MAX_CONTEXT_PAIRS:
         return None
-    return Header(suite, tuple(pairs), SplitDescriptor(sid, threshold), tuple(slots))
+    pos, prev = 4, b""  # every key is longer than b"", so the first is in order
+    pairs = []
+    for _ in range(n):
+        klen = _U16(b, pos)[0]
+        kb = b[pos + 2 : pos + 2 + klen]
+        pos += 2 + klen
+        if not 1 <= klen <= MAX_CONTEXT_KEY_BYTES or pos > end or kb <= prev:
+            return None
+        vlen = _U16(b, pos)[0]
+        value = b[pos + 2 : pos + 2 + vlen]
+        pos += 2 + vlen
+        if vlen > MAX_CONTEXT_VALUE_BYTES or pos > end:
+            return None
+        pairs.append((kb.decode("utf-8"), value.decode("utf-8")))
+        prev = kb
+    kind = b[pos]
+    pos += 1
+    if kind & ~(SPLIT_CLUSTER_SECRET | SPLIT_THRESHOLD):
+        return None
+    threshold = None
+    if kind & SPLIT_THRESHOLD:
+        k, m = b[pos], b[pos + 1]
+        pos += 2
+        if not 1 <= k <= m <= MAX_KEY_SLOTS:
+            return None
+        threshold = (k, m)
+    sid = None
+    if kind & SPLIT_CLUSTER_SECRET:
+        slen = b[pos]
+        raw = b[pos + 1 : pos + 1 + slen]
+        pos += 1 + slen
+        if not 1 <= slen <= MAX_SPLIT_ID_BYTES or pos > end:
+            return None
+        sid = raw.decode("ascii")
+    return pos, suite, tuple(pairs), SplitDescriptor(sid, threshold)
+
+
+def _parse_slots_well_formed(b: bytes, pos: int) -> tuple[KeySlot, ...] | None:
+    """The well-formed key slots from ``pos`` to the end of ``b``, else None (or an
+    exception, as :func:`_parse_bound`)."""
+    end = len(b)
+    n = b[pos]
+    pos += 1
+    if not 1 <= n <= MAX_KEY_SLOTS:
+        return None
+    slots = []
+    for _ in range(n):
+        plen = b[pos]
+        provider = b[pos + 1 : pos + 1 + plen]
+        pos += 1 + plen
+        klen = _U16(b, pos)[0]
+        key_id = b[pos + 2 : pos + 2 + klen]
+        pos += 2 + klen
+        wlen = _U16(b, pos)[0]
+        wrapped = b[pos + 2 : pos + 2 + wlen]
+        pos += 2 + wlen
+        if (
+            not 1 <= plen <= MAX_PROVIDER_ID_BYTES
+            or not 1 <= klen <= MAX_KEY_ID_BYTES
+            or not 1 <= wlen <= MAX_WRAPPED_BYTES
+            or pos > end
+        ):
+            return None
+        slots.append(KeySlot(provider.decode("ascii"), key_id.decode("utf-8"), wrapped))
+    return tuple(slots) if pos == end else None
 
 
 def _parse_checked(buf: memoryview) -> Header:

@@ -27,12 +27,12 @@ from envelope import _native, _telemetry
 from envelope._format.context import Context
 from envelope._format.message import (
     MAX_KEY_SLOTS,
-    SUITE_COBBLESTONE_256,
     Header,
     KeySlot,
     SplitDescriptor,
     body_context,
     encode_header,
+    encode_message_header,
     header_end,
     parse_header,
 )
@@ -55,6 +55,13 @@ from envelope.kms import KmsBackend
 from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 
 __all__ = ["KeySource", "wipe"]
+
+
+_UNSPLIT = SplitDescriptor()  # frozen: one for every new message without a split
+
+
+def _slots(wrapped: Sequence[WrappedKey]) -> tuple[KeySlot, ...]:
+    return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
 
 
 class _Interned:
@@ -170,7 +177,9 @@ class KeySource(SlotOpener):
         object records the threshold) and the cluster part's bytes."""
         part = self.cluster.current if self.cluster else None
         policy = self.policy.threshold if not stored else None
-        return SplitDescriptor(part.id if part else None, policy), part.material if part else None
+        if part is None:
+            return (_UNSPLIT if policy is None else SplitDescriptor(None, policy)), None
+        return SplitDescriptor(part.id, policy), part.material
 
     def split(self) -> SplitDescriptor:
         """The split descriptor new keys get (cluster part id, threshold policy)."""
@@ -184,14 +193,15 @@ class KeySource(SlotOpener):
         if self.threshold is not None:
             secret = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
             return self.wrap_slots(secret, ctx), secret
-        with _telemetry.kms_call(self.primary.provider_id, "generate") as call:
-            generated = self.primary.generate_data_key(ctx)
+        primary = self.backends[0]
+        with _telemetry.kms_call(primary.provider_id, "generate") as call:
+            generated = primary.generate_data_key(ctx)
             call.key_id = generated.wrapped.key_id
         with generated as data_key:
-            slots = [data_key.wrapped]
-            slots += [wrap_key(b, data_key.plaintext, ctx) for b in self.backends[1:]]
+            others = [wrap_key(b, data_key.plaintext, ctx) for b in self.backends[1:]]
             secret = bytearray(data_key.plaintext)
-        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in slots), secret
+        w = generated.wrapped
+        return (KeySlot(w.provider, w.key_id, w.blob), *_slots(others)), secret
 
     def wrap_slots(self, secret: bytes | bytearray, ctx: Context) -> tuple[KeySlot, ...]:
         """Key slots holding an existing data key ``secret`` for every configured backend:
@@ -208,7 +218,7 @@ class KeySource(SlotOpener):
                     wipe(share)
         else:
             wrapped = [wrap_key(b, secret, ctx) for b in self.backends]
-        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
+        return _slots(wrapped)
 
     def fresh(
         self, ctx: Context, *, key_ref: str | None = None, nbytes: int | None = None
@@ -248,8 +258,8 @@ class KeySource(SlotOpener):
                 names no stored key.
         """
         slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        return encode_header(header), body_context(header), input_key
+        header, digest = encode_message_header(ctx, split, slots)
+        return header, digest, input_key
 
     def cached_sealer(
         self, ctx: Context, nbytes: int, key: Hashable | None = None
@@ -323,11 +333,8 @@ class KeySource(SlotOpener):
 
     def _sealer(self, ctx: Context) -> tuple[_native.MessageSealer, bytearray]:
         slots, split, input_key = self.fresh(ctx)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        sealer = _native.MessageSealer(
-            bytes(input_key), body_context(header), encode_header(header)
-        )
-        return sealer, input_key
+        header, digest = encode_message_header(ctx, split, slots)
+        return _native.MessageSealer(bytes(input_key), digest, header), input_key
 
     def open_message(
         self, message: memoryview, expected: Context | None
