@@ -214,7 +214,7 @@ class KmsCall:
 
     __slots__ = ("_span", "_start", "backend", "key_id", "operation")
 
-    def __init__(self, backend: str, operation: str, key_id: str | None) -> None:
+    def __init__(self, backend: str, operation: str, key_id: str | None = None) -> None:
         self.backend = backend
         self.operation = operation
         self.key_id = key_id
@@ -290,11 +290,11 @@ class KmsCall:
         )
 
 
-def kms_call(backend: str, operation: str, key_id: str | None = None) -> KmsCall:
-    """Times, counts, logs and traces one KMS call (``generate``, ``wrap``, ``unwrap``,
-    ``rewrap``) of the backend whose provider id is ``backend``: use as ``with``; an
-    exception raised inside passes through unchanged."""
-    return KmsCall(backend, operation, key_id)
+#: ``kms_call(backend, operation, key_id=None)``: times, counts, logs and traces one
+#: KMS call (``generate``, ``wrap``, ``unwrap``, ``rewrap``) of the backend whose
+#: provider id is ``backend``: use as ``with``; an exception raised inside passes
+#: through unchanged. The class itself: no wrapper call per KMS call.
+kms_call = KmsCall
 
 
 def _reason(error: BaseException) -> str:

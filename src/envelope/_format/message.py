@@ -161,7 +161,7 @@ def encode_split(split: SplitDescriptor) -> bytes:
 
 def encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
     """The key slots' bytes (docs/format.md)."""
-    out = [_u8(len(slots))]
+    out = [bytes((len(slots),))]
     for s in slots:
         p, k, w = s.provider.encode("ascii"), s.key_id.encode(), s.wrapped
         out += [bytes((len(p),)), p, len(k).to_bytes(2, "big"), k, len(w).to_bytes(2, "big"), w]

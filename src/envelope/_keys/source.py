@@ -197,11 +197,15 @@ class KeySource(SlotOpener):
         with _telemetry.kms_call(primary.provider_id, "generate") as call:
             generated = primary.generate_data_key(ctx)
             call.key_id = generated.wrapped.key_id
-        with generated as data_key:
-            others = [wrap_key(b, data_key.plaintext, ctx) for b in self.backends[1:]]
-            secret = bytearray(data_key.plaintext)
-        w = generated.wrapped
-        return (KeySlot(w.provider, w.key_id, w.blob), *_slots(others)), secret
+        plaintext, w = generated.plaintext, generated.wrapped
+        try:
+            slots: tuple[KeySlot, ...] = (KeySlot(w.provider, w.key_id, w.blob),)
+            if len(self.backends) > 1:
+                slots += _slots([wrap_key(b, plaintext, ctx) for b in self.backends[1:]])
+            secret = bytearray(plaintext)
+        finally:
+            generated.wipe()
+        return slots, secret
 
     def wrap_slots(self, secret: bytes | bytearray, ctx: Context) -> tuple[KeySlot, ...]:
         """Key slots holding an existing data key ``secret`` for every configured backend:

@@ -360,7 +360,7 @@ class LocalKms:
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
         version = self.current_version
-        nonce = secrets.token_bytes(12)
+        nonce = os.urandom(12)  # the OS CSPRNG, as secrets.token_bytes (two calls fewer)
         sealed = self._ciphers[version].encrypt(
             nonce, bytes(plaintext), self._aad(version, context)
         )
@@ -372,7 +372,7 @@ class LocalKms:
 
         Raises nothing: the local keyring is in memory once loaded.
         """
-        plaintext = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
+        plaintext = bytearray(os.urandom(DATA_KEY_BYTES))  # as in wrap
         return DataKey(plaintext, self.wrap(plaintext, context))
 
     def unwrap(self, wrapped: WrappedKey, context: Context) -> bytearray:
