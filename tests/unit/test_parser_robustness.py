@@ -12,12 +12,8 @@ import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, FormatError, LocalKms, chunked
 from envelope._format.batch import decode as decode_batch_header
-from envelope._format.message import (
-    PREAMBLE_LEN,
-    _parse_checked,
-    _parse_well_formed,
-    parse_header,
-)
+from envelope._format.message import PREAMBLE_LEN, _parse_checked, parse_header
+from envelope._format.well_formed import parse_well_formed
 
 SEED = 20261122
 
@@ -69,7 +65,7 @@ def test_the_one_pass_header_parser_accepts_exactly_what_the_checked_one_does(
     bodies = [blob[PREAMBLE_LEN:end], *(m[PREAMBLE_LEN:] for m in mutations(blob[:end], rng, 5000))]
     accepted = 0
     for body in bodies:
-        fast = _parse_well_formed(body)
+        fast = parse_well_formed(body)
         try:
             checked = _parse_checked(memoryview(body))
         except FormatError:

@@ -17,10 +17,7 @@ Every length is bounded and checked before anything is allocated.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import struct
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from envelope._format.context import (
@@ -28,15 +25,37 @@ from envelope._format.context import (
     MAX_CONTEXT_PAIRS,
     MAX_CONTEXT_VALUE_BYTES,
     Context,
-    encode_context,
 )
+from envelope._format.header import (
+    MAGIC,
+    MAX_HEADER_BYTES,
+    MAX_KEY_ID_BYTES,
+    MAX_KEY_SLOTS,
+    MAX_PROVIDER_ID_BYTES,
+    MAX_SPLIT_ID_BYTES,
+    MAX_WRAPPED_BYTES,
+    PREAMBLE_LEN,
+    SPLIT_CLUSTER_SECRET,
+    SPLIT_THRESHOLD,
+    SUITE_COBBLESTONE_256,
+    SUITES,
+    VERSION,
+    Header,
+    KeySlot,
+    SplitDescriptor,
+    bound_section,
+    bound_section_of,
+    encode_split,
+)
+from envelope._format.well_formed import parse_well_formed
 from envelope.errors import FormatError
 
-__all__ = [
+__all__ = [  # with the header fields' names from envelope._format.header
     "MAGIC",
     "MAX_HEADER_BYTES",
     "MAX_KEY_SLOTS",
     "PREAMBLE_LEN",
+    "SUITES",
     "SUITE_COBBLESTONE_256",
     "VERSION",
     "Header",
@@ -45,118 +64,13 @@ __all__ = [
     "body_context",
     "encode_header",
     "encode_message_header",
+    "encode_split",
     "header_end",
     "parse_header",
     "read_header",
 ]
 
-MAGIC = b"\x89ENV"
-VERSION = 1
-PREAMBLE_LEN = len(MAGIC) + 1 + 4
-MAX_HEADER_BYTES = 64 * 1024
-MAX_KEY_SLOTS = 16
-MAX_PROVIDER_ID_BYTES = 64
-MAX_KEY_ID_BYTES = 2048
-MAX_WRAPPED_BYTES = 8192
-MAX_SPLIT_ID_BYTES = 64
-
-#: Body: Cobblestone-256 (AES-256-GCM, HKDF-Expand SHA-512); input key from HKDF-SHA512.
-SUITE_COBBLESTONE_256 = 0x0001
-SUITES = {SUITE_COBBLESTONE_256: "cobblestone-256"}
-
-SPLIT_NONE = 0
-SPLIT_CLUSTER_SECRET = 1
-SPLIT_THRESHOLD = 2
-
-_DIGEST_LABEL = b"envelope.dev/v1 header\x00"
 _PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length
-
-
-@dataclass(frozen=True, slots=True)
-class KeySlot:
-    """One wrapped copy of the message's data key: who wrapped it, under which key."""
-
-    provider: str
-    key_id: str
-    wrapped: bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"KeySlot(provider={self.provider!r}, key_id={self.key_id!r}, "
-            f"wrapped=<{len(self.wrapped)} bytes>)"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SplitDescriptor:
-    """How the input key is split: ``cluster_secret_id`` names the cluster part needed
-    (or None); ``threshold`` is ``(k, n)`` when the data key is shared k-of-n across the
-    key slots (Shamir), or None when every slot wraps the whole data key (any-of)."""
-
-    cluster_secret_id: str | None = None
-    threshold: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A parsed v1 header."""
-
-    suite: int
-    context: Context
-    split: SplitDescriptor
-    slots: tuple[KeySlot, ...]
-
-    @property
-    def bound_bytes(self) -> bytes:
-        """The part of the header covered by the body's context digest."""
-        return _encode_bound(self)
-
-
-def _u8(n: int) -> bytes:
-    return struct.pack(">B", n)
-
-
-def _u16(n: int) -> bytes:
-    return struct.pack(">H", n)
-
-
-def _encode_bound(h: Header) -> bytes:
-    return _bound_of(h)[0]
-
-
-def _bound_of(h: Header) -> tuple[bytes, bytes]:
-    """The bound section of a header and its body context (the SHA-256 digest): they
-    depend on suite, context and split only, not on the key slots, so every message
-    under one context and split shares them (memoized)."""
-    split = h.split  # keyed by its fields: a dataclass's hash and == are Python calls
-    try:
-        return _bound(h.suite, h.context, split.cluster_secret_id, split.threshold)
-    except TypeError:  # an unhashable context (a list of pairs)
-        return _bound.__wrapped__(h.suite, h.context, split.cluster_secret_id, split.threshold)
-
-
-@functools.lru_cache(maxsize=4096)
-def _bound(
-    suite: int, context: Context, sid: str | None, threshold: tuple[int, int] | None
-) -> tuple[bytes, bytes]:
-    split = SplitDescriptor(sid, threshold)
-    bound = _u16(suite) + encode_context(context) + encode_split(split)
-    return bound, hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + bound).digest()
-
-
-def encode_split(split: SplitDescriptor) -> bytes:
-    """The split descriptor's bytes (docs/format.md): a kind byte of flags (1: cluster
-    part, 2: threshold), then ``k, n`` if threshold, then the part id if cluster."""
-    kind = (SPLIT_CLUSTER_SECRET if split.cluster_secret_id is not None else 0) | (
-        SPLIT_THRESHOLD if split.threshold is not None else 0
-    )
-    out = _u8(kind)
-    if split.threshold is not None:
-        out += _u8(split.threshold[0]) + _u8(split.threshold[1])
-    if split.cluster_secret_id is not None:
-        sid = split.cluster_secret_id.encode("ascii")
-        out += _u8(len(sid)) + sid
-    return out
 
 
 def encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
@@ -203,7 +117,7 @@ def encode_header(h: Header) -> bytes:
         ValueError: a field exceeds its bound (see docs/format.md).
     """
     _check_encodable(h)
-    body = _encode_bound(h) + encode_slots(h.slots)
+    body = bound_section_of(h)[0] + encode_slots(h.slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
     return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
@@ -220,11 +134,11 @@ def encode_message_header(
     """
     check_encodable(context, split, slots)
     try:
-        bound, digest = _bound(
+        bound, digest = bound_section(
             SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
         )
     except TypeError:  # an unhashable context (a list of pairs)
-        bound, digest = _bound.__wrapped__(
+        bound, digest = bound_section.__wrapped__(
             SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
         )
     body = bound + encode_slots(slots)
@@ -235,7 +149,7 @@ def encode_message_header(
 
 def body_context(h: Header) -> bytes:
     """The Cobblestone context of the body: SHA-256 over the version and bound section."""
-    return _bound_of(h)[1]
+    return bound_section_of(h)[1]
 
 
 def preamble_length(preamble: bytes, magic: bytes = MAGIC, what: str = "envelope message") -> int:
@@ -290,121 +204,12 @@ class Reader:
             raise FormatError(f"malformed header: {what} is not valid text") from None
 
 
-_U16 = struct.Struct(">H").unpack_from
-
-
 def _parse_body(buf: memoryview) -> Header:
-    """The header in ``buf``: :func:`_parse_well_formed` for the common case, else
-    :func:`_parse_checked`, which says what is wrong (both accept exactly the same
-    headers; tests/unit/test_parser_robustness.py compares them)."""
-    header = _parse_well_formed(bytes(buf))
+    """The header in ``buf``: the one-pass parser of :mod:`envelope._format.well_formed`
+    for the common case, else :func:`_parse_checked`, which says what is wrong (both
+    accept exactly the same headers; tests/unit/test_parser_robustness.py compares)."""
+    header = parse_well_formed(bytes(buf))
     return header if header is not None else _parse_checked(buf)
-
-
-def _parse_well_formed(b: bytes) -> Header | None:
-    """The header in ``b`` when it is well formed, else None (no reason given): the
-    checks of :func:`_parse_checked` over one bytes object with inline offsets, without
-    a call per field (a message's header is parsed on every uncached decrypt)."""
-    try:
-        last = _last_bound
-        if last is not None and b.startswith(last[0]):
-            # The bound section is self-delimiting: a header that starts with a whole
-            # well-formed one has exactly that one (the common case: one context).
-            bound, suite, context, split = last
-            pos = len(bound)
-        else:
-            found = _parse_bound(b)
-            if found is None:
-                return None
-            pos, suite, context, split = found
-            _remember_bound((b[:pos], suite, context, split))
-        slots = _parse_slots_well_formed(b, pos)
-    except (IndexError, struct.error, UnicodeDecodeError):
-        return None
-    return None if slots is None else Header(suite, context, split, slots)
-
-
-#: The bound section last parsed, with its suite, context and split (replaced whole).
-_last_bound: tuple[bytes, int, Context, SplitDescriptor] | None = None
-
-
-def _remember_bound(found: tuple[bytes, int, Context, SplitDescriptor]) -> None:
-    global _last_bound  # noqa: PLW0603 - a one-entry memo, replaced whole
-    _last_bound = found
-
-
-def _parse_bound(b: bytes) -> tuple[int, int, Context, SplitDescriptor] | None:
-    """The end, suite, context and split of the well-formed bound section at the start
-    of ``b``, else None (or IndexError, struct.error, UnicodeDecodeError)."""
-    end = len(b)
-    suite, n = _U16(b, 0)[0], _U16(b, 2)[0]
-    if suite not in SUITES or n > MAX_CONTEXT_PAIRS:
-        return None
-    pos, prev = 4, b""  # every key is longer than b"", so the first is in order
-    pairs = []
-    for _ in range(n):
-        klen = _U16(b, pos)[0]
-        kb = b[pos + 2 : pos + 2 + klen]
-        pos += 2 + klen
-        if not 1 <= klen <= MAX_CONTEXT_KEY_BYTES or pos > end or kb <= prev:
-            return None
-        vlen = _U16(b, pos)[0]
-        value = b[pos + 2 : pos + 2 + vlen]
-        pos += 2 + vlen
-        if vlen > MAX_CONTEXT_VALUE_BYTES or pos > end:
-            return None
-        pairs.append((kb.decode("utf-8"), value.decode("utf-8")))
-        prev = kb
-    kind = b[pos]
-    pos += 1
-    if kind & ~(SPLIT_CLUSTER_SECRET | SPLIT_THRESHOLD):
-        return None
-    threshold = None
-    if kind & SPLIT_THRESHOLD:
-        k, m = b[pos], b[pos + 1]
-        pos += 2
-        if not 1 <= k <= m <= MAX_KEY_SLOTS:
-            return None
-        threshold = (k, m)
-    sid = None
-    if kind & SPLIT_CLUSTER_SECRET:
-        slen = b[pos]
-        raw = b[pos + 1 : pos + 1 + slen]
-        pos += 1 + slen
-        if not 1 <= slen <= MAX_SPLIT_ID_BYTES or pos > end:
-            return None
-        sid = raw.decode("ascii")
-    return pos, suite, tuple(pairs), SplitDescriptor(sid, threshold)
-
-
-def _parse_slots_well_formed(b: bytes, pos: int) -> tuple[KeySlot, ...] | None:
-    """The well-formed key slots from ``pos`` to the end of ``b``, else None (or an
-    exception, as :func:`_parse_bound`)."""
-    end = len(b)
-    n = b[pos]
-    pos += 1
-    if not 1 <= n <= MAX_KEY_SLOTS:
-        return None
-    slots = []
-    for _ in range(n):
-        plen = b[pos]
-        provider = b[pos + 1 : pos + 1 + plen]
-        pos += 1 + plen
-        klen = _U16(b, pos)[0]
-        key_id = b[pos + 2 : pos + 2 + klen]
-        pos += 2 + klen
-        wlen = _U16(b, pos)[0]
-        wrapped = b[pos + 2 : pos + 2 + wlen]
-        pos += 2 + wlen
-        if (
-            not 1 <= plen <= MAX_PROVIDER_ID_BYTES
-            or not 1 <= klen <= MAX_KEY_ID_BYTES
-            or not 1 <= wlen <= MAX_WRAPPED_BYTES
-            or pos > end
-        ):
-            return None
-        slots.append(KeySlot(provider.decode("ascii"), key_id.decode("utf-8"), wrapped))
-    return tuple(slots) if pos == end else None
 
 
 def _parse_checked(buf: memoryview) -> Header:

@@ -18,8 +18,6 @@ error names every backend with its own reason.
 from __future__ import annotations
 
 import secrets
-import threading
-import weakref
 from collections.abc import Hashable, Sequence
 from typing import cast
 
@@ -39,6 +37,7 @@ from envelope._format.message import (
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
+from envelope._keys.interned import Interned, intern
 from envelope._keys.policy import AcceptancePolicy, Principal, check_custodians
 from envelope._keys.slots import Accept, SlotOpener, wipe, wrap_key
 from envelope._keys.stored import (
@@ -62,34 +61,6 @@ _UNSPLIT = SplitDescriptor()  # frozen: one for every new message without a spli
 
 def _slots(wrapped: Sequence[WrappedKey]) -> tuple[KeySlot, ...]:
     return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
-
-
-class _Interned:
-    """A message-cache key part as one object, the same for equal ``parts`` while it
-    lives, compared and hashed by id: a cache key made of it hashes in constant time
-    instead of re-hashing the identity (and context) on every message. It holds its
-    parts, hence the identity's backends, so neither it nor their ids can be reused
-    while a cache entry (or a source) holds it."""
-
-    __slots__ = ("__weakref__", "parts")
-
-    def __init__(self, parts: tuple[object, ...]) -> None:
-        self.parts = parts
-
-
-_interned: weakref.WeakValueDictionary[tuple[object, ...], _Interned] = (
-    weakref.WeakValueDictionary()
-)
-_interned_lock = threading.Lock()
-
-
-def _intern(parts: tuple[object, ...]) -> _Interned:
-    """The one live :class:`_Interned` of ``parts`` (made if there is none)."""
-    with _interned_lock:
-        token = _interned.get(parts)
-        if token is None:
-            token = _interned[parts] = _Interned(parts)
-        return token
 
 
 class KeySource(SlotOpener):
@@ -125,7 +96,7 @@ class KeySource(SlotOpener):
             accept_unsplit,
         )
         self._identity: tuple[object, ...] | None = None
-        self._token: _Interned | None = None
+        self._token: Interned | None = None
         #: The last message header opened through the cache and its cache key: a
         #: message that starts with the same bytes reuses both (no parse, no copy, and
         #: a key the cache finds by identity). Replaced whole.
@@ -151,11 +122,11 @@ class KeySource(SlotOpener):
             )
         return self._identity
 
-    def _message_identity(self) -> _Interned:
-        """:meth:`identity` as a token for message-cache keys (see :class:`_Interned`)."""
+    def _message_identity(self) -> Interned:
+        """:meth:`identity` as a token for message-cache keys (see :class:`Interned`)."""
         token = self._token
         if token is None:
-            token = self._token = _intern(self.identity())
+            token = self._token = intern(self.identity())
         return token
 
     def seal_key(self, ctx: Context) -> Hashable:
@@ -165,7 +136,7 @@ class KeySource(SlotOpener):
         Raises:
             KmsError: computing :meth:`identity` needed the KMS and it failed.
         """
-        return _intern(("message", self._message_identity(), ctx))
+        return intern(("message", self._message_identity(), ctx))
 
     @property
     def primary(self) -> KmsBackend:
