@@ -289,7 +289,10 @@ class Envelope(DocumentKeys, FileMethods):
                     _telemetry.processed("decrypt", len(plain))
             return plain
         view = memoryview(blob).cast("B")
-        offset, digest, input_key = self._keys.open_message(view, expected)
+        # bytes as they are (parsed without a view); anything else as a byte view
+        offset, digest, input_key = self._keys.open_message(
+            blob if type(blob) is bytes else view, expected
+        )
         try:  # the native open checks the key commitment before any chunk
             out = _native.cobblestone_open(bytes(input_key), view[offset:], digest, self._threads)
         finally:

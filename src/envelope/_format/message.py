@@ -320,6 +320,13 @@ def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:
         FormatError: not an envelope message, an unsupported version or suite, or a
             malformed or oversized header (the message says which).
     """
+    if type(message) is bytes:  # sliced as it is: one copy, no view
+        end = header_end(message)
+        if len(message) < end:
+            raise FormatError("not an envelope message: truncated header")
+        raw = message[PREAMBLE_LEN:end]
+        header = parse_well_formed(raw)
+        return (header if header is not None else _parse_checked(memoryview(raw))), end
     view = memoryview(message).cast("B")
     end = header_end(view)
     if len(view) < end:

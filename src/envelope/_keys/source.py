@@ -312,10 +312,11 @@ class KeySource(SlotOpener):
         return _native.MessageSealer(bytes(input_key), digest, header), input_key
 
     def open_message(
-        self, message: memoryview, expected: Context | None
+        self, message: bytes | memoryview, expected: Context | None
     ) -> tuple[int, bytes, bytearray]:
-        """Body offset, body context and input key of ``message`` (never cached: with a
-        cache, one-shot messages go through :meth:`cached_opener`).
+        """Body offset, body context and input key of ``message`` (bytes, or a
+        byte-format view; never cached: with a cache, one-shot messages go through
+        :meth:`cached_opener`).
 
         Raises:
             DecryptionError: ``expected`` differs from the message's context, or as
@@ -323,7 +324,8 @@ class KeySource(SlotOpener):
             KeyUnavailableError, KmsError: as :meth:`input_key`.
         """
         header, offset = parse_header(message)
-        digest, input_key = self.open_header(header, expected, message[offset:])
+        prefix = message[offset : offset + _native.PREFIX_LEN]  # salt, commitment: no copy
+        digest, input_key = self.open_header(header, expected, prefix)  # of the whole body
         return offset, digest, input_key
 
     def cached_opener(
