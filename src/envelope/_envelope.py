@@ -232,13 +232,7 @@ class Envelope(DocumentKeys, FileMethods):
         header_bytes, digest, input_key = self._keys.new_message(ctx, size, key_ref)
         try:  # salt None: drawn from the OS inside the native call
             out = _native.cobblestone_seal(
-                bytes(input_key),
-                None,
-                digest,
-                data,
-                self._threads,
-                None,
-                header_bytes,
+                bytes(input_key), None, digest, data, self._threads, None, header_bytes
             )
         finally:
             wipe(input_key)
@@ -289,10 +283,8 @@ class Envelope(DocumentKeys, FileMethods):
                     _telemetry.processed("decrypt", len(plain))
             return plain
         view = memoryview(blob).cast("B")
-        # bytes as they are (parsed without a view); anything else as a byte view
-        offset, digest, input_key = self._keys.open_message(
-            blob if type(blob) is bytes else view, expected
-        )
+        message = blob if type(blob) is bytes else view  # bytes are parsed without a view
+        offset, digest, input_key = self._keys.open_message(message, expected)
         try:  # the native open checks the key commitment before any chunk
             out = _native.cobblestone_open(bytes(input_key), view[offset:], digest, self._threads)
         finally:
