@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal, cast
 
-from envelope import _native, _telemetry, chunked
+from envelope import _native, _telemetry
 from envelope import _streams as streams
 from envelope._document_keys import DocumentKeys
 from envelope._file_methods import FileMethods
@@ -230,15 +230,9 @@ class Envelope(DocumentKeys, FileMethods):
                     _telemetry.processed("encrypt", size)
             return sealed
         header_bytes, digest, input_key = self._keys.new_message(ctx, size, key_ref)
-        try:
+        try:  # salt None: drawn from the OS inside the native call
             out = _native.cobblestone_seal(
-                bytes(input_key),
-                chunked.new_salt(),
-                digest,
-                data,
-                self._threads,
-                None,
-                header_bytes,
+                bytes(input_key), None, digest, data, self._threads, None, header_bytes
             )
         finally:
             wipe(input_key)
@@ -289,11 +283,13 @@ class Envelope(DocumentKeys, FileMethods):
                     _telemetry.processed("decrypt", len(plain))
             return plain
         view = memoryview(blob).cast("B")
-        offset, digest, input_key = self._keys.open_message(view, expected)
-        try:
-            out = chunked.decrypt(input_key, view[offset:], digest, threads=self._threads)
+        message = blob if type(blob) is bytes else view  # bytes are parsed without a view
+        offset, digest, input_key = self._keys.open_message(message, expected)
+        try:  # the native open checks the key commitment before any chunk
+            out = _native.cobblestone_open(bytes(input_key), view[offset:], digest, self._threads)
         finally:
             wipe(input_key)
+        assert out is not None
         _telemetry.processed("decrypt", len(out))
         return out
 

@@ -41,7 +41,7 @@ def cobblestone_sealed_len(plaintext_len: int) -> int: ...
 def cobblestone_opened_len(sealed_len: int) -> int: ...
 def cobblestone_seal(
     input_key: bytes,
-    salt: bytes,
+    salt: bytes | None,
     context: bytes,
     message: Buffer,
     threads: int = 0,

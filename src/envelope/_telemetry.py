@@ -92,6 +92,8 @@ class _Otel:
             importlib.import_module("opentelemetry.metrics._internal"), "_ProxyMeterProvider", None
         )
         self._idle = tuple(t for t in (_otel_metrics.NoOpMeterProvider, proxy) if t is not None)
+        # Where the API keeps the global tracer provider (None: we were given one).
+        self._trace_state = None if tracer_provider is not None else _otel_trace
         tracer = (tracer_provider or _otel_trace.get_tracer_provider()).get_tracer(_SCOPE)
         meter = (meter_provider or _otel_metrics.get_meter_provider()).get_meter(_SCOPE)
         self.tracer = tracer
@@ -121,6 +123,14 @@ class _Otel:
         counts always."""
         state = self._global_state
         return state is None or getattr(state, "_METER_PROVIDER", state) is not None
+
+    def tracing(self) -> bool:
+        """False while no span can be received: our tracer came from the API's global
+        proxy and no tracer provider has been set since, so every span would be a
+        non-recording no-op (once one is set, this is True again). As
+        :meth:`counting`: one attribute read, for the per-KMS-call hook."""
+        state = self._trace_state
+        return state is None or getattr(state, "_TRACER_PROVIDER", state) is not None
 
     def reports_metrics(self) -> bool:
         """True unless the meter provider is the API's no-op default (no SDK set): then
@@ -204,7 +214,7 @@ class KmsCall:
 
     __slots__ = ("_span", "_start", "backend", "key_id", "operation")
 
-    def __init__(self, backend: str, operation: str, key_id: str | None) -> None:
+    def __init__(self, backend: str, operation: str, key_id: str | None = None) -> None:
         self.backend = backend
         self.operation = operation
         self.key_id = key_id
@@ -212,8 +222,8 @@ class KmsCall:
         self._start = 0.0
 
     def __enter__(self) -> KmsCall:
-        otel = _current()
-        if otel is not None:  # a leaf span: started, not made current (cheaper)
+        otel = _otel if _otel is not None else _current()
+        if otel is not None and otel.tracing():  # a leaf span, not made current (cheaper)
             self._span = otel.tracer.start_span(
                 f"envelope.kms.{self.operation}",
                 kind=otel.client,
@@ -227,7 +237,7 @@ class KmsCall:
 
     def __exit__(self, kind: object, error: BaseException | None, tb: object) -> None:
         seconds = time.perf_counter() - self._start
-        outcome = _outcome(error)
+        outcome = "ok" if error is None else _outcome(error)
         key = (self.backend, self.operation, outcome)
         with _counts_lock:
             entry = _counts.get(key)
@@ -241,7 +251,7 @@ class KmsCall:
         else:
             serious = not isinstance(error, (KmsError, DecryptionError))
             self._log(logging.ERROR if serious else logging.WARNING, outcome, seconds, error)
-        span, otel = self._span, _current()
+        span, otel = self._span, (_otel if _otel is not None else _current())
         if span is not None and otel is not None:
             span.set_attribute("envelope.kms.outcome", outcome)
             if self.key_id is not None:
@@ -249,6 +259,7 @@ class KmsCall:
             if error is not None:
                 span.set_status(otel.error, type(error).__name__)
             span.end()
+        if otel is not None and otel.counting():
             attrs = {
                 "envelope.kms.backend": self.backend,
                 "envelope.kms.operation": self.operation,
@@ -279,11 +290,11 @@ class KmsCall:
         )
 
 
-def kms_call(backend: str, operation: str, key_id: str | None = None) -> KmsCall:
-    """Times, counts, logs and traces one KMS call (``generate``, ``wrap``, ``unwrap``,
-    ``rewrap``) of the backend whose provider id is ``backend``: use as ``with``; an
-    exception raised inside passes through unchanged."""
-    return KmsCall(backend, operation, key_id)
+#: ``kms_call(backend, operation, key_id=None)``: times, counts, logs and traces one
+#: KMS call (``generate``, ``wrap``, ``unwrap``, ``rewrap``) of the backend whose
+#: provider id is ``backend``: use as ``with``; an exception raised inside passes
+#: through unchanged. The class itself: no wrapper call per KMS call.
+kms_call = KmsCall
 
 
 def _reason(error: BaseException) -> str:
@@ -309,9 +320,12 @@ def cache_hit(side: str) -> None:
 def cached_message(side: str, nbytes: int) -> None:
     """One message of ``nbytes`` plaintext bytes served from the cache on ``side``
     (``encrypt`` or ``decrypt``): :func:`cache_hit` and :func:`processed` in one hook,
-    for the per-message fast path."""
+    for the per-message fast path (:meth:`_Otel.counting` inlined: a call fewer)."""
     otel = _otel if _otel is not None else _current()
-    if otel is not None and otel.counting():
+    if otel is None:
+        return
+    state = otel._global_state
+    if state is None or getattr(state, "_METER_PROVIDER", state) is not None:
         otel.hits.add(1, _SIDES[side])
         attrs = _OPERATIONS[side]
         otel.bytes.add(nbytes, attrs)
@@ -384,9 +398,12 @@ def measuring() -> bool:
 def processed(operation: str, nbytes: int, records: int = 1) -> None:
     """``records`` messages or batch records of ``nbytes`` plaintext bytes in all went
     through ``operation`` (``encrypt``, ``decrypt``, ``encrypt_batch``,
-    ``decrypt_batch``)."""
-    otel = _current()
-    if otel is not None and otel.counting():
+    ``decrypt_batch``). :meth:`_Otel.counting` inlined, as in :func:`cached_message`."""
+    otel = _otel if _otel is not None else _current()
+    if otel is None:
+        return
+    state = otel._global_state
+    if state is None or getattr(state, "_METER_PROVIDER", state) is not None:
         attrs = _OPERATIONS[operation]
         otel.bytes.add(nbytes, attrs)
         otel.records.add(records, attrs)

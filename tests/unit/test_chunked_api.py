@@ -7,7 +7,7 @@ import os
 import numpy as np
 import pytest
 
-from envelope import chunked
+from envelope import _native, chunked
 from envelope.errors import DecryptionError
 
 KEY = bytes(range(32))
@@ -26,6 +26,13 @@ def test_round_trip_and_lengths(n: int) -> None:
 def test_random_salt_per_message() -> None:
     a, b = chunked.encrypt(KEY, b"same", b""), chunked.encrypt(KEY, b"same", b"")
     assert a[:24] != b[:24] and a != b
+
+
+def test_the_native_seal_draws_its_own_salt_when_given_none() -> None:
+    a, b = (_native.cobblestone_seal(KEY, None, b"ctx", b"same", 1, None, b"P") for _ in "ab")
+    assert a is not None and b is not None
+    assert a[:1] == b[:1] == b"P" and a[1:25] != b[1:25]  # a fresh salt each
+    assert chunked.decrypt(KEY, a[1:], b"ctx") == chunked.decrypt(KEY, b[1:], b"ctx") == b"same"
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 0])

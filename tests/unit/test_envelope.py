@@ -11,6 +11,7 @@ import pytest
 
 from envelope import (
     ClusterSecret,
+    DataKeyCache,
     DecryptionError,
     Envelope,
     FormatError,
@@ -76,6 +77,25 @@ def test_every_flipped_byte_fails(env: Envelope) -> None:
         bad[i] ^= 0x40
         with pytest.raises(DecryptionError):
             env.decrypt(bytes(bad), any_context=True)
+
+
+@pytest.mark.parametrize("shape", ["uncached", "cached", "two slots", "two slots cached"])
+def test_a_wrong_key_commitment_fails(shape: str) -> None:
+    """Every byte of the body's key commitment is checked on every decrypt, however the
+    input key was found (one slot, a candidate among several, a cached opener)."""
+    backends = [LocalKms.ephemeral() for _ in range(2 if "two" in shape else 1)]
+    cache = DataKeyCache() if shape.endswith(" cached") or shape == "cached" else None
+    env = Envelope(backends, cache=cache)
+    blob = env.encrypt(b"attack at dawn", CTX)
+    _, offset = parse_header(blob)
+    assert env.decrypt(blob, CTX) == b"attack at dawn"
+    for i in range(offset + chunked.SALT_SIZE, offset + chunked.SALT_SIZE + 32):
+        bad = bytearray(blob)
+        bad[i] ^= 0x01
+        with pytest.raises(DecryptionError) as caught:
+            Envelope(backends, cache=cache).decrypt(bytes(bad), CTX)
+        assert type(caught.value) is DecryptionError
+        assert str(caught.value) == DecryptionError.MESSAGE
 
 
 def test_every_truncation_and_extension_fails(env: Envelope) -> None:

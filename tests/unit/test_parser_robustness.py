@@ -12,7 +12,8 @@ import pytest
 
 from envelope import ClusterSecret, DecryptionError, Envelope, FormatError, LocalKms, chunked
 from envelope._format.batch import decode as decode_batch_header
-from envelope._format.message import parse_header
+from envelope._format.message import PREAMBLE_LEN, _parse_checked, parse_header
+from envelope._format.well_formed import parse_well_formed
 
 SEED = 20261122
 
@@ -48,6 +49,31 @@ def test_message_headers(env: Envelope) -> None:
     for mutated in mutations(blob[:end], rng, 5000):
         with contextlib.suppress(FormatError):
             parse_header(mutated)
+
+
+@pytest.mark.parametrize("threshold", [None, 2])
+def test_the_one_pass_header_parser_accepts_exactly_what_the_checked_one_does(
+    env: Envelope, threshold: int | None
+) -> None:
+    """Both parse each mutation to the same header, or both refuse it (the one-pass
+    parser with None, the checked one with the FormatError that says why)."""
+    rng = random.Random(SEED + 7)
+    kms = [LocalKms.ephemeral(), LocalKms.ephemeral()]
+    source = env if threshold is None else Envelope(kms, threshold=threshold)
+    blob = source.encrypt(b"payload", {"service": "a", "région": "eu", "z": ""})
+    _, end = parse_header(blob)
+    bodies = [blob[PREAMBLE_LEN:end], *(m[PREAMBLE_LEN:] for m in mutations(blob[:end], rng, 5000))]
+    accepted = 0
+    for body in bodies:
+        fast = parse_well_formed(body)
+        try:
+            checked = _parse_checked(memoryview(body))
+        except FormatError:
+            assert fast is None, body
+            continue
+        assert fast == checked, body
+        accepted += 1
+    assert accepted > 1  # not only the unmutated header
 
 
 def test_whole_messages_single_slot() -> None:

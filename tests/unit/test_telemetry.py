@@ -384,3 +384,29 @@ def test_record_byte_counts_are_made_for_a_real_meter_provider(
     otel: tuple[InMemorySpanExporter, InMemoryMetricReader],
 ) -> None:
     assert _telemetry.measuring()
+
+
+def test_kms_calls_start_no_span_while_only_the_no_op_api_listens(
+    kms: SpyKms, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _telemetry.configure()  # the global providers: the API's defaults in this process
+    otel = _telemetry._current()
+    assert otel is not None and not otel.tracing()
+    started: list[str] = []
+    real = otel.tracer.start_span
+
+    def spy(name: str, *args: Any, **kwargs: Any) -> Any:
+        started.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(otel.tracer, "start_span", spy)
+    Envelope(kms).decrypt(Envelope(kms).encrypt(b"x"))
+    assert started == []  # a span nobody can receive is not made (a KMS call's cost)
+    given = TracerProvider()
+    _telemetry.configure(given, None)  # a provider of the application's: spans again
+    try:
+        otel = _telemetry._current()
+        assert otel is not None and otel.tracing()
+    finally:
+        _telemetry.configure()
+        given.shutdown()

@@ -21,7 +21,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::buffers::{ReadBuffer, WriteBuffer};
-use crate::errors::{to_py, Invalid};
+use crate::errors::{random_error, to_py, Invalid};
 
 /// AES-256-GCM encryption (96-bit nonce); returns `ciphertext || tag`. Hazmat, for vectors.
 #[pyfunction]
@@ -79,9 +79,10 @@ fn cobblestone_opened_len(py: Python<'_>, sealed_len: usize) -> PyResult<usize> 
     cobblestone::opened_len(sealed_len).map_err(|e| to_py(py, e))
 }
 
-/// Seals `message` (any contiguous buffer). Returns new `bytes` holding `prefix`
-/// followed by the ciphertext, or writes the ciphertext into the writable buffer
-/// `out` (exactly `cobblestone_sealed_len` bytes) and returns `None`.
+/// Seals `message` (any contiguous buffer) under the 24-byte `salt`, or under a fresh
+/// random salt from the OS (getrandom) when `salt` is None. Returns new `bytes`
+/// holding `prefix` followed by the ciphertext, or writes the ciphertext into the
+/// writable buffer `out` (exactly `cobblestone_sealed_len` bytes) and returns `None`.
 #[pyfunction]
 // Mirrors the Python signature: keyword arguments, not a parameter object.
 #[allow(clippy::too_many_arguments)]
@@ -92,13 +93,21 @@ fn cobblestone_opened_len(py: Python<'_>, sealed_len: usize) -> PyResult<usize> 
 fn cobblestone_seal<'py>(
     py: Python<'py>,
     input_key: &[u8],
-    salt: &[u8],
+    salt: Option<&[u8]>,
     context: &[u8],
     message: &Bound<'py, PyAny>,
     threads: usize,
     out: Option<&Bound<'py, PyAny>>,
     prefix: &[u8],
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    let mut fresh_salt = [0u8; cobblestone::SALT_LEN];
+    let salt = match salt {
+        Some(salt) => salt,
+        None => {
+            getrandom::fill(&mut fresh_salt).map_err(random_error)?;
+            &fresh_salt[..]
+        }
+    };
     let message = ReadBuffer::get(message)?;
     let pt = message.as_slice();
     let run = |dst: &mut [u8]| cobblestone::seal_into(input_key, salt, context, pt, dst, threads);

@@ -17,10 +17,7 @@ Every length is bounded and checked before anything is allocated.
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import struct
-from dataclasses import dataclass
 from typing import BinaryIO
 
 from envelope._format.context import (
@@ -28,15 +25,37 @@ from envelope._format.context import (
     MAX_CONTEXT_PAIRS,
     MAX_CONTEXT_VALUE_BYTES,
     Context,
-    encode_context,
 )
+from envelope._format.header import (
+    MAGIC,
+    MAX_HEADER_BYTES,
+    MAX_KEY_ID_BYTES,
+    MAX_KEY_SLOTS,
+    MAX_PROVIDER_ID_BYTES,
+    MAX_SPLIT_ID_BYTES,
+    MAX_WRAPPED_BYTES,
+    PREAMBLE_LEN,
+    SPLIT_CLUSTER_SECRET,
+    SPLIT_THRESHOLD,
+    SUITE_COBBLESTONE_256,
+    SUITES,
+    VERSION,
+    Header,
+    KeySlot,
+    SplitDescriptor,
+    bound_section,
+    bound_section_of,
+    encode_split,
+)
+from envelope._format.well_formed import parse_well_formed
 from envelope.errors import FormatError
 
-__all__ = [
+__all__ = [  # with the header fields' names from envelope._format.header
     "MAGIC",
     "MAX_HEADER_BYTES",
     "MAX_KEY_SLOTS",
     "PREAMBLE_LEN",
+    "SUITES",
     "SUITE_COBBLESTONE_256",
     "VERSION",
     "Header",
@@ -44,121 +63,22 @@ __all__ = [
     "SplitDescriptor",
     "body_context",
     "encode_header",
+    "encode_message_header",
+    "encode_split",
     "header_end",
     "parse_header",
     "read_header",
 ]
 
-MAGIC = b"\x89ENV"
-VERSION = 1
-PREAMBLE_LEN = len(MAGIC) + 1 + 4
-MAX_HEADER_BYTES = 64 * 1024
-MAX_KEY_SLOTS = 16
-MAX_PROVIDER_ID_BYTES = 64
-MAX_KEY_ID_BYTES = 2048
-MAX_WRAPPED_BYTES = 8192
-MAX_SPLIT_ID_BYTES = 64
-
-#: Body: Cobblestone-256 (AES-256-GCM, HKDF-Expand SHA-512); input key from HKDF-SHA512.
-SUITE_COBBLESTONE_256 = 0x0001
-SUITES = {SUITE_COBBLESTONE_256: "cobblestone-256"}
-
-SPLIT_NONE = 0
-SPLIT_CLUSTER_SECRET = 1
-SPLIT_THRESHOLD = 2
-
-_DIGEST_LABEL = b"envelope.dev/v1 header\x00"
-
-
-@dataclass(frozen=True, slots=True)
-class KeySlot:
-    """One wrapped copy of the message's data key: who wrapped it, under which key."""
-
-    provider: str
-    key_id: str
-    wrapped: bytes
-
-    def __repr__(self) -> str:
-        return (
-            f"KeySlot(provider={self.provider!r}, key_id={self.key_id!r}, "
-            f"wrapped=<{len(self.wrapped)} bytes>)"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SplitDescriptor:
-    """How the input key is split: ``cluster_secret_id`` names the cluster part needed
-    (or None); ``threshold`` is ``(k, n)`` when the data key is shared k-of-n across the
-    key slots (Shamir), or None when every slot wraps the whole data key (any-of)."""
-
-    cluster_secret_id: str | None = None
-    threshold: tuple[int, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    """A parsed v1 header."""
-
-    suite: int
-    context: Context
-    split: SplitDescriptor
-    slots: tuple[KeySlot, ...]
-
-    @property
-    def bound_bytes(self) -> bytes:
-        """The part of the header covered by the body's context digest."""
-        return _encode_bound(self)
-
-
-def _u8(n: int) -> bytes:
-    return struct.pack(">B", n)
-
-
-def _u16(n: int) -> bytes:
-    return struct.pack(">H", n)
-
-
-def _encode_bound(h: Header) -> bytes:
-    return _bound_of(h)[0]
-
-
-def _bound_of(h: Header) -> tuple[bytes, bytes]:
-    """The bound section of a header and its body context (the SHA-256 digest): they
-    depend on suite, context and split only, not on the key slots, so every message
-    under one context and split shares them (memoized)."""
-    try:
-        return _bound(h.suite, h.context, h.split)
-    except TypeError:  # an unhashable context (a list of pairs)
-        return _bound.__wrapped__(h.suite, h.context, h.split)
-
-
-@functools.lru_cache(maxsize=4096)
-def _bound(suite: int, context: Context, split: SplitDescriptor) -> tuple[bytes, bytes]:
-    bound = _u16(suite) + encode_context(context) + encode_split(split)
-    return bound, hashlib.sha256(_DIGEST_LABEL + MAGIC + _u8(VERSION) + bound).digest()
-
-
-def encode_split(split: SplitDescriptor) -> bytes:
-    """The split descriptor's bytes (docs/format.md): a kind byte of flags (1: cluster
-    part, 2: threshold), then ``k, n`` if threshold, then the part id if cluster."""
-    kind = (SPLIT_CLUSTER_SECRET if split.cluster_secret_id is not None else 0) | (
-        SPLIT_THRESHOLD if split.threshold is not None else 0
-    )
-    out = _u8(kind)
-    if split.threshold is not None:
-        out += _u8(split.threshold[0]) + _u8(split.threshold[1])
-    if split.cluster_secret_id is not None:
-        sid = split.cluster_secret_id.encode("ascii")
-        out += _u8(len(sid)) + sid
-    return out
+_PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length
 
 
 def encode_slots(slots: tuple[KeySlot, ...]) -> bytes:
     """The key slots' bytes (docs/format.md)."""
-    out = [_u8(len(slots))]
+    out = [bytes((len(slots),))]
     for s in slots:
-        p, k = s.provider.encode("ascii"), s.key_id.encode()
-        out += [_u8(len(p)), p, _u16(len(k)), k, _u16(len(s.wrapped)), s.wrapped]
+        p, k, w = s.provider.encode("ascii"), s.key_id.encode(), s.wrapped
+        out += [bytes((len(p),)), p, len(k).to_bytes(2, "big"), k, len(w).to_bytes(2, "big"), w]
     return b"".join(out)
 
 
@@ -197,18 +117,39 @@ def encode_header(h: Header) -> bytes:
         ValueError: a field exceeds its bound (see docs/format.md).
     """
     _check_encodable(h)
-    body = _encode_bound(h) + encode_slots(h.slots)
+    body = bound_section_of(h)[0] + encode_slots(h.slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
-    return MAGIC + _u8(VERSION) + struct.pack(">I", len(body)) + body
+    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
+
+
+def encode_message_header(
+    context: Context, split: SplitDescriptor, slots: tuple[KeySlot, ...]
+) -> tuple[bytes, bytes]:
+    """:func:`encode_header` and :func:`body_context` of a new Cobblestone-256 message's
+    header, in one call (no :class:`Header` is built).
+
+    Raises:
+        ValueError: as :func:`encode_header`.
+    """
+    check_encodable(context, split, slots)
+    try:
+        bound, digest = bound_section(
+            SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
+        )
+    except TypeError:  # an unhashable context (a list of pairs)
+        bound, digest = bound_section.__wrapped__(
+            SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
+        )
+    body = bound + encode_slots(slots)
+    if len(body) > MAX_HEADER_BYTES:
+        raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
+    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body, digest
 
 
 def body_context(h: Header) -> bytes:
     """The Cobblestone context of the body: SHA-256 over the version and bound section."""
-    return _bound_of(h)[1]
-
-
-_PREAMBLE = struct.Struct(">4sBI")  # magic, version, header length
+    return bound_section_of(h)[1]
 
 
 def preamble_length(preamble: bytes, magic: bytes = MAGIC, what: str = "envelope message") -> int:
@@ -264,6 +205,14 @@ class Reader:
 
 
 def _parse_body(buf: memoryview) -> Header:
+    """The header in ``buf``: the one-pass parser of :mod:`envelope._format.well_formed`
+    for the common case, else :func:`_parse_checked`, which says what is wrong (both
+    accept exactly the same headers; tests/unit/test_parser_robustness.py compares)."""
+    header = parse_well_formed(bytes(buf))
+    return header if header is not None else _parse_checked(buf)
+
+
+def _parse_checked(buf: memoryview) -> Header:
     r = Reader(buf)
     suite = r.u16("suite")
     if suite not in SUITES:
@@ -371,6 +320,13 @@ def parse_header(message: bytes | bytearray | memoryview) -> tuple[Header, int]:
         FormatError: not an envelope message, an unsupported version or suite, or a
             malformed or oversized header (the message says which).
     """
+    if type(message) is bytes:  # sliced as it is: one copy, no view
+        end = header_end(message)
+        if len(message) < end:
+            raise FormatError("not an envelope message: truncated header")
+        raw = message[PREAMBLE_LEN:end]
+        header = parse_well_formed(raw)
+        return (header if header is not None else _parse_checked(memoryview(raw))), end
     view = memoryview(message).cast("B")
     end = header_end(view)
     if len(view) < end:

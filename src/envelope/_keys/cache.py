@@ -40,7 +40,7 @@ class CacheStats:
     evictions: int = 0
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry(Generic[T]):
     value: T
     secret: bytearray = field(repr=False)

@@ -115,9 +115,11 @@ class AcceptancePolicy:
                 "the message records no cluster-secret split, and this Envelope has a "
                 "cluster secret (anyone with the KMS key alone could have made it)"
             )
-        if all(s.provider == STORED_KEY_PROVIDER for s in slots):
-            return  # the threshold is the stored key object's: see check_key_object
-        self._check_threshold(split, slots, custodians)
+        for s in slots:  # a loop, not all(): no generator per message
+            if s.provider != STORED_KEY_PROVIDER:
+                self._check_threshold(split, slots, custodians)
+                return
+        # all key-store slots: the threshold is the stored key object's (check_key_object)
 
     def check_key_object(
         self, split: SplitDescriptor, slots: Sequence[KeySlot], custodians: Sequence[KmsBackend]

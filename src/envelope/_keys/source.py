@@ -18,8 +18,6 @@ error names every backend with its own reason.
 from __future__ import annotations
 
 import secrets
-import threading
-import weakref
 from collections.abc import Hashable, Sequence
 from typing import cast
 
@@ -27,18 +25,19 @@ from envelope import _native, _telemetry
 from envelope._format.context import Context
 from envelope._format.message import (
     MAX_KEY_SLOTS,
-    SUITE_COBBLESTONE_256,
     Header,
     KeySlot,
     SplitDescriptor,
     body_context,
     encode_header,
+    encode_message_header,
     header_end,
     parse_header,
 )
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
+from envelope._keys.interned import Interned, intern
 from envelope._keys.policy import AcceptancePolicy, Principal, check_custodians
 from envelope._keys.slots import Accept, SlotOpener, wipe, wrap_key
 from envelope._keys.stored import (
@@ -57,32 +56,11 @@ from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 __all__ = ["KeySource", "wipe"]
 
 
-class _Interned:
-    """A message-cache key part as one object, the same for equal ``parts`` while it
-    lives, compared and hashed by id: a cache key made of it hashes in constant time
-    instead of re-hashing the identity (and context) on every message. It holds its
-    parts, hence the identity's backends, so neither it nor their ids can be reused
-    while a cache entry (or a source) holds it."""
-
-    __slots__ = ("__weakref__", "parts")
-
-    def __init__(self, parts: tuple[object, ...]) -> None:
-        self.parts = parts
+_UNSPLIT = SplitDescriptor()  # frozen: one for every new message without a split
 
 
-_interned: weakref.WeakValueDictionary[tuple[object, ...], _Interned] = (
-    weakref.WeakValueDictionary()
-)
-_interned_lock = threading.Lock()
-
-
-def _intern(parts: tuple[object, ...]) -> _Interned:
-    """The one live :class:`_Interned` of ``parts`` (made if there is none)."""
-    with _interned_lock:
-        token = _interned.get(parts)
-        if token is None:
-            token = _interned[parts] = _Interned(parts)
-        return token
+def _slots(wrapped: Sequence[WrappedKey]) -> tuple[KeySlot, ...]:
+    return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
 
 
 class KeySource(SlotOpener):
@@ -118,7 +96,7 @@ class KeySource(SlotOpener):
             accept_unsplit,
         )
         self._identity: tuple[object, ...] | None = None
-        self._token: _Interned | None = None
+        self._token: Interned | None = None
         #: The last message header opened through the cache and its cache key: a
         #: message that starts with the same bytes reuses both (no parse, no copy, and
         #: a key the cache finds by identity). Replaced whole.
@@ -144,11 +122,11 @@ class KeySource(SlotOpener):
             )
         return self._identity
 
-    def _message_identity(self) -> _Interned:
-        """:meth:`identity` as a token for message-cache keys (see :class:`_Interned`)."""
+    def _message_identity(self) -> Interned:
+        """:meth:`identity` as a token for message-cache keys (see :class:`Interned`)."""
         token = self._token
         if token is None:
-            token = self._token = _intern(self.identity())
+            token = self._token = intern(self.identity())
         return token
 
     def seal_key(self, ctx: Context) -> Hashable:
@@ -158,7 +136,7 @@ class KeySource(SlotOpener):
         Raises:
             KmsError: computing :meth:`identity` needed the KMS and it failed.
         """
-        return _intern(("message", self._message_identity(), ctx))
+        return intern(("message", self._message_identity(), ctx))
 
     @property
     def primary(self) -> KmsBackend:
@@ -170,7 +148,9 @@ class KeySource(SlotOpener):
         object records the threshold) and the cluster part's bytes."""
         part = self.cluster.current if self.cluster else None
         policy = self.policy.threshold if not stored else None
-        return SplitDescriptor(part.id if part else None, policy), part.material if part else None
+        if part is None:
+            return (_UNSPLIT if policy is None else SplitDescriptor(None, policy)), None
+        return SplitDescriptor(part.id, policy), part.material
 
     def split(self) -> SplitDescriptor:
         """The split descriptor new keys get (cluster part id, threshold policy)."""
@@ -184,14 +164,19 @@ class KeySource(SlotOpener):
         if self.threshold is not None:
             secret = bytearray(secrets.token_bytes(DATA_KEY_BYTES))
             return self.wrap_slots(secret, ctx), secret
-        with _telemetry.kms_call(self.primary.provider_id, "generate") as call:
-            generated = self.primary.generate_data_key(ctx)
+        primary = self.backends[0]
+        with _telemetry.kms_call(primary.provider_id, "generate") as call:
+            generated = primary.generate_data_key(ctx)
             call.key_id = generated.wrapped.key_id
-        with generated as data_key:
-            slots = [data_key.wrapped]
-            slots += [wrap_key(b, data_key.plaintext, ctx) for b in self.backends[1:]]
-            secret = bytearray(data_key.plaintext)
-        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in slots), secret
+        plaintext, w = generated.plaintext, generated.wrapped
+        try:
+            slots: tuple[KeySlot, ...] = (KeySlot(w.provider, w.key_id, w.blob),)
+            if len(self.backends) > 1:
+                slots += _slots([wrap_key(b, plaintext, ctx) for b in self.backends[1:]])
+            secret = bytearray(plaintext)
+        finally:
+            generated.wipe()
+        return slots, secret
 
     def wrap_slots(self, secret: bytes | bytearray, ctx: Context) -> tuple[KeySlot, ...]:
         """Key slots holding an existing data key ``secret`` for every configured backend:
@@ -208,7 +193,7 @@ class KeySource(SlotOpener):
                     wipe(share)
         else:
             wrapped = [wrap_key(b, secret, ctx) for b in self.backends]
-        return tuple(KeySlot(w.provider, w.key_id, w.blob) for w in wrapped)
+        return _slots(wrapped)
 
     def fresh(
         self, ctx: Context, *, key_ref: str | None = None, nbytes: int | None = None
@@ -248,8 +233,8 @@ class KeySource(SlotOpener):
                 names no stored key.
         """
         slots, split, input_key = self.fresh(ctx, key_ref=key_ref, nbytes=nbytes)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        return encode_header(header), body_context(header), input_key
+        header, digest = encode_message_header(ctx, split, slots)
+        return header, digest, input_key
 
     def cached_sealer(
         self, ctx: Context, nbytes: int, key: Hashable | None = None
@@ -323,17 +308,15 @@ class KeySource(SlotOpener):
 
     def _sealer(self, ctx: Context) -> tuple[_native.MessageSealer, bytearray]:
         slots, split, input_key = self.fresh(ctx)
-        header = Header(SUITE_COBBLESTONE_256, ctx, split, slots)
-        sealer = _native.MessageSealer(
-            bytes(input_key), body_context(header), encode_header(header)
-        )
-        return sealer, input_key
+        header, digest = encode_message_header(ctx, split, slots)
+        return _native.MessageSealer(bytes(input_key), digest, header), input_key
 
     def open_message(
-        self, message: memoryview, expected: Context | None
+        self, message: bytes | memoryview, expected: Context | None
     ) -> tuple[int, bytes, bytearray]:
-        """Body offset, body context and input key of ``message`` (never cached: with a
-        cache, one-shot messages go through :meth:`cached_opener`).
+        """Body offset, body context and input key of ``message`` (bytes, or a
+        byte-format view; never cached: with a cache, one-shot messages go through
+        :meth:`cached_opener`).
 
         Raises:
             DecryptionError: ``expected`` differs from the message's context, or as
@@ -341,7 +324,8 @@ class KeySource(SlotOpener):
             KeyUnavailableError, KmsError: as :meth:`input_key`.
         """
         header, offset = parse_header(message)
-        digest, input_key = self.open_header(header, expected, message[offset:])
+        prefix = message[offset : offset + _native.PREFIX_LEN]  # salt, commitment: no copy
+        digest, input_key = self.open_header(header, expected, prefix)  # of the whole body
         return offset, digest, input_key
 
     def cached_opener(
