@@ -31,6 +31,7 @@ __all__ = [
     "KeySlot",
     "SplitDescriptor",
     "bound_section",
+    "bound_section_for",
     "bound_section_of",
     "encode_split",
 ]
@@ -109,16 +110,20 @@ def _encode_bound(h: Header) -> bytes:
 
 
 def bound_section_of(h: Header) -> tuple[bytes, bytes]:
-    """The bound section of a header and its body context (the SHA-256 digest): they
-    depend on suite, context and split only, not on the key slots, so every message
-    under one context and split shares them (memoized)."""
-    split = h.split  # keyed by its fields: a dataclass's hash and == are Python calls
+    """:func:`bound_section_for` of a header's suite, context and split."""
+    return bound_section_for(h.suite, h.context, h.split)
+
+
+def bound_section_for(suite: int, context: Context, split: SplitDescriptor) -> tuple[bytes, bytes]:
+    """The bound section and body context (the SHA-256 digest) of a header with these
+    fields: they do not depend on the key slots, so every message under one context and
+    split shares them (memoized)."""
+    # Keyed by the split's fields: a dataclass's hash and == are Python calls.
+    sid, threshold = split.cluster_secret_id, split.threshold
     try:
-        return bound_section(h.suite, h.context, split.cluster_secret_id, split.threshold)
+        return bound_section(suite, context, sid, threshold)
     except TypeError:  # an unhashable context (a list of pairs)
-        return bound_section.__wrapped__(
-            h.suite, h.context, split.cluster_secret_id, split.threshold
-        )
+        return bound_section.__wrapped__(suite, context, sid, threshold)
 
 
 @functools.lru_cache(maxsize=4096)

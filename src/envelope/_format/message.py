@@ -43,7 +43,7 @@ from envelope._format.header import (
     Header,
     KeySlot,
     SplitDescriptor,
-    bound_section,
+    bound_section_for,
     bound_section_of,
     encode_split,
 )
@@ -117,10 +117,7 @@ def encode_header(h: Header) -> bytes:
         ValueError: a field exceeds its bound (see docs/format.md).
     """
     _check_encodable(h)
-    body = bound_section_of(h)[0] + encode_slots(h.slots)
-    if len(body) > MAX_HEADER_BYTES:
-        raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
-    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
+    return _framed(bound_section_of(h)[0], h.slots)
 
 
 def encode_message_header(
@@ -133,18 +130,20 @@ def encode_message_header(
         ValueError: as :func:`encode_header`.
     """
     check_encodable(context, split, slots)
-    try:
-        bound, digest = bound_section(
-            SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
-        )
-    except TypeError:  # an unhashable context (a list of pairs)
-        bound, digest = bound_section.__wrapped__(
-            SUITE_COBBLESTONE_256, context, split.cluster_secret_id, split.threshold
-        )
+    bound, digest = bound_section_for(SUITE_COBBLESTONE_256, context, split)
+    return _framed(bound, slots), digest
+
+
+def _framed(bound: bytes, slots: tuple[KeySlot, ...]) -> bytes:
+    """Preamble, bound section and key slots: the whole header.
+
+    Raises:
+        ValueError: the header would exceed MAX_HEADER_BYTES.
+    """
     body = bound + encode_slots(slots)
     if len(body) > MAX_HEADER_BYTES:
         raise ValueError(f"header would be {len(body)} bytes; at most {MAX_HEADER_BYTES}")
-    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body, digest
+    return _PREAMBLE.pack(MAGIC, VERSION, len(body)) + body
 
 
 def body_context(h: Header) -> bytes:
