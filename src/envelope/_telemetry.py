@@ -320,12 +320,9 @@ def cache_hit(side: str) -> None:
 def cached_message(side: str, nbytes: int) -> None:
     """One message of ``nbytes`` plaintext bytes served from the cache on ``side``
     (``encrypt`` or ``decrypt``): :func:`cache_hit` and :func:`processed` in one hook,
-    for the per-message fast path (:meth:`_Otel.counting` inlined: a call fewer)."""
+    for the per-message fast path."""
     otel = _otel if _otel is not None else _current()
-    if otel is None:
-        return
-    state = otel._global_state
-    if state is None or getattr(state, "_METER_PROVIDER", state) is not None:
+    if otel is not None and otel.counting():
         otel.hits.add(1, _SIDES[side])
         attrs = _OPERATIONS[side]
         otel.bytes.add(nbytes, attrs)
@@ -398,12 +395,9 @@ def measuring() -> bool:
 def processed(operation: str, nbytes: int, records: int = 1) -> None:
     """``records`` messages or batch records of ``nbytes`` plaintext bytes in all went
     through ``operation`` (``encrypt``, ``decrypt``, ``encrypt_batch``,
-    ``decrypt_batch``). :meth:`_Otel.counting` inlined, as in :func:`cached_message`."""
+    ``decrypt_batch``)."""
     otel = _otel if _otel is not None else _current()
-    if otel is None:
-        return
-    state = otel._global_state
-    if state is None or getattr(state, "_METER_PROVIDER", state) is not None:
+    if otel is not None and otel.counting():
         attrs = _OPERATIONS[operation]
         otel.bytes.add(nbytes, attrs)
         otel.records.add(records, attrs)
