@@ -168,15 +168,14 @@ class KeySource(SlotOpener):
         with _telemetry.kms_call(primary.provider_id, "generate") as call:
             generated = primary.generate_data_key(ctx)
             call.key_id = generated.wrapped.key_id
-        plaintext, w = generated.plaintext, generated.wrapped
+        plaintext = generated.plaintext
         try:
-            slots: tuple[KeySlot, ...] = (KeySlot(w.provider, w.key_id, w.blob),)
-            if len(self.backends) > 1:
-                slots += _slots([wrap_key(b, plaintext, ctx) for b in self.backends[1:]])
+            wrapped = [generated.wrapped]
+            wrapped += [wrap_key(b, plaintext, ctx) for b in self.backends[1:]]
             secret = bytearray(plaintext)
         finally:
             generated.wipe()
-        return slots, secret
+        return _slots(wrapped), secret
 
     def wrap_slots(self, secret: bytes | bytearray, ctx: Context) -> tuple[KeySlot, ...]:
         """Key slots holding an existing data key ``secret`` for every configured backend:
