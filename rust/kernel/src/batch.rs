@@ -19,6 +19,7 @@ use rayon::prelude::*;
 use crate::aead::TAG_LEN;
 use crate::gcm::{GcmContext, GcmTemplate};
 use crate::kdf::{KeySchedule, Label, COMMITMENT_LEN};
+use crate::nonces::Nonces;
 use crate::parallel;
 use crate::Error;
 
@@ -468,7 +469,7 @@ fn check(records: &dyn Records, aad: Option<&dyn Records>) -> Result<(), Error> 
 /// the callers), writing every byte.
 #[inline]
 fn seal_one(
-    keys: &BatchKeys,
+    nonces: &mut Nonces<'_>,
     ctx: &mut GcmContext,
     i: usize,
     rec: &[u8],
@@ -478,7 +479,7 @@ fn seal_one(
     let (head, rest) = dst.split_at_mut(INDEX_LEN);
     head.copy_from_slice(&(i as u32).to_be_bytes().map(MaybeUninit::new));
     let (body, tag) = rest.split_at_mut(rec.len());
-    ctx.seal(&keys.keys.nonce(i as u64), aad, rec, body, tag)
+    ctx.seal(nonces.get(i), aad, rec, body, tag)
 }
 
 /// Opens record `i` into `dst` (`rec.len() - RECORD_OVERHEAD` bytes, or 0 for a record
@@ -486,7 +487,7 @@ fn seal_one(
 /// of `dst` is written (zeros on failure).
 #[inline]
 fn open_one(
-    keys: &BatchKeys,
+    nonces: &mut Nonces<'_>,
     ctx: &mut GcmContext,
     i: usize,
     rec: &[u8],
@@ -496,9 +497,7 @@ fn open_one(
     let ok = rec.len() >= RECORD_OVERHEAD && record_index(rec) as usize == i && {
         let (ct, tag) = rec[INDEX_LEN..].split_at(rec.len() - RECORD_OVERHEAD);
         match <&[u8; TAG_LEN]>::try_from(tag) {
-            Ok(tag) => ctx
-                .open(&keys.keys.nonce(i as u64), aad, ct, tag, dst)
-                .is_ok(),
+            Ok(tag) => ctx.open(nonces.get(i), aad, ct, tag, dst).is_ok(),
             Err(_) => false,
         }
     };
@@ -533,10 +532,11 @@ pub fn seal_each(
     let task = task_len(records);
     let pieces: Vec<Each<'_, '_>> = outs.chunks_mut(task).enumerate().collect();
     let seal = |ctx: &mut GcmContext, (t, chunk): Each<'_, '_>| -> Result<usize, Error> {
+        let mut nonces = Nonces::starting_at(&keys.keys, t * task);
         for (k, dst) in chunk.iter_mut().enumerate() {
             let i = t * task + k;
             let ad = aad.map_or(&[][..], |x| x.get(i));
-            seal_one(keys, ctx, i, records.get(i), ad, dst)?;
+            seal_one(&mut nonces, ctx, i, records.get(i), ad, dst)?;
         }
         Ok(0)
     };
@@ -573,10 +573,11 @@ pub fn open_each(
         .collect();
     let open = |ctx: &mut GcmContext, ((t, chunk), st): (Each<'_, '_>, &mut [MaybeUninit<u8>])| {
         let mut failed = 0;
+        let mut nonces = Nonces::starting_at(&keys.keys, t * task);
         for (k, (dst, s)) in chunk.iter_mut().zip(st.iter_mut()).enumerate() {
             let i = t * task + k;
             let ad = aad.map_or(&[][..], |x| x.get(i));
-            let ok = open_one(keys, ctx, i, records.get(i), ad, dst);
+            let ok = open_one(&mut nonces, ctx, i, records.get(i), ad, dst);
             failed += usize::from(!ok);
             *s = MaybeUninit::new(u8::from(!ok));
         }
@@ -629,13 +630,21 @@ pub fn seal_batch(
         let base = layout.start(records, p.first);
         let mut at = 0;
         let width = p.offsets.len() / p.count;
+        let mut nonces = Nonces::starting_at(&keys.keys, p.first);
         for (k, off) in p.offsets.chunks_exact_mut(width).enumerate() {
             let i = p.first + k;
             write_offset(off, base + at);
             let rec = records.get(i);
             let dst = &mut p.out[at..at + rec.len() + RECORD_OVERHEAD];
             at += dst.len();
-            seal_one(keys, ctx, i, rec, aad.map_or(&[][..], |x| x.get(i)), dst)?;
+            seal_one(
+                &mut nonces,
+                ctx,
+                i,
+                rec,
+                aad.map_or(&[][..], |x| x.get(i)),
+                dst,
+            )?;
         }
         debug_assert_eq!(at, p.out.len());
         Ok(0)
@@ -676,6 +685,7 @@ pub fn open_batch(
         let mut at = 0;
         let mut failed = 0;
         let width = p.offsets.len() / p.count;
+        let mut nonces = Nonces::starting_at(&keys.keys, p.first);
         for k in 0..p.count {
             let i = p.first + k;
             write_offset(&mut p.offsets[k * width..(k + 1) * width], base + at);
@@ -683,7 +693,14 @@ pub fn open_batch(
             let len = rec.len().saturating_sub(RECORD_OVERHEAD);
             let dst = &mut p.out[at..at + len];
             at += len;
-            let ok = open_one(keys, ctx, i, rec, aad.map_or(&[][..], |x| x.get(i)), dst);
+            let ok = open_one(
+                &mut nonces,
+                ctx,
+                i,
+                rec,
+                aad.map_or(&[][..], |x| x.get(i)),
+                dst,
+            );
             failed += usize::from(!ok);
             p.status[k] = MaybeUninit::new(u8::from(!ok));
         }

@@ -26,6 +26,7 @@ mod error;
 #[doc(hidden)]
 pub mod gcm;
 mod kdf;
+mod nonces;
 mod parallel;
 
 pub use kdf::hkdf_sha512;
