@@ -54,6 +54,15 @@ fn wycheproof_aes_256_gcm_96_bit_iv() {
                             sealed,
                             "{name} tcId {id}"
                         );
+                        // One flipped bit anywhere (ciphertext or tag) must be refused.
+                        for at in [0, sealed.len() / 2, sealed.len() - 1] {
+                            let mut bad = sealed.clone();
+                            bad[at] ^= 0x01;
+                            assert!(
+                                open(&key, &iv, &aad, &bad).is_err(),
+                                "{name} tcId {id}: byte {at} flipped"
+                            );
+                        }
                     }
                     _ => assert!(opened.is_err(), "{name} tcId {id} must be rejected"),
                 }
