@@ -105,7 +105,14 @@ def test_problems_are_records_in_field_order_then_unknown_keys() -> None:
         ("extra_forbidden", ("zz",)),
     ]
     assert isinstance(info.value, ValueError) and info.value.error_count() == 4
+    assert [e["input"] for e in info.value.errors()] == ["gcp", "x", 0, 0]
     assert str(info.value).startswith("4 validation errors for Settings\nkms.kind\n  Input")
+
+
+def test_a_problem_records_the_value_given() -> None:
+    with pytest.raises(ValidationError) as info:
+        KmsSettings.model_validate({"allowed_keys": ["a", " "]})  # refused after coercion
+    assert info.value.errors()[0]["input"] == ["a", " "]
 
 
 def test_a_rule_across_fields_waits_for_valid_fields_and_sees_the_context() -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar, dataclass_transform, get_type_hints, overload
 
 from envelope.settings._types import INVALID, Check, Loc, check_for, error, greater_than
@@ -82,17 +81,33 @@ def field_problem(field: str, message: str) -> Exception:
 Before = Callable[[Any], Any]
 
 
-@dataclass(frozen=True, slots=True)
 class Field:
     """One declared field: its type, default and checks (``model_fields`` values)."""
 
-    default: Any = _REQUIRED
-    default_factory: Callable[[], Any] | None = None
-    before: Before | None = None  # on the raw value; ValueError: a problem
-    after: Before | None = None  # on the typed value; ValueError: a problem
-    gt: float | None = None
-    annotation: Any = None
-    check: Check | None = None
+    __slots__ = ("after", "annotation", "before", "check", "default", "default_factory", "gt")
+
+    def __init__(
+        self,
+        default: Any = _REQUIRED,
+        default_factory: Callable[[], Any] | None = None,
+        before: Before | None = None,
+        after: Before | None = None,
+        gt: float | None = None,
+    ) -> None:
+        self.default, self.default_factory, self.gt = default, default_factory, gt
+        self.before = before  # on the raw value; ValueError: a problem
+        self.after = after  # on the typed value; ValueError: a problem
+        self.annotation: Any = None
+        self.check: Check | None = None
+
+    def __repr__(self) -> str:
+        return f"Field(annotation={self.annotation!r}, required={self.is_required()})"
+
+    def bind(self, annotation: Any) -> None:
+        """Sets the field's type (a Model subclass does, once)."""
+        check = check_for(annotation)
+        self.annotation = annotation
+        self.check = check if self.gt is None else greater_than(self.gt, check)
 
     def is_required(self) -> bool:
         """No default."""
@@ -107,6 +122,7 @@ class Field:
     ) -> Any:
         """``value`` checked and coerced, or INVALID (problems appended to ``errors``)."""
         assert self.check is not None  # bound by Model.__init_subclass__
+        raw = value
         try:
             if self.before is not None:
                 value = self.before(value)
@@ -115,7 +131,7 @@ class Field:
                 value = self.after(value)
         except ValueError as exc:
             msg = f"Value error, {exc}"
-            return error(errors, "value_error", loc, msg, value, ctx={"error": exc})
+            return error(errors, "value_error", loc, msg, raw, ctx={"error": exc})
         return value
 
 
@@ -160,14 +176,9 @@ class Model:
         fields: dict[str, Field] = {}
         for name in inspect.get_annotations(cls):
             declared = cls.__dict__.get(name, _REQUIRED)
-            spec = declared if isinstance(declared, Field) else Field(default=declared)
-            check = check_for(hints[name])
-            if spec.gt is not None:
-                check = greater_than(spec.gt, check)
-            fields[name] = Field(
-                spec.default, spec.default_factory, spec.before, spec.after, spec.gt,
-                hints[name], check,
-            )  # fmt: skip
+            field = declared if isinstance(declared, Field) else Field(default=declared)
+            field.bind(hints[name])
+            fields[name] = field
             if name in cls.__dict__:
                 delattr(cls, name)
         cls.model_fields = fields
