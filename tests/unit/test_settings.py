@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 
 import envelope.settings as settings_module
 from envelope import ClusterSecret
@@ -26,6 +25,7 @@ from envelope.settings import (
     KeyStoreSettings,
     KmsSettings,
     Settings,
+    ValidationError,
     VaultSettings,
     build_keystore,
     build_kms,

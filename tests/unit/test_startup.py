@@ -19,6 +19,8 @@ UNUSED_BY_WHOLE_FILE = (
     "envelope.kms._aws",
     "envelope.kms._vault",
     "envelope.keystore._s3",
+    "pydantic",
+    "pydantic_core",
 )
 
 _PROBE = """

@@ -100,9 +100,11 @@ if TYPE_CHECKING:
         VaultAuthSettings,
         VaultSettings,
     )
+    from envelope.settings._schema import ValidationError
 
-# Imported on first use: pydantic takes as long to import as the rest of the CLI.
+# Imported on first use: a command that needs no settings does not build the models.
 _LAZY = {
+    "ValidationError": "_schema",
     **dict.fromkeys(
         (
             "build_keystore",
@@ -140,6 +142,7 @@ __all__ = [
     "KeyStoreSettings",
     "KmsSettings",
     "Settings",
+    "ValidationError",
     "VaultAuthSettings",
     "VaultSettings",
     "build_keystore",

@@ -22,6 +22,7 @@ from envelope.settings._model import (
     KmsSettings,
     VaultSettings,
 )
+from envelope.settings._schema import ValidationError
 
 __all__ = [
     "build_keystore",
@@ -127,8 +128,6 @@ def kms_from_mapping(
         ConfigError: an invalid entry (one line per problem, naming ``source``) or a
             backend that cannot be set up.
     """
-    from pydantic import ValidationError  # noqa: PLC0415 - only reached with pydantic loaded
-
     from envelope.settings._errors import config_error  # noqa: PLC0415 - keeps imports light
 
     entry = {"kind": "local", **values}

@@ -6,21 +6,12 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-
 from envelope.kms._vault_auth import SERVICE_ACCOUNT_TOKEN
 from envelope.kms._vault_env import parse_bool, parse_duration
 from envelope.settings._env import flag_hint, merge, split_patterns
-from envelope.settings._errors import config_error, field_problem
+from envelope.settings._errors import config_error
 from envelope.settings._kinds import KMS_KINDS, VAULT_AUTH_METHODS, KmsKind, VaultAuthMethod
+from envelope.settings._schema import Model, ValidationError, field_problem, setting
 
 __all__ = [
     "KMS_KINDS",
@@ -40,11 +31,45 @@ __all__ = [
 DISCOVER = "discover"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+#: Vault's per-request timeout, seconds (also what a zero duration means, as in bao).
+_TIMEOUT = 10.0
 
 
-class VaultAuthSettings(_Strict):
+def _bao_bool(v: Any) -> Any:
+    """A string (an environment variable) is read as bao reads a boolean."""
+    return parse_bool(v) if isinstance(v, str) else v
+
+
+def _bao_duration(v: Any) -> Any:
+    """A string is seconds or a Go duration (``30``, ``1m30s``), as bao reads one; as in
+    bao, a zero duration keeps the default."""
+    if not isinstance(v, str):
+        return v
+    return parse_duration(v) or _TIMEOUT
+
+
+def _patterns(v: Any) -> Any:
+    return split_patterns(v) if isinstance(v, str) else v
+
+
+def _nonempty(v: tuple[str, ...]) -> tuple[str, ...]:
+    if any(not p.strip() for p in v):
+        raise ValueError("an empty pattern: give glob patterns over key ids")
+    return tuple(p.strip() for p in v)
+
+
+def _uri(v: str) -> str:
+    if v.startswith("s3://"):
+        if not v[len("s3://") :].partition("/")[0]:
+            raise ValueError(f"key store {v!r} names no bucket: use s3://bucket/prefix")
+    elif "://" in v and not v.startswith("file://"):
+        raise ValueError(f"key store {v!r}: use s3://bucket/prefix, file:///dir or a directory")
+    elif not v:
+        raise ValueError("an empty key store: use s3://bucket/prefix or a directory")
+    return v
+
+
+class VaultAuthSettings(Model):
     """How to log in to Vault / OpenBao."""
 
     method: VaultAuthMethod = "token"
@@ -56,45 +81,28 @@ class VaultAuthSettings(_Strict):
     secret_id_file: str | None = None
 
 
-class VaultSettings(_Strict):
+class VaultSettings(Model):
     """How to reach Vault / OpenBao (the address is :attr:`KmsSettings.endpoint`)."""
 
     mount: str = "transit"
-    auth: VaultAuthSettings = Field(default_factory=VaultAuthSettings)
+    auth: VaultAuthSettings = setting(default_factory=VaultAuthSettings)
     ca_bundle: str | None = None
     client_cert: str | None = None
     client_key: str | None = None
     namespace: str | None = None
     ca_path: str | None = None
-    skip_verify: bool = False
+    skip_verify: bool = setting(default=False, before=_bao_bool)
     tls_server_name: str | None = None
-    timeout: float = Field(default=10.0, gt=0)
-    deadline: float = Field(default=30.0, gt=0)
+    timeout: float = setting(default=_TIMEOUT, gt=0, before=_bao_duration)
+    deadline: float = setting(default=30.0, gt=0)
 
-    @field_validator("skip_verify", mode="before")
-    @classmethod
-    def _bao_bool(cls, v: Any) -> Any:
-        """A string (an environment variable) is read as bao reads a boolean."""
-        return parse_bool(v) if isinstance(v, str) else v
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _bao_duration(cls, v: Any) -> Any:
-        """A string is seconds or a Go duration (``30``, ``1m30s``), as bao reads one; as
-        in bao, a zero duration keeps the default."""
-        if not isinstance(v, str):
-            return v
-        return parse_duration(v) or cls.model_fields["timeout"].default
-
-    @model_validator(mode="after")
-    def _mtls(self) -> VaultSettings:
+    def _check(self, context: Mapping[str, Any]) -> None:
         if bool(self.client_cert) != bool(self.client_key):
             missing = "client_key" if self.client_cert else "client_cert"
             raise field_problem(missing, "mTLS needs both 'client_cert' and 'client_key'")
-        return self
 
 
-class KmsSettings(_Strict):
+class KmsSettings(Model):
     """Which KMS backend holds the key-encryption key."""
 
     kind: KmsKind = "local"
@@ -103,26 +111,13 @@ class KmsSettings(_Strict):
     endpoint: str | None = None
     keyring: str | None = None
     passphrase_file: str | None = None
-    vault: VaultSettings = Field(default_factory=VaultSettings)
+    vault: VaultSettings = setting(default_factory=VaultSettings)
     #: Without ``key``: decrypt with the key a message's slot names, if one of these
     #: glob patterns allows it (:mod:`envelope.settings._discovery`).
-    allowed_keys: tuple[str, ...] = ()
+    allowed_keys: tuple[str, ...] = setting(default=(), before=_patterns, after=_nonempty)
 
-    @field_validator("allowed_keys", mode="before")
-    @classmethod
-    def _patterns(cls, v: Any) -> Any:
-        return split_patterns(v) if isinstance(v, str) else v
-
-    @field_validator("allowed_keys")
-    @classmethod
-    def _nonempty(cls, v: tuple[str, ...]) -> tuple[str, ...]:
-        if any(not p.strip() for p in v):
-            raise ValueError("an empty pattern: give glob patterns over key ids")
-        return tuple(p.strip() for p in v)
-
-    @model_validator(mode="after")
-    def _complete(self, info: ValidationInfo) -> KmsSettings:
-        discovering = bool(self.allowed_keys) or bool((info.context or {}).get(DISCOVER))
+    def _check(self, context: Mapping[str, Any]) -> None:
+        discovering = bool(self.allowed_keys) or bool(context.get(DISCOVER))
         if self.kind in ("aws", "vault") and not self.key and not discovering:
             what = (
                 "the KMS key id, ARN or alias/NAME"
@@ -145,49 +140,34 @@ class KmsSettings(_Strict):
                     "vault.auth.method 'approle' needs vault.auth.role_id and "
                     "vault.auth.secret_id_file",
                 )
-        return self
 
 
-class ClusterSecretSettings(_Strict):
+class ClusterSecretSettings(Model):
     """This service's cluster-secret part: a file, or an environment variable (hex/base64)."""
 
     file: str | None = None
     env: str | None = None
     previous: tuple[str, ...] = ()
 
-    @model_validator(mode="after")
-    def _one(self) -> ClusterSecretSettings:
+    def _check(self, context: Mapping[str, Any]) -> None:
         if (self.file is None) == (self.env is None):
             raise field_problem(
                 "file", "give exactly one of 'file' (a path) or 'env' (a variable name)"
             )
-        return self
 
 
-class KeyStoreSettings(_Strict):
+class KeyStoreSettings(Model):
     """Where stored data keys live: ``s3://bucket/prefix``, ``file:///dir`` or a directory."""
 
-    uri: str
+    uri: str = setting(after=_uri)
     endpoint: str | None = None
     region: str | None = None
 
-    @field_validator("uri")
-    @classmethod
-    def _uri(cls, v: str) -> str:
-        if v.startswith("s3://"):
-            if not v[len("s3://") :].partition("/")[0]:
-                raise ValueError(f"key store {v!r} names no bucket: use s3://bucket/prefix")
-        elif "://" in v and not v.startswith("file://"):
-            raise ValueError(f"key store {v!r}: use s3://bucket/prefix, file:///dir or a directory")
-        elif not v:
-            raise ValueError("an empty key store: use s3://bucket/prefix or a directory")
-        return v
 
-
-class Settings(_Strict):
+class Settings(Model):
     """Everything a front end needs to build an :class:`~envelope.Envelope`."""
 
-    kms: KmsSettings = Field(default_factory=KmsSettings)
+    kms: KmsSettings = setting(default_factory=KmsSettings)
     cluster_secret: ClusterSecretSettings | None = None
     keystore: KeyStoreSettings | None = None
 
