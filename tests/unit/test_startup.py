@@ -11,16 +11,31 @@ from pathlib import Path
 
 import pytest
 
+from envelope import cli
+from envelope.cli._app import COMMANDS, commands_needed
+from envelope.cli._tree import Command, commands, subcommands
+
 #: Modules a whole-file encrypt or decrypt with the local keyring has no use for.
 UNUSED_BY_WHOLE_FILE = (
     "envelope._batch",
     "envelope._keys.breakglass",
+    "envelope._keys.recovered",  # decrypt --data-key only
+    "envelope._rotation",
     "envelope.documents",
     "envelope.kms._aws",
     "envelope.kms._vault",
     "envelope.keystore._s3",
     "pydantic",
     "pydantic_core",
+    # The other commands' CLI modules: only the command run is built.
+    "envelope.cli._cluster_secret",
+    "envelope.cli._completion",
+    "envelope.cli._inspect",
+    "envelope.cli._k8s",
+    "envelope.cli._keyring",
+    "envelope.cli._keystore",
+    "envelope.cli._kms_plugin",
+    "envelope.cli._rotation",
 )
 
 _PROBE = """
@@ -82,6 +97,100 @@ def test_a_document_still_goes_to_the_document_commands(
     assert "envelope.documents" in loaded
     text = (tmp_path / "app.enc.yaml").read_text()
     assert "db:" in text and "hunter2" not in text  # value-level: keys stay readable
+
+
+def _described(command: Command) -> list[object]:
+    """What a parser is to its user: help, every action, its defaults (the handler by name)."""
+    actions = [
+        (
+            type(a).__name__,
+            a.option_strings,
+            a.dest,
+            a.nargs,
+            a.const,
+            repr(a.default),
+            a.type,
+            a.choices if a.option_strings or not a.choices else list(a.choices),
+            a.required,
+            a.help,
+            a.metavar,
+            repr(getattr(a, "envelope_default", None)),
+        )
+        for a in command.parser._actions
+    ]
+    defaults = {
+        k: getattr(v, "__qualname__", v)
+        for k, v in command.parser._defaults.items()
+        if k != "_envelope_chain"
+    }
+    chain = [p.prog for p in command.parser._defaults.get("_envelope_chain", ())]
+    return [command.parser.format_help(), actions, defaults, chain]
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+def test_a_command_built_alone_is_the_one_in_the_whole_tree(name: str) -> None:
+    whole = {c.path: c for c in commands(cli.build_parser()) if c.path[:1] == (name,)}
+    alone = cli.build_parser([name])
+    assert list(subcommands(alone)) == [name]
+    built = {c.path: c for c in commands(alone) if c.path}
+    assert built.keys() == whole.keys()
+    for path, command in built.items():
+        assert _described(command) == _described(whole[path]), path
+
+
+def test_the_whole_tree_lists_every_command_in_order_then_completion() -> None:
+    assert list(subcommands(cli.build_parser())) == [*COMMANDS, "completion"]
+    with pytest.raises(ValueError, match="no such command: nope"):
+        cli.build_parser(["nope"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "needed"),
+    [
+        (["encrypt", "f", "-o", "g"], ("encrypt",)),
+        (["-q", "--quiet", "keyring", "list"], ("keyring",)),
+        (["--version"], ()),
+        (["-q", "--version", "encrypt"], ()),
+        (["encrypt", "--version"], ("encrypt",)),
+        # Anything else is parsed by the whole tree: help, completion, mistakes.
+        ([], None),
+        (["-h", "encrypt"], None),
+        (["--help"], None),
+        (["completion", "bash"], None),
+        (["encrpyt", "f"], None),
+        (["--vers"], None),  # an abbreviation argparse expands
+        (["-qh"], None),
+        (["--", "encrypt"], None),
+    ],
+)
+def test_the_commands_a_command_line_needs(argv: list[str], needed: tuple[str, ...] | None) -> None:
+    assert commands_needed(argv) == needed
+
+
+def test_the_root_errors_and_suggestions_still_see_every_command(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["encrpyt", "f"])
+    assert exc.value.code == 2
+    shown = capsys.readouterr().err
+    assert "'merge-driver', 'completion')" in shown  # every command to choose from
+    assert "(did you mean encrypt or reencrypt or decrypt?)" in shown
+    with pytest.raises(SystemExit) as exc:  # a command built alone suggests its own flags
+        cli.run(["encrypt", "--no-splt", "f"])
+    assert exc.value.code == 2
+    assert (
+        "arguments: --no-splt (did you mean --no-split or --in-place?)" in capsys.readouterr().err
+    )
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["--help"])
+    assert exc.value.code == 0
+    listed = capsys.readouterr().out
+    assert all(name in listed for name in [*COMMANDS, "completion"])
+    with pytest.raises(SystemExit) as exc:
+        cli.run(["-q", "--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.startswith("envelope ")
 
 
 _PROGRAM = """

@@ -4,36 +4,25 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import importlib
 import os
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn, cast
 
 from envelope import _telemetry
 from envelope._exitcodes import ExitCode, exit_code_for
 from envelope._version import __version__
-from envelope.cli import (
-    _cluster_secret,
-    _completion,
-    _documents,
-    _envdefaults,
-    _inspect,
-    _k8s,
-    _keyring,
-    _keystore,
-    _kms_plugin,
-    _message,
-    _rotation,
-)
+from envelope.cli import _envdefaults
 from envelope.cli._common import EXIT_CODES, Fail, Subparsers, add_command, err
 from envelope.cli._signals import run_terminable
 from envelope.cli._suggest import Parser
 from envelope.cli._tree import commands
 from envelope.errors import EnvelopeError
 
-__all__ = ["GLOBAL_FLAGS", "build_parser", "main", "run"]
+__all__ = ["COMMANDS", "GLOBAL_FLAGS", "build_parser", "commands_needed", "main", "run"]
 
 #: Flags every command accepts, before or after the subcommand (AWS CLI style).
 GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
@@ -41,8 +30,45 @@ GLOBAL_FLAGS: tuple[tuple[tuple[str, ...], dict[str, object]], ...] = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``envelope`` argument parser, every command registered."""
+#: Every top-level command, in the order of ``envelope --help``, and what builds it: each
+#: ``module:function`` of envelope.cli, called in turn with the subparsers (``completion``,
+#: which reads the whole tree, is added last by :func:`build_parser` itself). A module is
+#: imported only when a command of it is built, so a command loads only its own.
+COMMANDS: Mapping[str, tuple[str, ...]] = {
+    "quickstart": ("_k8s:register_quickstart",),
+    "keyring": ("_keyring:register",),
+    "keystore": ("_keystore:register",),
+    "cluster-secret": ("_cluster_secret:register",),
+    "encrypt": ("_message:register_encrypt", "_documents:extend_encrypt"),
+    "decrypt": ("_message:register_decrypt", "_documents:extend_decrypt"),
+    "init": ("_k8s:register_init",),
+    "exec": ("_k8s:register_exec", "_documents:extend_exec"),
+    "inspect": ("_inspect:register",),
+    "rewrap": ("_rotation:register_rewrap",),
+    "reencrypt": ("_rotation:register_reencrypt",),
+    "kms-plugin": ("_kms_plugin:register",),
+    "edit": ("_documents:register_edit",),
+    "set": ("_documents:register_set",),
+    "unset": ("_documents:register_unset",),
+    "updatekeys": ("_documents:register_updatekeys",),
+    "merge-driver": ("_documents:register_merge_driver",),
+}
+
+
+def build_parser(only: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The ``envelope`` argument parser.
+
+    Args:
+        only: the top-level commands to build (each with its subcommands, exactly as in
+            the whole tree), or None for every command and ``completion``.
+            :func:`run` builds only the command its line names (start-up time).
+
+    Raises:
+        ValueError: ``only`` names a command that is not in :data:`COMMANDS`.
+    """
+    unknown = set(only or ()) - COMMANDS.keys()
+    if unknown:
+        raise ValueError(f"no such command: {', '.join(sorted(unknown))}")
     parser = Parser(
         prog="envelope",
         description="Envelope encryption with a KMS-wrapped data key split with a cluster secret.",
@@ -57,22 +83,45 @@ def build_parser() -> argparse.ArgumentParser:
         "Subparsers[argparse.ArgumentParser]",
         parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
     )
-    _k8s.register_quickstart(sub)
-    for module in (_keyring, _keystore, _cluster_secret, _message, _k8s):
-        module.register(sub)
-    _inspect.register(sub)
-    _rotation.register(sub)
-    _kms_plugin.register(sub)
-    _documents.register(sub)  # extends encrypt, decrypt and exec: after them
-    _register_completion(sub, parser)
+    for name, steps in COMMANDS.items():
+        if only is None or name in only:
+            for step in steps:
+                _registration(step)(sub)
+    if only is None:
+        _register_completion(sub, parser)
     _add_global_flags(parser)
     _envdefaults.install(parser)
     return parser
 
 
+def _registration(step: str) -> Callable[[Subparsers[argparse.ArgumentParser]], None]:
+    """The function a :data:`COMMANDS` step (``module:function``) names, imported now."""
+    module, function = step.split(":")
+    return cast(
+        "Callable[[Subparsers[argparse.ArgumentParser]], None]",
+        getattr(importlib.import_module(f"envelope.cli.{module}"), function),
+    )
+
+
+def commands_needed(argv: Sequence[str]) -> tuple[str, ...] | None:
+    """The top-level commands parsing ``argv`` needs: the one it names (after any global
+    flags), none for ``--version``, else None: every command, so that help, completion,
+    a usage error and a did-you-mean see the whole tree."""
+    global_flags = {name for names, _options in GLOBAL_FLAGS for name in names}
+    for word in argv:
+        if word in global_flags:
+            continue
+        if word == "--version":  # argparse prints it and exits as soon as it is read
+            return ()
+        return (word,) if word in COMMANDS else None
+    return None
+
+
 def _register_completion(
     sub: Subparsers[argparse.ArgumentParser], root: argparse.ArgumentParser
 ) -> None:
+    from envelope.cli import _completion  # noqa: PLC0415 - only the whole tree has completion
+
     def cmd_completion(args: argparse.Namespace) -> int:
         sys.stdout.write(_completion.script(root, args.shell))
         return ExitCode.OK
@@ -159,7 +208,9 @@ def _no_terminal_stdin(args: argparse.Namespace) -> None:
 def run(argv: Sequence[str] | None = None) -> int:
     """Runs the CLI and returns its exit code (an unexpected exception: one line and
     :attr:`ExitCode.INTERNAL`; Ctrl-C: :attr:`ExitCode.INTERRUPTED`, quietly)."""
-    args = build_parser().parse_args(argv)  # flags, then ENVELOPE_* variables, then defaults
+    words = sys.argv[1:] if argv is None else argv
+    # Flags, then ENVELOPE_* variables, then defaults; only the command run is built.
+    args = build_parser(commands_needed(words)).parse_args(words)
     try:
         _no_terminal_stdin(args)
         return int(args.func(args))

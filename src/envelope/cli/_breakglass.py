@@ -9,11 +9,11 @@ import binascii
 import json
 import re
 import sys
+from typing import TYPE_CHECKING
 
 from envelope._atomic import write_atomic
 from envelope._exitcodes import ExitCode
 from envelope._format.context import canonical_context
-from envelope._keys.recovered import RecoveredKey, load_data_key
 from envelope._keys.slots import wipe
 from envelope.cli._common import (
     Fail,
@@ -25,6 +25,9 @@ from envelope.cli._common import (
 )
 from envelope.kms._local import LocalKms
 from envelope.kms._types import WrappedKey
+
+if TYPE_CHECKING:
+    from envelope._keys.recovered import RecoveredKey
 
 __all__ = ["add_data_key_flag", "recovered_key", "register_keyring_unwrap"]
 
@@ -118,6 +121,9 @@ def recovered_key(args: argparse.Namespace) -> RecoveredKey:
         Fail: the flags mix a whole key and shares, or repeat a key or slot.
         ConfigError: a key file cannot be read or holds no key.
     """
+    # Only --data-key needs the recovered-key module: a plain decrypt does not load it.
+    from envelope._keys.recovered import RecoveredKey, load_data_key  # noqa: PLC0415
+
     given: list[str] = args.data_key
     shares = [m for m in (_SHARE.fullmatch(v) for v in given) if m]
     if shares and len(shares) != len(given):

@@ -2,11 +2,12 @@
 YAML, JSON, dotenv and Secret files, ``edit``, ``set``, ``unset``, ``updatekeys``,
 ``exec --file``, and the git ``textconv`` / ``merge-driver`` integration.
 
-``register(subparsers)`` adds the new commands and extends ``encrypt``, ``decrypt`` and
-``exec``: a file whose type is detected (extension or content, or ``--input-type``) is
-handled here; anything else keeps the whole-file behaviour. This module only parses and
-dispatches; the handlers (:mod:`envelope.cli._documents_run`) and ``envelope.documents``
-are imported when a document command runs, so a whole-file command never loads them.
+The ``register_*`` functions add the new commands; the ``extend_*`` ones extend
+``encrypt``, ``decrypt`` and ``exec`` (called after those are defined): a file whose type
+is detected (extension or content, or ``--input-type``) is handled here; anything else
+keeps the whole-file behaviour. This module only parses and dispatches; the handlers
+(:mod:`envelope.cli._documents_run`) and ``envelope.documents`` are imported when a
+document command runs, so a whole-file command never loads them.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from typing import Any, cast
 from envelope._format.document_names import format_by_name
 from envelope.cli import _common
 
-__all__ = ["MAGIC", "register"]
+__all__ = [
+    "MAGIC",
+    "extend_decrypt",
+    "extend_encrypt",
+    "extend_exec",
+    "register_edit",
+    "register_merge_driver",
+    "register_set",
+    "register_unset",
+    "register_updatekeys",
+]
 
 TYPES = ("yaml", "json", "dotenv", "secret")
 MAGIC = b"\x89ENV"
@@ -119,18 +130,31 @@ def _clear_options(p: argparse.ArgumentParser) -> None:
         g.add_argument("--" + name.replace("_", "-"), dest=name, metavar="TEXT")
 
 
-def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Adds the document commands and extends ``encrypt``, ``decrypt`` and ``exec``
-    (call after those are defined)."""
-    enc, dec, exe = sub.choices["encrypt"], sub.choices["decrypt"], sub.choices["exec"]
-    for p, decrypting, ours in ((enc, False, "cmd_encrypt"), (dec, True, "cmd_decrypt")):
-        _doc_options(p, keys=False)
-        p.add_argument("-i", "--in-place", action="store_true", help="rewrite the file itself")
-        p.set_defaults(func=_dispatch(p.get_default("func"), ours, decrypting=decrypting))
+def extend_encrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Gives ``encrypt`` (defined already) its document flags and dispatch."""
+    enc = sub.choices["encrypt"]
+    _extend_message_command(enc, "cmd_encrypt", decrypting=False)
     _clear_options(enc)
+
+
+def extend_decrypt(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Gives ``decrypt`` (defined already) its document flags and dispatch."""
+    dec = sub.choices["decrypt"]
+    _extend_message_command(dec, "cmd_decrypt", decrypting=True)
     dec.add_argument("--output-type", choices=TYPES[:3], help="write decrypted as this type")
     dec.add_argument("--extract", metavar="PATH", help="print one value, e.g. '.db.password'")
     dec.add_argument("--textconv", action="store_true", help="git diff textconv mode")
+
+
+def _extend_message_command(p: argparse.ArgumentParser, ours: str, *, decrypting: bool) -> None:
+    _doc_options(p, keys=False)
+    p.add_argument("-i", "--in-place", action="store_true", help="rewrite the file itself")
+    p.set_defaults(func=_dispatch(p.get_default("func"), ours, decrypting=decrypting))
+
+
+def extend_exec(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Gives ``exec`` (defined already) ``--file``: documents instead of an init config."""
+    exe = sub.choices["exec"]
     for action in exe._actions:
         if action.dest == "config":
             action.required = False
@@ -140,12 +164,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _doc_options(exe)
     exe.set_defaults(func=_exec(exe.get_default("func")))
 
-    def add(name: str, help_: str, func: str) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_, description=help_)
-        p.set_defaults(func=_handler(func))
-        return p
 
-    p = add(
+def _add(
+    sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_: str, func: str
+) -> argparse.ArgumentParser:
+    p = sub.add_parser(name, help=help_, description=help_)
+    p.set_defaults(func=_handler(func))
+    return p
+
+
+def register_edit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``edit``."""
+    p = _add(
+        sub,
         "edit",
         "edit an encrypted document in $EDITOR (only changed values re-encrypted)",
         "cmd_edit",
@@ -154,19 +185,40 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--tmpdir", type=Path, help="memory-backed scratch directory")
     p.add_argument("--allow-disk", action="store_true", help="allow a disk-backed scratch dir")
     _doc_options(p)
-    p = add("set", "set one value of an encrypted document: envelope set F '.a.b' VALUE", "cmd_set")
+
+
+def register_set(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``set``."""
+    p = _add(
+        sub, "set", "set one value of an encrypted document: envelope set F '.a.b' VALUE", "cmd_set"
+    )
     p.add_argument("input", metavar="FILE")
     p.add_argument("path", metavar="PATH")
     p.add_argument("value", metavar="VALUE", help="JSON, or else taken as a string")
     _doc_options(p)
-    p = add("unset", "remove one value of an encrypted document", "cmd_unset")
+
+
+def register_unset(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``unset``."""
+    p = _add(sub, "unset", "remove one value of an encrypted document", "cmd_unset")
     p.add_argument("input", metavar="FILE")
     p.add_argument("path", metavar="PATH")
     _doc_options(p)
-    p = add("updatekeys", "rewrap documents' data keys for the current rules", "cmd_updatekeys")
+
+
+def register_updatekeys(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``updatekeys``."""
+    p = _add(
+        sub, "updatekeys", "rewrap documents' data keys for the current rules", "cmd_updatekeys"
+    )
     p.add_argument("paths", nargs="+", metavar="FILE")
     _doc_options(p)
-    p = add(
+
+
+def register_merge_driver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Adds ``merge-driver``."""
+    p = _add(
+        sub,
         "merge-driver",
         "git merge driver: envelope merge-driver %%O %%A %%B --path %%P",
         "cmd_merge_driver",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from envelope._exitcodes import ExitCode, exit_codes_help
@@ -15,45 +16,58 @@ INIT_CODES = (
 )
 
 
-__all__ = ["register"]
+__all__ = ["register_exec", "register_init", "register_quickstart"]
 
 
-def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
-    """Adds ``init`` and ``exec``."""
-    for verb, helptext, example, func in (
-        (
-            "init",
-            "decrypt a service's secrets into a memory-backed directory (init container)",
-            "envelope init --config /etc/envelope/init.yaml --log-format json",
-            cmd_init,
-        ),
-        (
-            "exec",
-            "decrypt secrets into environment variables and exec a command",
-            "envelope exec --config /etc/envelope/init.yaml -- /app/server --port 8080",
-            cmd_exec,
-        ),
-    ):
-        p = add_command(sub, verb, helptext, example, func)
-        p.epilog = f"example:\n  {example}\n\n{INIT_CODES}\n\n{exit_codes_help(include_disk=True)}"
-        p.add_argument("--config", required=True, help="YAML or JSON config (docs/kubernetes.md)")
-        p.add_argument("--timeout", type=float, help="seconds to keep retrying the KMS")
-        p.add_argument("--log-format", choices=("text", "json"), default="text")
-        if verb == "init":
-            p.add_argument(
-                "--allow-disk",
-                action="store_true",
-                help="allow a disk-backed output directory (not recommended)",
-            )
-            p.add_argument(
-                "--refresh",
-                type=float,
-                metavar="SECONDS",
-                help="keep running and republish every SECONDS (native sidecar mode)",
-            )
-            _add_refresh_flags(p)
-        else:
-            p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")
+def register_init(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """Adds ``init``."""
+    p = _add(
+        sub,
+        "init",
+        "decrypt a service's secrets into a memory-backed directory (init container)",
+        "envelope init --config /etc/envelope/init.yaml --log-format json",
+        cmd_init,
+    )
+    p.add_argument(
+        "--allow-disk",
+        action="store_true",
+        help="allow a disk-backed output directory (not recommended)",
+    )
+    p.add_argument(
+        "--refresh",
+        type=float,
+        metavar="SECONDS",
+        help="keep running and republish every SECONDS (native sidecar mode)",
+    )
+    _add_refresh_flags(p)
+
+
+def register_exec(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """Adds ``exec``."""
+    p = _add(
+        sub,
+        "exec",
+        "decrypt secrets into environment variables and exec a command",
+        "envelope exec --config /etc/envelope/init.yaml -- /app/server --port 8080",
+        cmd_exec,
+    )
+    p.add_argument("command", nargs=argparse.REMAINDER, help="-- CMD ARGS")
+
+
+def _add(
+    sub: Subparsers[argparse.ArgumentParser],
+    verb: str,
+    helptext: str,
+    example: str,
+    func: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """``verb`` with the config, timeout and log-format flags ``init`` and ``exec`` share."""
+    p = add_command(sub, verb, helptext, example, func)
+    p.epilog = f"example:\n  {example}\n\n{INIT_CODES}\n\n{exit_codes_help(include_disk=True)}"
+    p.add_argument("--config", required=True, help="YAML or JSON config (docs/kubernetes.md)")
+    p.add_argument("--timeout", type=float, help="seconds to keep retrying the KMS")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    return p
 
 
 def _add_refresh_flags(p: argparse.ArgumentParser) -> None:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import BinaryIO, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, BinaryIO, cast
 
 from envelope._atomic import atomic_output
 from envelope._envelope import Envelope
 from envelope._exitcodes import ExitCode
-from envelope._keys.recovered import RecoveredKey
 from envelope.cli._breakglass import add_data_key_flag, recovered_key
 from envelope.cli._common import (
     Fail,
@@ -30,43 +30,59 @@ from envelope.cli._common import (
 from envelope.cli._progress import progress_bytes
 from envelope.errors import DecryptionError
 
-__all__ = ["register"]
+if TYPE_CHECKING:
+    from envelope._keys.recovered import RecoveredKey
+
+__all__ = ["register_decrypt", "register_encrypt"]
 
 
-def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
-    """Adds ``encrypt`` and ``decrypt``."""
-    for name, func in (("encrypt", cmd_encrypt), ("decrypt", cmd_decrypt)):
-        files = "secret.txt -o secret.env" if name == "encrypt" else "secret.env -o secret.txt"
-        example = f"envelope {name} {files} --cluster-secret cluster.key -c service=billing"
-        p = add_command(sub, name, f"{name} a file or stdin", example, func)
-        p.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
-        p.add_argument(
-            "-o", "--output", default="-", help="output file, written atomically (default: stdout)"
-        )
-        p.add_argument(
-            "--mode",
-            type=file_mode,
-            default=0o600,
-            help="output file mode (default 0600)",
-        )
-        add_context_flag(p)
-        if name == "decrypt":
-            p.add_argument(
-                "--any-context",
-                action="store_true",
-                help="accept whatever context the message has (instead of -c)",
-            )
-            add_data_key_flag(p)
-        add_kms_flags(p)
-        if name == "decrypt":
-            add_allow_key_flag(p)
-        add_cluster_flags(p, for_encrypt=name == "encrypt")
-        if name == "encrypt":
-            p.add_argument(
-                "--key-ref",
-                metavar="NAME[@VERSION]",
-                help="encrypt under a data key from --keystore instead of a fresh one",
-            )
+def register_encrypt(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """Adds ``encrypt``."""
+    p = _add(sub, "encrypt", "secret.txt -o secret.env", cmd_encrypt)
+    add_kms_flags(p)
+    add_cluster_flags(p, for_encrypt=True)
+    p.add_argument(
+        "--key-ref",
+        metavar="NAME[@VERSION]",
+        help="encrypt under a data key from --keystore instead of a fresh one",
+    )
+
+
+def register_decrypt(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """Adds ``decrypt``."""
+    p = _add(sub, "decrypt", "secret.env -o secret.txt", cmd_decrypt)
+    p.add_argument(
+        "--any-context",
+        action="store_true",
+        help="accept whatever context the message has (instead of -c)",
+    )
+    add_data_key_flag(p)
+    add_kms_flags(p)
+    add_allow_key_flag(p)
+    add_cluster_flags(p, for_encrypt=False)
+
+
+def _add(
+    sub: Subparsers[argparse.ArgumentParser],
+    name: str,
+    files: str,
+    func: Callable[[argparse.Namespace], int],
+) -> argparse.ArgumentParser:
+    """``name`` with the input, ``-o``, ``--mode`` and ``-c`` both commands share."""
+    example = f"envelope {name} {files} --cluster-secret cluster.key -c service=billing"
+    p = add_command(sub, name, f"{name} a file or stdin", example, func)
+    p.add_argument("input", nargs="?", default="-", help="input file (default: stdin)")
+    p.add_argument(
+        "-o", "--output", default="-", help="output file, written atomically (default: stdout)"
+    )
+    p.add_argument(
+        "--mode",
+        type=file_mode,
+        default=0o600,
+        help="output file mode (default 0600)",
+    )
+    add_context_flag(p)
+    return p
 
 
 def cmd_encrypt(args: argparse.Namespace) -> int:

@@ -28,11 +28,11 @@ from envelope.cli._common import (
 from envelope.cli._progress import progress_files
 from envelope.errors import ConfigError
 
-__all__ = ["register"]
+__all__ = ["register_reencrypt", "register_rewrap"]
 
 
-def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
-    """Adds ``rewrap`` and ``reencrypt``."""
+def register_rewrap(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """Adds ``rewrap``."""
     p = add_command(
         sub,
         "rewrap",
@@ -46,6 +46,10 @@ def register(sub: Subparsers[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     add_kms_flags(p)
     add_allow_key_flag(p)
+
+
+def register_reencrypt(sub: Subparsers[argparse.ArgumentParser]) -> None:
+    """Adds ``reencrypt``."""
     p = add_command(
         sub,
         "reencrypt",
