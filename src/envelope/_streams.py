@@ -1,13 +1,15 @@
 """Cobblestone bodies between binary streams at the speed of the one-shot path.
 
-Plaintext and ciphertext move through buffers allocated once per stream (two for
-input, two for output): each step seals or opens :data:`PIECE_CHUNKS` chunks in one
-native call on every core (GIL released) while a reader thread fills the other input
-buffer and a writer thread drains the other output buffer, so I/O overlaps the
-cryptography. Memory stays constant (about 12 MiB) whatever the stream's length. The
-first piece is handled on the calling thread, and buffers are only touched (and wiped)
-as far as they are used, so a short stream (most secrets) costs no threads and almost
-no memory traffic.
+Plaintext and ciphertext move through a ring of :data:`RING` buffer pairs (input,
+output) allocated once per stream: each step seals or opens :data:`PIECE_CHUNKS` chunks
+in one native call on every core (GIL released) while a reader thread fills the next
+input buffer and a writer thread drains the output buffers of earlier pieces, so I/O
+overlaps the cryptography. Up to ``RING - 1`` writes are queued: the write is the
+slowest step on tmpfs (a page allocation and a copy per page, one writer per inode), so
+the writer must never wait for the next piece to be handed over. Memory stays constant
+(about 12 MiB) whatever the stream's length. The first piece is handled on the calling
+thread, and buffers are only touched (and wiped) as far as they are used, so a short
+stream (most secrets) costs no threads and almost no memory traffic.
 
 Decryption writes only chunks that authenticated; a chunk of full size is never the
 final one, so a stream cut anywhere still fails at the end (the caller has then
@@ -18,6 +20,7 @@ only after the final chunk verified, so short messages are all or nothing.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import mmap
 import os
@@ -32,11 +35,13 @@ from envelope import _native, chunked
 
 __all__ = ["PIECE_CHUNKS", "open_stream", "seal_stream"]
 
-#: Chunks per native call: 2 MiB of plaintext, enough to keep every core busy.
+#: Chunks per native call: 2 MiB of plaintext, enough to keep every core busy. A stream
+#: that ends within the first piece is handled on the calling thread (no threads
+#: started), and a message that fits in it is decrypted all or nothing.
 PIECE_CHUNKS = 128
-#: Chunks in the first piece: a stream that ends within it is handled on the calling
-#: thread (no threads started), and a message that fits in it is decrypted all or nothing.
-FIRST_CHUNKS = PIECE_CHUNKS
+#: Buffer pairs in rotation: one piece in the cryptography while up to RING - 1 earlier
+#: ones are queued for (or in) the writer.
+RING = 3
 
 CHUNK = _native.CHUNK_LEN
 SEALED = _native.SEALED_CHUNK_LEN
@@ -100,7 +105,8 @@ def _regular(stream: BinaryIO) -> bool:
 
 
 class _Worker:
-    """One daemon thread running jobs in submission order. Daemon, unlike a
+    """One daemon thread running jobs in submission order; once a job has failed, the
+    jobs queued after it fail with the same exception without running. Daemon, unlike a
     ThreadPoolExecutor's: a read blocked on a FIFO or pipe must not keep a process that
     is exiting on a signal alive (the executor's threads are joined at exit)."""
 
@@ -111,13 +117,19 @@ class _Worker:
         threading.Thread(target=self._run, name=name, daemon=True).start()
 
     def _run(self) -> None:
+        failed: BaseException | None = None
         while (job := self._jobs.get()) is not None:
             future, fn, args = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:  # handed to the caller through the future
-                    future.set_exception(exc)
+            if not future.set_running_or_notify_cancel():
+                continue
+            if failed is not None:  # a later write must not land after a failed one
+                future.set_exception(failed)
+                continue
+            try:
+                future.set_result(fn(*args))
+            except BaseException as exc:  # handed to the caller through the future
+                failed = exc
+                future.set_exception(exc)
 
     def submit(self, fn: Any, *args: Any) -> Future[Any]:
         future: Future[Any] = Future()
@@ -131,15 +143,17 @@ class _Worker:
 
 class _Pipe:
     """One reader and one writer thread (started on first use): each runs its jobs in
-    submission order."""
+    submission order. Several writes may be queued, so that the writer finds the next
+    piece waiting when it finishes one instead of sleeping until the caller hands it
+    over (on tmpfs the write is the slowest step: any gap in it is lost time)."""
 
     def __init__(self, src: BinaryIO, dst: BinaryIO) -> None:
         self._src, self._dst = src, dst
         self._reader: _Worker | None = None
         self._writer: _Worker | None = None
         self._read: Future[int] | None = None
-        self._write: Future[object] | None = None
-        self._writing: object = None  # the buffer behind the write in flight
+        # Queued writes, oldest first, each with the buffer it reads from.
+        self._writes: collections.deque[tuple[Future[object], object]] = collections.deque()
         # Reads overlap with crypto only from regular files: a read blocked on a FIFO,
         # pipe or terminal holds its stream's lock, so the main thread, unwinding on a
         # signal, could never close that stream. Those are read on the calling thread.
@@ -160,14 +174,18 @@ class _Pipe:
         pending, self._read = self._read, None
         return pending.result() if pending is not None else 0
 
-    def write(self, view: memoryview | bytes) -> None:
-        """Queues ``view`` after the previous write has finished (one write in flight)."""
-        self.flush()
+    def write(self, view: memoryview) -> None:
+        """Queues ``view`` behind the writes already queued (:meth:`claim` its buffer
+        before filling it again)."""
         if len(view):
             if self._writer is None:
                 self._writer = _Worker("envelope-write")
-            self._write = self._writer.submit(self._dst.write, view)
-            self._writing = view.obj if isinstance(view, memoryview) else None
+            self._writes.append((self._writer.submit(self._dst.write, view), view.obj))
+
+    def claim(self, buffer: object) -> None:
+        """Waits until no queued write reads from ``buffer`` (writes finish in order)."""
+        while any(obj is buffer for _, obj in self._writes):
+            self._writes.popleft()[0].result()
 
     def write_last(self, *views: memoryview | bytes) -> None:
         """Writes on the calling thread once every queued write is done."""
@@ -177,35 +195,48 @@ class _Pipe:
                 self._dst.write(view)
 
     def flush(self) -> None:
-        pending, self._write = self._write, None
-        self._writing = None
-        if pending is not None:
-            pending.result()
+        while self._writes:
+            self._writes.popleft()[0].result()
 
-    def close(self, failure: BaseException | None) -> object:
-        """Stops both threads and returns the buffer a write still in flight reads from
-        (``None`` if there is none), which must then not be wiped: its bytes are on
-        their way to ``dst``.
+    def close(self, failure: BaseException | None) -> list[object]:
+        """Stops both threads and returns the buffers that writes still in flight read
+        from, which must then not be wiped: their bytes are on their way to ``dst``.
 
         On success nothing is pending (the last read saw the end and the last write
         ran on the caller's thread). After an ordinary error (a chunk that failed to
-        authenticate) the write in flight is waited for: it holds authenticated
-        plaintext that precedes the failure, and its buffer is wiped next. On a signal
-        (an exception that is not an :class:`Exception`) it is abandoned, as is a
-        pending read: either may be blocked for ever on a pipe.
+        authenticate) the queued writes are waited for: they hold authenticated
+        plaintext that precedes the failure, and their buffers are wiped next. On a
+        signal (an exception that is not an :class:`Exception`) they are abandoned, as
+        is a pending read: either may be blocked for ever on a pipe.
         """
-        if isinstance(failure, Exception) and self._write is not None:
-            with contextlib.suppress(Exception):  # the first failure is the one raised
-                self.flush()
+        if isinstance(failure, Exception):
+            while self._writes:
+                with contextlib.suppress(Exception):  # the first failure is the one raised
+                    self._writes.popleft()[0].result()
         for worker in (self._reader, self._writer):
             if worker is not None:
                 worker.stop()
-        return self._writing
+        return [obj for _, obj in self._writes]
 
 
-def _unused(buffers: list[mmap.mmap], in_flight: object) -> list[mmap.mmap]:
+class _Ring:
+    """``RING`` pairs of (input, output) buffers, piece ``k`` using pair ``k % RING``;
+    each pair is allocated when first used, so a short stream costs one pair only."""
+
+    def __init__(self, in_size: int, out_size: int) -> None:
+        self._sizes = (in_size, out_size)
+        self.pairs: list[tuple[mmap.mmap, mmap.mmap]] = []
+
+    def pair(self, k: int) -> tuple[mmap.mmap, mmap.mmap]:
+        """The buffers of piece ``k`` (asked for in order: 0, 1, 2, ...)."""
+        if k % RING == len(self.pairs):
+            self.pairs.append((_buffer(self._sizes[0]), _buffer(self._sizes[1])))
+        return self.pairs[k % RING]
+
+
+def _unused(buffers: list[mmap.mmap], in_flight: list[object]) -> list[mmap.mmap]:
     """The buffers no abandoned write still reads from."""
-    return [b for b in buffers if b is not in_flight]
+    return [b for b in buffers if not any(b is obj for obj in in_flight)]
 
 
 def _buffer(size: int) -> mmap.mmap:
@@ -239,30 +270,24 @@ def seal_stream(
         ValueError: the key is not 32 bytes; OSError from the streams.
     """
     sealer = _native.StreamSealer(bytes(input_key), chunked._salt(None), context)
-    first = _buffer(FIRST_CHUNKS * CHUNK)
-    plain = [first]  # every plaintext buffer, wiped at the end
-    cur, out = memoryview(first), memoryview(_buffer(FIRST_CHUNKS * SEALED))
-    pairs: list[tuple[memoryview, memoryview]] = []
+    ring = _Ring(PIECE_CHUNKS * CHUNK, PIECE_CHUNKS * SEALED)
     pipe = _Pipe(src, dst)
     total, k, used, done = 0, 0, 0, False
     failure: BaseException | None = None
     try:
         dst.write(sealer.update(b""))  # salt and commitment
+        cur = memoryview(ring.pair(0)[0])
         n = _fill(src, cur)
         used = n
         while True:
             end = n < len(cur)
             if not end:  # read the next piece while this one is sealed
-                if not pairs:
-                    plain += [_buffer(PIECE_CHUNKS * CHUNK) for _ in range(2)]
-                    pairs = [
-                        (memoryview(p), memoryview(_buffer(PIECE_CHUNKS * SEALED)))
-                        for p in plain[1:]
-                    ]
-                nxt, nxt_out = pairs[k % 2]
+                nxt = memoryview(ring.pair(k + 1)[0])
                 pipe.start_read(nxt)
+            out = ring.pair(k)[1]
+            pipe.claim(out)
             full = n // CHUNK
-            sealed = out[: full * SEALED]
+            sealed = memoryview(out)[: full * SEALED]
             if full:
                 sealer.seal_chunks(cur[: full * CHUNK], sealed, threads)
             total += n
@@ -276,14 +301,15 @@ def seal_stream(
             pipe.write(sealed)
             n = pipe.read_result()
             used = max(used, n)
-            cur, out, k = nxt, nxt_out, k + 1
+            cur, k = nxt, k + 1
     except BaseException as exc:
         failure = exc
         raise
     finally:
         in_flight = pipe.close(failure)
+        plain = [p for p, _ in ring.pairs]
         # After an error, all of each buffer: how far it was used is not tracked then.
-        _wipe(_unused(plain, in_flight), used if done else max(map(len, plain)))
+        _wipe(_unused(plain, in_flight), used if done else max(map(len, plain), default=0))
 
 
 def open_stream(
@@ -311,25 +337,17 @@ def open_stream(
     """
     opener = _native.StreamOpener(bytes(input_key), context)
     # Each input buffer keeps SEALED bytes in front for the piece carried over.
-    first = _buffer(FIRST_CHUNKS * CHUNK)
-    plain = [first]
-    cur, out = memoryview(_buffer((FIRST_CHUNKS + 1) * SEALED)), memoryview(first)
-    pairs: list[tuple[memoryview, memoryview]] = []
+    ring = _Ring((PIECE_CHUNKS + 1) * SEALED, PIECE_CHUNKS * CHUNK)
     pipe = _Pipe(src, dst)
     total, k, lo, at_start, used, done = 0, 0, SEALED, True, 0, False
     failure: BaseException | None = None
     try:
+        cur = memoryview(ring.pair(0)[0])
         got = _fill(src, cur[SEALED:])
         while True:
             end = got < len(cur) - SEALED
             if not end:
-                if not pairs:
-                    plain += [_buffer(PIECE_CHUNKS * CHUNK) for _ in range(2)]
-                    pairs = [
-                        (memoryview(_buffer((PIECE_CHUNKS + 1) * SEALED)), memoryview(p))
-                        for p in plain[1:]
-                    ]
-                nxt, nxt_out = pairs[k % 2]
+                nxt = memoryview(ring.pair(k + 1)[0])
                 pipe.start_read(nxt[SEALED:])
             if progress and got:
                 progress(got)
@@ -339,7 +357,9 @@ def open_stream(
                 opener.update(cur[lo : lo + take])
                 lo, at_start = lo + take, False
             whole = (hi - lo - 1) // SEALED if hi > lo else 0
-            opened = out[: whole * CHUNK]
+            out = ring.pair(k)[1]
+            pipe.claim(out)
+            opened = memoryview(out)[: whole * CHUNK]
             used = max(used, whole * CHUNK)
             if whole:
                 opener.open_chunks(cur[lo : lo + whole * SEALED], opened, threads)
@@ -355,11 +375,12 @@ def open_stream(
             nxt[SEALED - len(rest) : SEALED] = rest
             lo = SEALED - len(rest)
             got = pipe.read_result()
-            cur, out, k = nxt, nxt_out, k + 1
+            cur, k = nxt, k + 1
     except BaseException as exc:
         failure = exc
         raise
     finally:
         in_flight = pipe.close(failure)
+        plain = [p for _, p in ring.pairs]
         # After an error, all of each buffer: how far it was used is not tracked then.
-        _wipe(_unused(plain, in_flight), used if done else max(map(len, plain)))
+        _wipe(_unused(plain, in_flight), used if done else max(map(len, plain), default=0))

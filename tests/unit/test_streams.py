@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import io
 import os
+import threading
 import time
 
 import pytest
 
 from envelope import DecryptionError, _native, chunked
-from envelope._streams import PIECE_CHUNKS, open_stream, seal_stream
+from envelope._streams import PIECE_CHUNKS, RING, open_stream, seal_stream
 
 KEY = os.urandom(32)
 CTX = b"ctx"
 CHUNK = chunked.CHUNK_SIZE
 PIECE = PIECE_CHUNKS * CHUNK
 LENGTHS = [0, 1, CHUNK - 1, CHUNK, CHUNK + 1, PIECE - 1, PIECE, PIECE + 1, 2 * PIECE + 5]
+# Long enough to go round the ring of buffers more than once.
+LONG = (2 * RING + 1) * PIECE + 7
 
 
 class Trickle(io.RawIOBase):
@@ -133,3 +136,84 @@ def test_whole_chunk_calls_refuse_misuse() -> None:
         sealer.seal_chunks(memoryview(buf)[:CHUNK], buf)
     with pytest.raises(ValueError, match="output buffer"):
         sealer.seal_chunks(bytes(CHUNK), bytearray(10))
+
+
+class LaggingSink(io.BytesIO):
+    """A consumer slower than the producer: every write waits a little first."""
+
+    def write(self, b: object) -> int:
+        time.sleep(0.005)
+        return super().write(b)  # type: ignore[arg-type]
+
+
+def test_round_the_ring_with_writes_queued_behind_a_slow_consumer() -> None:
+    data = os.urandom(LONG)
+    out = LaggingSink()
+    assert seal_stream(KEY, CTX, io.BytesIO(data), out) == LONG
+    ct = out.getvalue()
+    assert chunked.decrypt(KEY, ct, CTX) == data
+    back = LaggingSink()
+    assert open_stream(KEY, CTX, io.BytesIO(ct), back) == LONG
+    assert back.getvalue() == data
+
+
+class HeldSink(io.BytesIO):
+    """Holds its first write of a piece (not the short prefix before it) until
+    ``release`` is set or a few seconds pass, and records how many pieces the producer
+    had read by then."""
+
+    def __init__(self, release: threading.Event, pieces: list[int]) -> None:
+        super().__init__()
+        self._release, self._pieces = release, pieces
+        self.seen: int | None = None
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        if self.seen is None and len(b) >= CHUNK:
+            self._release.wait(5)
+            self.seen = len(self._pieces)
+        return super().write(b)
+
+
+@pytest.mark.parametrize("direction", ["seal", "open"])
+def test_the_producer_queues_further_pieces_while_a_write_is_in_progress(direction: str) -> None:
+    """The writer must find the next piece waiting when it finishes one: while the
+    first write is held, every buffer of the ring but the one being written fills."""
+    data = os.urandom(LONG)
+    source = data if direction == "seal" else chunked.encrypt(KEY, data, CTX)
+    release, pieces = threading.Event(), []
+
+    def progress(n: int) -> None:
+        pieces.append(n)
+        if len(pieces) >= RING:
+            release.set()
+
+    sink = HeldSink(release, pieces)
+    run = seal_stream if direction == "seal" else open_stream
+    run(KEY, CTX, io.BytesIO(source), sink, progress=progress)
+    assert sink.seen is not None and sink.seen >= RING
+    if direction == "open":
+        assert sink.getvalue() == data
+
+
+class FailingSink(io.BytesIO):
+    """A consumer whose first write fails (a full disk)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def write(self, b: object) -> int:
+        self.calls += 1
+        time.sleep(0.05)  # later pieces are queued meanwhile
+        raise OSError(28, "No space left on device")
+
+
+@pytest.mark.parametrize("direction", ["seal", "open"])
+def test_no_write_is_attempted_after_a_failed_one(direction: str) -> None:
+    data = os.urandom(LONG)
+    source = data if direction == "seal" else chunked.encrypt(KEY, data, CTX)
+    run = seal_stream if direction == "seal" else open_stream
+    sink = FailingSink()
+    with pytest.raises(OSError, match="No space"):
+        run(KEY, CTX, io.BytesIO(source), sink)
+    assert sink.calls == 1

@@ -2,7 +2,7 @@
 //! process that built it (rebuilt after `fork()`), never rayon's global pool.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use std::mem::MaybeUninit;
 
@@ -26,13 +26,19 @@ static POOLS: Mutex<Option<Pools>> = Mutex::new(None);
 const LOCK_TRIES: usize = 10_000;
 
 /// Worker count for `threads` = 0: `RAYON_NUM_THREADS` if set, else one per core.
+///
+/// Worked out once per process: `available_parallelism` reads the cgroup's CPU quota
+/// (about ten system calls) every time, and a streamed file makes one call per piece.
 fn all_cores() -> usize {
-    std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .filter(|&n| n > 0)
-        .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
-        .unwrap_or(1)
+    static ALL_CORES: OnceLock<usize> = OnceLock::new();
+    *ALL_CORES.get_or_init(|| {
+        std::env::var("RAYON_NUM_THREADS")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|&n| n > 0)
+            .or_else(|| std::thread::available_parallelism().ok().map(|n| n.get()))
+            .unwrap_or(1)
+    })
 }
 
 /// Runs `job` on `threads` workers (0 = one worker per core).
