@@ -25,6 +25,7 @@ UNUSED_BY_WHOLE_FILE = (
     "envelope.kms._aws",
     "envelope.kms._vault",
     "envelope.keystore._s3",
+    "cryptography",  # a plain local keyring seals with the native kernel; scrypt needs it
     # The other commands' CLI modules: only the command run is built.
     "envelope.cli._cluster_secret",
     "envelope.cli._completion",
