@@ -27,6 +27,7 @@ UNUSED_BY_WHOLE_FILE = (
     "envelope.keystore._s3",
     "pydantic",
     "pydantic_core",
+    "cryptography",  # a plain local keyring seals with the native kernel; scrypt needs it
     # The other commands' CLI modules: only the command run is built.
     "envelope.cli._cluster_secret",
     "envelope.cli._completion",

@@ -8,11 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
-from envelope.errors import ConfigError
+from envelope import _native
+from envelope.errors import ConfigError, DecryptionError
 
 __all__ = ["load_entries"]
 
@@ -42,6 +39,10 @@ def _unb64(s: object, what: str, path: Path) -> bytes:
 
 
 def _scrypt_key(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # Only a passphrase-protected keyring needs cryptography (a whole-file command with
+    # a plain keyring does not import it: start-up time).
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # noqa: PLC0415
+
     return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode())
 
 
@@ -90,8 +91,8 @@ def load_entries(
             raise ValueError("scrypt parameters out of bounds")
         key = _scrypt_key(passphrase, salt, n, r, p)
         aad = _document_aad(doc) if "generation" in doc else _FILE_LABEL + keyring_id.encode()
-        plain = AESGCM(key).decrypt(nonce, sealed, aad)
-    except InvalidTag:
+        plain = _native.aes256gcm_open(key, nonce, aad, sealed)
+    except DecryptionError:
         raise ConfigError(
             f"wrong passphrase for keyring {path}, or the file was tampered with"
         ) from None

@@ -6,8 +6,8 @@ be protected by a passphrase (scrypt, from ``cryptography``): then the key list 
 sealed with AES-256-GCM whose AAD is the whole public document (format, id, KDF
 parameters, version list and a ``generation`` counter raised by every save), so none
 of it can be changed, and an older file can be detected (``min_generation``); a
-passphrase never opens an unprotected file. Wrapping is AES-256-GCM with a random
-96-bit nonce and the encryption context in the AAD.
+passphrase never opens an unprotected file. Wrapping is AES-256-GCM (the native
+kernel's) with a random 96-bit nonce and the encryption context in the AAD.
 
 Wrapped key bytes: ``0x01 | u32 version | nonce (12) | ciphertext (32) | tag (16)``.
 """
@@ -24,9 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
+from envelope import _native
 from envelope._atomic import write_atomic
 from envelope._format.context import Context, encode_context
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError, KmsError
@@ -105,7 +103,8 @@ class LocalKms:
         self._created = created
         self._path = path
         self._passphrase = passphrase
-        self._ciphers = {v: AESGCM(bytes(k)) for v, k in keys.items()}
+        #: Each version's KEK as the AES-256-GCM of the native kernel takes it.
+        self._keks = {v: bytes(k) for v, k in keys.items()}
         #: The AAD of each version up to the context (label, keyring id, version).
         self._aad_heads = {v: self._aad_head(v) for v in keys}
         # The settings tree this keyring pickles as (never its keys); None: not picklable.
@@ -275,7 +274,8 @@ class LocalKms:
                 "salt": _b64(salt),
                 "nonce": _b64(nonce),
             }
-            sealed = AESGCM(key).encrypt(nonce, json.dumps(entries).encode(), _document_aad(doc))
+            plain = json.dumps(entries).encode()
+            sealed = _native.aes256gcm_seal(key, nonce, _document_aad(doc), plain)
             doc["keys_encrypted"] = _b64(sealed)
         try:
             write_atomic(self._path, json.dumps(doc, indent=2).encode() + b"\n", mode=0o600)
@@ -323,7 +323,7 @@ class LocalKms:
         material = bytearray(secrets.token_bytes(32))
         self._keys[version] = material
         self._created[version] = _now()
-        self._ciphers[version] = AESGCM(bytes(material))
+        self._keks[version] = bytes(material)
         self._save()
         return version
 
@@ -361,8 +361,8 @@ class LocalKms:
             raise ValueError("a data key is 32 bytes")
         version = self.current_version
         nonce = os.urandom(12)  # the OS CSPRNG, as secrets.token_bytes (two calls fewer)
-        sealed = self._ciphers[version].encrypt(
-            nonce, bytes(plaintext), self._aad(version, context)
+        sealed = _native.aes256gcm_seal(
+            self._keks[version], nonce, self._aad(version, context), bytes(plaintext)
         )
         blob = struct.pack(">BI", _BLOB_FORMAT, version) + nonce + sealed
         return WrappedKey(self.provider_id, self._id, blob)
@@ -392,17 +392,18 @@ class LocalKms:
         version = wrapped_version(blob)
         if version is None:
             raise DecryptionError()
-        cipher = self._ciphers.get(version)
-        if cipher is None:
+        kek = self._keks.get(version)
+        if kek is None:
             raise KeyUnavailableError(
                 f"the data key is wrapped with version {version} of local keyring {self._id}, "
                 f"which the keyring at {self._path or 'memory'} does not hold "
                 f"(it has versions {min(self._keys)}..{self.current_version})"
             )
         try:
-            return bytearray(cipher.decrypt(blob[5:17], blob[17:], self._aad(version, context)))
-        except InvalidTag:
-            raise DecryptionError() from None
+            opened = _native.aes256gcm_open(kek, blob[5:17], self._aad(version, context), blob[17:])
+        except DecryptionError:
+            raise DecryptionError() from None  # the kernel's own message, as ever: none
+        return bytearray(opened)
 
     def rewrap(self, wrapped: WrappedKey, context: Context) -> WrappedKey:
         """Re-wraps under the newest KEK version.
