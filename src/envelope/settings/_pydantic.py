@@ -13,15 +13,17 @@ from typing import Any
 
 from pydantic_core import PydanticCustomError, core_schema
 
-from envelope.settings._schema import SETTINGS_PROBLEMS, Model, ValidationError
+from envelope.settings._problems import SETTINGS_PROBLEMS, ValidationError
 
 __all__ = ["core_schema_for"]
 
 
-def core_schema_for(model: type[Model]) -> core_schema.CoreSchema:
-    """The pydantic-core schema of a field of type ``model``."""
+def core_schema_for(model: type[Any]) -> core_schema.CoreSchema:
+    """The pydantic-core schema of a field of type ``model`` (a settings
+    :class:`~envelope.settings._schema.Model`; typed loosely so that this module does not
+    import the schema module, which imports it on use)."""
 
-    def validate(value: Any, info: core_schema.ValidationInfo) -> Model:
+    def validate(value: Any, info: core_schema.ValidationInfo) -> Any:
         try:
             return model.model_validate(value, context=info.context)
         except ValidationError as exc:

@@ -18,6 +18,7 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, TypeVar, dataclass_transform, get_type_hints, overload
 
+from envelope.settings._problems import SETTINGS_PROBLEMS, ValidationError
 from envelope.settings._types import INVALID, Check, Loc, check_for, error, greater_than
 
 __all__ = [
@@ -31,37 +32,7 @@ __all__ = [
 
 T = TypeVar("T")
 M = TypeVar("M", bound="Model")
-#: The error type a pydantic model reports a nested settings model's problems under
-#: (``ctx["errors"]``: their records, located relative to the field).
-SETTINGS_PROBLEMS = "settings_problems"
 _REQUIRED: Any = object()
-
-
-class ValidationError(ValueError):
-    """Settings that do not validate: one pydantic-shaped record per problem.
-
-    Each record of :meth:`errors` has ``type``, ``loc`` (the field's path), ``msg``,
-    ``input`` and maybe ``ctx``, as :class:`pydantic.ValidationError` records do.
-    """
-
-    def __init__(self, title: str, errors: list[dict[str, Any]]) -> None:
-        self.title = title
-        self._errors = errors
-        n = len(errors)
-        lines = [f"{n} validation error{'' if n == 1 else 's'} for {title}"]
-        for e in errors:
-            if e["loc"]:
-                lines.append(".".join(str(p) for p in e["loc"]))
-            lines.append(f"  {e['msg']} [type={e['type']}]")
-        super().__init__("\n".join(lines))
-
-    def errors(self) -> list[dict[str, Any]]:
-        """The problems, in the order found."""
-        return [dict(e) for e in self._errors]
-
-    def error_count(self) -> int:
-        """How many problems."""
-        return len(self._errors)
 
 
 class _Problem(Exception):
