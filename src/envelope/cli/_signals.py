@@ -64,7 +64,7 @@ def run_terminable(command: Callable[[], int]) -> int:
     previous_fd = signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
     threading.Thread(
         target=_nudge,
-        args=(wakeup_read, state, threading.main_thread().ident),
+        args=(wakeup_read, state, threading.main_thread().ident, handler),
         name="envelope-signals",
         daemon=True,
     ).start()
@@ -81,13 +81,26 @@ def run_terminable(command: Callable[[], int]) -> int:
             signal.signal(s, h)
 
 
-def _nudge(wakeup: int, state: dict[str, int | None], main: int | None) -> None:
-    """Re-sends a handled signal to the main thread until its handler has run."""
+def _nudge(
+    wakeup: int,
+    state: dict[str, int | None],
+    main: int | None,
+    handler: Callable[[int, FrameType | None], None],
+) -> None:
+    """Re-sends a handled signal to the main thread until its handler has run, and only
+    while that handler is in place: a command that set its own for a while (``edit``
+    removes its scratch files on a signal) has had the signal delivered to that one, and
+    a second delivery would interrupt its clean-up."""
     signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED)  # process signals go to the main thread
     try:
         while data := os.read(wakeup, 64):
             for signum in data:
-                while signum in HANDLED and state["signum"] is None and main is not None:
+                while (
+                    signum in HANDLED
+                    and state["signum"] is None
+                    and main is not None
+                    and signal.getsignal(signum) is handler
+                ):
                     signal.pthread_kill(main, signum)
                     time.sleep(0.05)
     finally:
