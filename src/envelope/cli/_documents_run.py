@@ -231,10 +231,13 @@ def cmd_edit(args: argparse.Namespace) -> int:
     """Decrypt into a private memory-backed file, run $EDITOR, re-seal changed values."""
     fmt = _type_of(args, args.input)
     parent = _edit.memory_dir(args.tmpdir, allow_disk=args.allow_disk)
-    with _open(args, args.input, fmt) as doc, _edit.private_dir(parent) as tmp:
-        suffix = Path(args.input).suffix if Path(args.input).suffix else ".txt"
-        interactive = sys.stdin.isatty() and sys.stderr.isatty()
-        result = _edit.edit_loop(doc, tmp / f"edit{suffix}", fmt, interactive=interactive)
+    try:
+        with _open(args, args.input, fmt) as doc, _edit.private_dir(parent) as tmp:
+            suffix = Path(args.input).suffix if Path(args.input).suffix else ".txt"
+            interactive = sys.stdin.isatty() and sys.stderr.isatty()
+            result = _edit.edit_loop(doc, tmp / f"edit{suffix}", fmt, interactive=interactive)
+    except _edit.Interrupted as exc:  # the scratch files are gone; exit as any command does
+        return 128 + exc.signum
     if result is None:
         if not args.quiet:
             print(f"envelope: no change: {args.input} left untouched", file=sys.stderr)
