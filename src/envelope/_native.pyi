@@ -13,6 +13,8 @@ __all__ = [
     "SEALED_CHUNK_LEN",
     "TAG_LEN",
     "BatchCipher",
+    "FreshKeyMessages",
+    "KeyWrap",
     "MessageOpener",
     "MessageSealer",
     "StreamOpener",
@@ -24,6 +26,7 @@ __all__ = [
     "cobblestone_opened_len",
     "cobblestone_seal",
     "cobblestone_sealed_len",
+    "fresh_key_counts",
     "hkdf_sha512_into",
 ]
 
@@ -55,6 +58,32 @@ def cobblestone_open(
     threads: int = 0,
     out: Buffer | None = None,
 ) -> bytes | None: ...
+def fresh_key_counts() -> tuple[int, int]: ...
+
+@final
+class KeyWrap:
+    def __new__(cls, kek: Buffer, head: bytes) -> Self: ...
+    @property
+    def wrapped_len(self) -> int: ...
+    def wrap(self, data_key: Buffer, aad: bytes) -> bytes: ...
+    def unwrap_into(self, wrapped: bytes, aad: bytes, out: Buffer) -> None: ...
+
+@final
+class FreshKeyMessages:
+    def __new__(
+        cls,
+        wrap: KeyWrap,
+        wrap_aad: bytes,
+        head: bytes,
+        tail: bytes,
+        context: bytes,
+        label: bytes,
+        cluster_part: Buffer | None = None,
+    ) -> Self: ...
+    @property
+    def header_len(self) -> int: ...
+    def seal(self, message: Buffer, threads: int = 0) -> bytes: ...
+    def open(self, message: Buffer, threads: int = 0) -> bytes | None: ...
 
 @final
 class MessageSealer:

@@ -26,6 +26,7 @@ mod error;
 #[doc(hidden)]
 pub mod gcm;
 mod kdf;
+pub mod keywrap;
 mod nonces;
 mod parallel;
 

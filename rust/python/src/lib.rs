@@ -13,6 +13,7 @@ mod batch;
 mod buffers;
 mod errors;
 mod fresh;
+mod keywrap;
 mod message;
 mod streams;
 
@@ -189,6 +190,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("RECORD_OVERHEAD", envelope_kernel::batch::RECORD_OVERHEAD)?;
     m.add("MAX_BATCH_RECORDS", envelope_kernel::batch::MAX_RECORDS)?;
     m.add_class::<batch::BatchCipher>()?;
+    m.add_function(wrap_pyfunction!(keywrap::fresh_key_counts, m)?)?;
+    m.add_class::<keywrap::KeyWrap>()?;
+    m.add_class::<keywrap::FreshKeyMessages>()?;
     m.add_class::<message::MessageSealer>()?;
     m.add_class::<message::MessageOpener>()?;
     m.add_class::<streams::StreamSealer>()?;

@@ -74,6 +74,12 @@ class KeyVersion:
     created: str
 
 
+def _key_wrap(version: int, kek: bytearray) -> _native.KeyWrap:
+    """Version ``version``'s KEK, expanded natively (no copy of it is made here); its
+    blobs start with the format and the version."""
+    return _native.KeyWrap(kek, struct.pack(">BI", _BLOB_FORMAT, version))
+
+
 def _now() -> str:
     return datetime.now(UTC).replace(microsecond=0).isoformat()
 
@@ -103,8 +109,10 @@ class LocalKms:
         self._created = created
         self._path = path
         self._passphrase = passphrase
-        #: Each version's KEK as the AES-256-GCM of the native kernel takes it.
-        self._keks = {v: bytes(k) for v, k in keys.items()}
+        #: Each version's KEK, expanded once by the native kernel (which wipes it when
+        #: dropped), with the head of its blobs (format, version).
+        self._wraps = {v: _key_wrap(v, k) for v, k in keys.items()}
+        self._current = max(keys)  # read per message: kept, not computed
         #: The AAD of each version up to the context (label, keyring id, version).
         self._aad_heads = {v: self._aad_head(v) for v in keys}
         # The settings tree this keyring pickles as (never its keys); None: not picklable.
@@ -301,7 +309,7 @@ class LocalKms:
     @property
     def current_version(self) -> int:
         """The KEK version new wraps use."""
-        return max(self._keys)
+        return self._current
 
     def versions(self) -> list[KeyVersion]:
         """Every KEK version, oldest first."""
@@ -323,7 +331,8 @@ class LocalKms:
         material = bytearray(secrets.token_bytes(32))
         self._keys[version] = material
         self._created[version] = _now()
-        self._keks[version] = bytes(material)
+        self._wraps[version] = _key_wrap(version, material)
+        self._current = version
         self._save()
         return version
 
@@ -360,12 +369,19 @@ class LocalKms:
         if len(plaintext) != DATA_KEY_BYTES:
             raise ValueError("a data key is 32 bytes")
         version = self.current_version
-        nonce = os.urandom(12)  # the OS CSPRNG, as secrets.token_bytes (two calls fewer)
-        sealed = _native.aes256gcm_seal(
-            self._keks[version], nonce, self._aad(version, context), bytes(plaintext)
-        )
-        blob = struct.pack(">BI", _BLOB_FORMAT, version) + nonce + sealed
+        # format, version, then a fresh nonce (from the OS, as os.urandom) and the AEAD
+        blob = self._wraps[version].wrap(plaintext, self._aad(version, context))
         return WrappedKey(self.provider_id, self._id, blob)
+
+    def message_wrap(self, context: Context) -> tuple[int, _native.KeyWrap, bytes]:
+        """The newest KEK version, its native wrap and the AAD of data keys wrapped under
+        ``context``: what :meth:`generate_data_key` uses, for the one-call message path
+        (:mod:`envelope._keys.fresh_messages`), which wraps exactly as it does.
+
+        Raises nothing.
+        """
+        version = self.current_version
+        return version, self._wraps[version], self._aad(version, context)
 
     def generate_data_key(self, context: Context) -> DataKey:
         """A fresh random data key, wrapped under the newest KEK version.
@@ -392,17 +408,17 @@ class LocalKms:
         version = wrapped_version(blob)
         if version is None:
             raise DecryptionError()
-        kek = self._keks.get(version)
-        if kek is None:
+        wrap = self._wraps.get(version)
+        if wrap is None:
             raise KeyUnavailableError(
                 f"the data key is wrapped with version {version} of local keyring {self._id}, "
                 f"which the keyring at {self._path or 'memory'} does not hold "
                 f"(it has versions {min(self._keys)}..{self.current_version})"
             )
         # A wrong tag raises the kernel's DecryptionError: the opaque one, with no message.
-        return bytearray(
-            _native.aes256gcm_open(kek, blob[5:17], self._aad(version, context), blob[17:])
-        )
+        key = bytearray(DATA_KEY_BYTES)
+        wrap.unwrap_into(blob, self._aad(version, context), key)
+        return key
 
     def rewrap(self, wrapped: WrappedKey, context: Context) -> WrappedKey:
         """Re-wraps under the newest KEK version.
