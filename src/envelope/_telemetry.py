@@ -26,6 +26,7 @@ import importlib.util
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from envelope.errors import DecryptionError, KmsError
@@ -38,11 +39,13 @@ __all__ = [
     "cache_miss",
     "cached_message",
     "configure",
+    "count_native_calls",
     "disable",
     "enabled",
     "kms_call",
     "kms_call_counts",
     "measuring",
+    "native_kms_calls_unseen",
     "processed",
 ]
 
@@ -197,7 +200,13 @@ def kms_call_counts() -> dict[tuple[str, str, str], tuple[int, float]]:
     """KMS calls of this process so far: (backend, operation, outcome) -> (calls,
     total seconds)."""
     with _counts_lock:
-        return {k: (int(v[0]), v[1]) for k, v in _counts.items()}
+        out = {k: (int(v[0]), v[1]) for k, v in _counts.items()}
+    for source in _native_sources:
+        for (backend, operation), n in source().items():
+            if n:
+                calls, seconds = out.get((backend, operation, "ok"), (0, 0.0))
+                out[backend, operation, "ok"] = (calls + n, seconds)
+    return out
 
 
 def _outcome(exc: BaseException | None) -> str:
@@ -295,6 +304,26 @@ class KmsCall:
 #: provider id is ``backend``: use as ``with``; an exception raised inside passes
 #: through unchanged. The class itself: no wrapper call per KMS call.
 kms_call = KmsCall
+
+
+def native_kms_calls_unseen() -> bool:
+    """True when a KMS call made inside a native call (the local keyring's one-call
+    message path) loses nothing :func:`kms_call` would report: no span would be
+    recorded and ``envelope.kms`` does not log at DEBUG. Else callers take the path
+    that wraps the call in :func:`kms_call`."""
+    otel = _otel if _otel is not None else _current()
+    return (otel is None or not otel.tracing()) and not _kms_log.isEnabledFor(logging.DEBUG)
+
+
+def count_native_calls(source: Callable[[], dict[tuple[str, str], int]]) -> None:
+    """Adds ``source`` to :func:`kms_call_counts`: it returns the successful KMS calls,
+    by (backend, operation), that native code made and counted itself (the local
+    keyring's one-call messages), which are not timed (they take well under a
+    microsecond)."""
+    _native_sources.append(source)
+
+
+_native_sources: list[Callable[[], dict[tuple[str, str], int]]] = []
 
 
 def _reason(error: BaseException) -> str:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from envelope import _native
 
-__all__ = ["derive_input_key"]
+__all__ = ["derive_input_key", "input_key_label"]
 
 _LABEL_SPLIT = b"envelope.dev/v1 input key: kms part || cluster part"
 _LABEL_KMS_ONLY = b"envelope.dev/v1 input key: kms part"
+
+
+def input_key_label(split: bool) -> bytes:
+    """The HKDF info of :func:`derive_input_key` with (``split``) or without a cluster
+    part, for the native one-call path, which derives the same key."""
+    return _LABEL_SPLIT if split else _LABEL_KMS_ONLY
 
 
 def derive_input_key(

@@ -37,6 +37,7 @@ from envelope._format.message import (
 from envelope._keys.cache import DataKeyCache
 from envelope._keys.cluster import ClusterSecret
 from envelope._keys.derive import derive_input_key
+from envelope._keys.fresh_messages import FreshMessages, fresh_messages
 from envelope._keys.interned import Interned, intern
 from envelope._keys.policy import AcceptancePolicy, Principal, check_custodians
 from envelope._keys.slots import Accept, SlotOpener, wipe, wrap_key
@@ -50,12 +51,13 @@ from envelope._keys.threshold import split_key
 from envelope._keys.verify import commitment_check
 from envelope.errors import ConfigError, DecryptionError, KeyUnavailableError
 from envelope.keystore import KeyStore, StoredKey
-from envelope.kms import KmsBackend
+from envelope.kms import KmsBackend, LocalKms
 from envelope.kms._types import DATA_KEY_BYTES, WrappedKey
 
 __all__ = ["KeySource", "wipe"]
 
 
+_MAX_FRESH = 256  # contexts whose one-call templates are kept (see KeySource.one_call)
 _UNSPLIT = SplitDescriptor()  # frozen: one for every new message without a split
 
 
@@ -101,6 +103,15 @@ class KeySource(SlotOpener):
         #: message that starts with the same bytes reuses both (no parse, no copy, and
         #: a key the cache finds by identity). Replaced whole.
         self._last_header: tuple[bytes, Hashable] | None = None
+        #: The keyring of the one-call path of uncached messages (:meth:`fresh`): a
+        #: local keyring alone, no threshold, no cache. None: no such path.
+        self._local = (
+            backends[0]
+            if len(backends) == 1 and type(backends[0]) is LocalKms and threshold is None
+            else None
+        )
+        #: That path's templates by context (bounded: contexts may be many).
+        self._fresh: dict[Context, FreshMessages] = {}
 
     def identity(self) -> tuple[object, ...]:
         """What this source trusts and holds, and whose credentials it uses: part of
@@ -216,6 +227,45 @@ class KeySource(SlotOpener):
             return slots, split, derive_input_key(data_key, part)
         finally:
             wipe(data_key)
+
+    # -- whole messages: the one-call path of uncached local-keyring messages ----------
+
+    def one_call(self, ctx: Context) -> FreshMessages | None:
+        """The one-call path of uncached messages under ``ctx``
+        (:mod:`envelope._keys.fresh_messages`), or None where it does not apply: a
+        cache, several backends or another KMS, a threshold, or a KMS call that
+        telemetry must see whole (:func:`envelope._telemetry.native_kms_calls_unseen`).
+        Made again after a KEK rotation or a new cluster part.
+
+        Raises:
+            ConfigError: the cluster secret was wiped.
+        """
+        local = self._local
+        if local is None or self.cache is not None or not _telemetry.native_kms_calls_unseen():
+            return None
+        try:
+            found = self._fresh.get(ctx)
+        except TypeError:  # an unhashable context (a list of pairs)
+            return None
+        cluster = self.cluster
+        if found is not None and found.version == local.current_version:
+            if cluster is None:
+                return found
+            if found.part is cluster.current:
+                found.part.material  # noqa: B018 - raises ConfigError once the part is wiped
+                return found
+        part = cluster.current if cluster is not None else None
+        if len(self._fresh) >= _MAX_FRESH:
+            self._fresh.clear()
+        split, _ = self._part()
+        slot = (KeySlot(local.provider_id, local.key_id, b""),)
+        try:
+            self.policy.check_message(split, slot, self.backends)
+            opens = True
+        except DecryptionError:
+            opens = False
+        found = self._fresh[ctx] = fresh_messages(local, ctx, split, part, opens)
+        return found
 
     # -- whole messages: the message-prefix cache -------------------------------------
 
