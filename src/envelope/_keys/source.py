@@ -103,7 +103,7 @@ class KeySource(SlotOpener):
         #: message that starts with the same bytes reuses both (no parse, no copy, and
         #: a key the cache finds by identity). Replaced whole.
         self._last_header: tuple[bytes, Hashable] | None = None
-        #: The keyring of the one-call path of uncached messages (:meth:`fresh`): a
+        #: The keyring of the one-call path of uncached messages (:meth:`one_call`): a
         #: local keyring alone, no threshold, no cache. None: no such path.
         self._local = (
             backends[0]
