@@ -177,11 +177,13 @@ def test_a_wiped_cluster_secret_raises_on_any_use() -> None:
     assert cluster.ids[0].startswith("cs-")  # the public id stays readable
 
 
-def test_a_wiped_cluster_secret_is_not_used_through_a_cache() -> None:
+@pytest.mark.parametrize("cached", [True, False], ids=["cache", "one-call-path"])
+def test_a_wiped_cluster_secret_is_not_used_by_what_holds_a_copy(cached: bool) -> None:
+    # A cache holds the input key; the uncached local-keyring path holds the part.
     kms, cluster = LocalKms.ephemeral(), ClusterSecret.generate()
-    env = Envelope(kms, cluster, cache=DataKeyCache())
+    env = Envelope(kms, cluster, cache=DataKeyCache() if cached else None)
     blob = env.encrypt(b"x", CTX)
-    assert env.decrypt(blob, CTX) == b"x"  # prefix and input key now cached
+    assert env.decrypt(blob, CTX) == b"x"  # prefix and input key (or template) now held
     cluster.wipe()
     with pytest.raises(ConfigError, match="wiped"):
         env.encrypt(b"y", CTX)
