@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from shlex import quote as shlex_quote
 
-from benchmarks.bench_files import _run, _versions
+from benchmarks.bench_files import _run, _versions, init_keyring, write_inputs
 from benchmarks.report import Suite, Table
 
 
@@ -49,17 +49,8 @@ def run(quick: bool) -> Suite:
         ["command", "seconds", "GB/s", "x cp && sync", "x bare cp"],
     )
     try:
-        subprocess.run(
-            [sys.executable, "-m", "envelope", "keyring", "init"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
-        plain, enc, out = work / "plain", work / "plain.env", work / "out"
-        with open(plain, "wb") as f:
-            for _ in range(size >> 20):
-                f.write(os.urandom(1 << 20))
-        _run(f"{envelope} encrypt --no-split {plain} -o {enc}", env)
+        init_keyring(env)
+        plain, enc, out = write_inputs(work, size, env, envelope)
         os.sync()
         cases = [
             ("cp FILE OUT (returns before the data is on disk)", f"cp {plain} {out}"),

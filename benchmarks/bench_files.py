@@ -44,6 +44,29 @@ def _run(cmd: str, env: dict[str, str]) -> tuple[float, float]:
     return secs, rss
 
 
+def init_keyring(env: dict[str, str]) -> None:
+    """Creates the local keyring at ``env["ENVELOPE_KEYRING"]``."""
+    subprocess.run(
+        [sys.executable, "-m", "envelope", "keyring", "init"],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+
+
+def write_inputs(
+    work: Path, size: int, env: dict[str, str], envelope: str
+) -> tuple[Path, Path, Path]:
+    """``work/plain`` of ``size`` random bytes, its ciphertext ``work/plain.env`` (made
+    once, for the decrypt rows) and the output path ``work/out``."""
+    plain, enc, out = work / "plain", work / "plain.env", work / "out"
+    with open(plain, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(os.urandom(1 << 20))
+    _run(f"{envelope} encrypt --no-split {plain} -o {enc}", env)
+    return plain, enc, out
+
+
 def _best(cmd: str, env: dict[str, str], repeat: int, cleanup: list[Path]) -> tuple[float, float]:
     runs = []
     for _ in range(repeat):
@@ -72,20 +95,10 @@ def run(quick: bool) -> Suite:
     )
     plot = Plot("files", "Files on tmpfs: throughput vs file size", "file bytes", "GB/s")
     try:
-        subprocess.run(
-            [sys.executable, "-m", "envelope", "keyring", "init"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        init_keyring(env)
         openssl = shutil.which("openssl")
         for size in sizes:
-            plain, enc, out = work / "plain", work / "plain.env", work / "out"
-            with open(plain, "wb") as f:
-                for _ in range(size >> 20):
-                    f.write(os.urandom(1 << 20))
-            # Produce the ciphertext once for the decrypt rows.
-            _run(f"{envelope} encrypt --no-split {plain} -o {enc}", env)
+            plain, enc, out = write_inputs(work, size, env, envelope)
             cases = [
                 ("cp FILE OUT", f"cp {plain} {out}", "cp"),
                 (
