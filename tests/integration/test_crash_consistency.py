@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.support.crash import run_campaign
-from tests.support.crash_worlds import SCENARIOS, Decrypt, Rewrap
+from tests.support.crash_worlds import SCENARIOS, Decrypt, KeystoreRewrap, Rewrap
 
 
 def test_kills_at_random_points_lose_nothing(tmp_path: Path) -> None:
@@ -38,6 +38,21 @@ def test_a_complete_replace_temporary_is_stale_not_a_problem(tmp_path: Path) -> 
     temp.write_bytes(victim.read_bytes()[:-10])  # partial: a problem
     assert world.check(finished=False) == [f"unexpected file msgs/{temp.name}"]
     assert world.stale_hidden() == 0
+
+
+def test_a_complete_key_store_replace_temporary_is_stale_not_a_problem(tmp_path: Path) -> None:
+    """As above for `keystore rewrap`, whose replaced files are key-store versions (a kill
+    there was once reported as an unexpected file)."""
+    world = KeystoreRewrap(tmp_path / "w")
+    versions = tmp_path / "w" / "keys" / "svc" / "dek"
+    victim = versions / "v00000013"
+    temp = versions / ".v00000013.0123456789ab.tmp"
+    temp.write_bytes(victim.read_bytes())
+    assert world.check(finished=False) == [] and world.stale_hidden() == 1
+    temp.write_bytes(victim.read_bytes()[:-10])  # partial: a problem
+    assert world.check(finished=False) == [f"unexpected file keys/svc/dek/{temp.name}"]
+    temp.write_bytes((versions / "v00000012").read_bytes())  # another version's key
+    assert world.check(finished=False) == [f"unexpected file keys/svc/dek/{temp.name}"]
 
 
 def test_the_checks_see_a_lost_original(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from envelope import ClusterSecret, Envelope, LocalKms
-from envelope.keystore import FileKeyStore
+from envelope.keystore import FileKeyStore, StoredKey
 
 #: The hidden name an atomic replace gives the finished file just before renaming it over
 #: the target (envelope._atomic): a kill between the two calls leaves it, complete, until
@@ -255,6 +255,21 @@ class KeystoreRewrap(World):
         if name != rel and name.startswith("v") and len(name.removesuffix(".lock")) == 9:
             return name[1:9].isdigit()
         return rel in self.allowed
+
+    def complete_output(self, target: str, data: bytes) -> bool:
+        """A key-store version is complete if it holds the same data key as the version
+        it replaces (a rewrap changes the wrapping, never the key)."""
+        name = target.removeprefix("keys/svc/dek/")
+        if name == target or not name.startswith("v"):
+            return super().complete_output(target, data)
+        version = int(name[1:])
+        keys = self.envelope()._keys  # the key store's own unwrap, as decryption uses it
+        current = keys.unwrap_stored(self.store.get("svc/dek", version))
+        try:
+            candidate = keys.unwrap_stored(StoredKey("svc/dek", version, data, ""))
+        except Exception:
+            return False
+        return candidate == current
 
 
 class KeystorePut(KeystoreRewrap):
