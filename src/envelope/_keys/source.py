@@ -105,11 +105,8 @@ class KeySource(SlotOpener):
         self._last_header: tuple[bytes, Hashable] | None = None
         #: The keyring of the one-call path of uncached messages (:meth:`one_call`): a
         #: local keyring alone, no threshold, no cache. None: no such path.
-        self._local = (
-            backends[0]
-            if len(backends) == 1 and type(backends[0]) is LocalKms and threshold is None
-            else None
-        )
+        alone = len(backends) == 1 and threshold is None and cache is None
+        self._local = backends[0] if alone and type(backends[0]) is LocalKms else None
         #: That path's templates by context (bounded: contexts may be many).
         self._fresh: dict[Context, FreshMessages] = {}
 
@@ -241,7 +238,7 @@ class KeySource(SlotOpener):
             ConfigError: the cluster secret was wiped.
         """
         local = self._local
-        if local is None or self.cache is not None or not _telemetry.native_kms_calls_unseen():
+        if local is None or not _telemetry.native_kms_calls_unseen():
             return None
         try:
             found = self._fresh.get(ctx)
